@@ -1,0 +1,8 @@
+//! The CPU implementations (rayon-parallel): resampling, B-spline prefilter, PSF model,
+//! 2-D real FFTs and Richardson–Lucy deconvolution.
+
+pub mod deconvolve;
+pub mod fft2;
+pub mod psf;
+pub mod resample;
+pub mod spline;
