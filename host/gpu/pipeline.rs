@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use cudarc::driver::sys::CUevent_flags;
-use cudarc::driver::CudaEvent;
+use cudarc::driver::{CudaEvent, CudaSlice};
 use ndarray::{Array2, ArrayView2};
 
 use crate::error::{Error, Result, Source};
@@ -28,7 +28,7 @@ use super::deconvolve::{
 use super::device::{gpu_err, GpuDevice};
 use super::psf::{psf_device, PsfParams};
 use super::register::{register_device, RegisterParams};
-use super::DeviceImage;
+use super::{DeviceImage, PinnedBuffer};
 
 /// Output pixel type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -127,8 +127,8 @@ impl<'a> Timer<'a> {
             marks: Vec::new(),
         }
     }
-    /// Records an event now; returns its index.
-    fn mark(&mut self) -> Result<usize> {
+    /// Records an event now.
+    fn mark(&mut self) -> Result<()> {
         let e = self
             .dev
             .ctx
@@ -137,7 +137,27 @@ impl<'a> Timer<'a> {
         e.record(&self.dev.stream)
             .map_err(|e| gpu_err("cuEventRecord", e))?;
         self.marks.push(e);
-        Ok(self.marks.len() - 1)
+        Ok(())
+    }
+    /// Stage times from the eight marks: start, uploaded, converted, deconvolved,
+    /// registered, converted out, statistics, downloaded.
+    fn stage_times(&self) -> Result<StageTimes> {
+        if self.marks.len() != 8 {
+            return Err(gpu_err(
+                "pipeline timer",
+                format!("{} marks", self.marks.len()),
+            ));
+        }
+        Ok(StageTimes {
+            upload_ms: self.ms(0, 1)?,
+            convert_in_ms: self.ms(1, 2)?,
+            deconvolve_ms: self.ms(2, 3)?,
+            register_ms: self.ms(3, 4)?,
+            convert_out_ms: self.ms(4, 5)?,
+            stats_ms: self.ms(5, 6)?,
+            download_ms: self.ms(6, 7)?,
+            total_ms: self.ms(0, 7)?,
+        })
     }
     fn ms(&self, a: usize, b: usize) -> Result<f32> {
         self.marks[a]
@@ -191,26 +211,26 @@ impl<'d> GpuPipeline<'d> {
         Ok(otf)
     }
 
-    /// Runs `job` on an int16 level-1 image (`[row, col]`).
-    pub fn run_i16(&mut self, data: ArrayView2<i16>, job: &Job) -> Result<PipelineResult> {
+    /// Convert in, deconvolve, register: marks 2, 3, 4 of `t`.
+    fn process(
+        &mut self,
+        raw: &CudaSlice<i16>,
+        nx: usize,
+        ny: usize,
+        job: &Job,
+        t: &mut Timer,
+    ) -> Result<DeviceImage> {
         let dev = self.dev;
-        let (ny, nx) = data.dim();
         let n = nx * ny;
-        let host = buffer::contiguous(&data);
-        let mut t = Timer::new(dev);
-        let m0 = t.mark()?;
-        let raw = upload(dev, &host, "int16 image")?;
-        let m_up = t.mark()?;
         let mut f = alloc::<f32>(dev, n, "f32 image")?;
-        device_i16_to_f32(dev, &raw, n, &mut f, &job.scaling)?;
-        drop(raw);
-        let m_conv = t.mark()?;
+        device_i16_to_f32(dev, raw, n, &mut f, &job.scaling)?;
+        t.mark()?;
         let mut img = DeviceImage { data: f, nx, ny };
         if let Some(dp) = &job.deconvolve {
             let otf = self.otf(job.channel, ny, nx)?;
             img = deconvolve_device(dev, img, &otf, dp)?;
         }
-        let m_dec = t.mark()?;
+        t.mark()?;
         if let Some(rj) = &job.register {
             let mut p = rj.params.clone();
             if rj.missing_from_data || rj.clip_to_input {
@@ -235,50 +255,96 @@ impl<'d> GpuPipeline<'d> {
             }
             img = register_device(dev, img, &p)?;
         }
-        let m_reg = t.mark()?;
+        t.mark()?;
+        Ok(img)
+    }
+
+    /// Runs `job` on an int16 level-1 image (`[row, col]`).
+    pub fn run_i16(&mut self, data: ArrayView2<i16>, job: &Job) -> Result<PipelineResult> {
+        let dev = self.dev;
+        let (ny, nx) = data.dim();
+        let host = buffer::contiguous(&data);
+        let mut t = Timer::new(dev);
+        t.mark()?;
+        let raw = upload(dev, &host, "int16 image")?;
+        t.mark()?;
+        let img = self.process(&raw, nx, ny, job, &mut t)?;
+        drop(raw);
         let (onx, ony, on) = (img.nx, img.ny, img.len());
-        let (data, stats, m_out, m_stats, m_down) = match job.output {
+        let (data, stats) = match job.output {
             OutputKind::I16 => {
                 let mut o = alloc::<i16>(dev, on, "int16 output")?;
                 device_f32_to_i16(dev, &img.data, on, &mut o)?;
-                let m_out = t.mark()?;
+                t.mark()?;
                 let st = device_stats_i16(dev, &o, on, Some(-32768))?;
-                let m_stats = t.mark()?;
+                t.mark()?;
                 let v = download_vec(dev, &o, on, "int16 output")?;
-                let m_down = t.mark()?;
-                (
-                    PipelineOutput::I16(buffer::to_array(v, onx, ony)?),
-                    st,
-                    m_out,
-                    m_stats,
-                    m_down,
-                )
+                t.mark()?;
+                (PipelineOutput::I16(buffer::to_array(v, onx, ony)?), st)
             }
             OutputKind::F32 => {
-                let m_out = t.mark()?;
+                t.mark()?;
                 let st = device_stats_f32(dev, &img.data, on)?;
-                let m_stats = t.mark()?;
+                t.mark()?;
                 let v = download_vec(dev, &img.data, on, "f32 output")?;
-                let m_down = t.mark()?;
-                (
-                    PipelineOutput::F32(buffer::to_array(v, onx, ony)?),
-                    st,
-                    m_out,
-                    m_stats,
-                    m_down,
-                )
+                t.mark()?;
+                (PipelineOutput::F32(buffer::to_array(v, onx, ony)?), st)
             }
         };
-        let times = StageTimes {
-            upload_ms: t.ms(m0, m_up)?,
-            convert_in_ms: t.ms(m_up, m_conv)?,
-            deconvolve_ms: t.ms(m_conv, m_dec)?,
-            register_ms: t.ms(m_dec, m_reg)?,
-            convert_out_ms: t.ms(m_reg, m_out)?,
-            stats_ms: t.ms(m_out, m_stats)?,
-            download_ms: t.ms(m_stats, m_down)?,
-            total_ms: t.ms(m0, m_down)?,
-        };
+        let times = t.stage_times()?;
         Ok(PipelineResult { data, stats, times })
+    }
+
+    /// Like [`run_i16`](Self::run_i16) with int16 output, between page-locked host
+    /// buffers (the fast path for batches: DMA transfers, no staging copies). `input`
+    /// holds `nx · ny` values; `output` must hold the output image; returns the output
+    /// size `(nx, ny)`, its statistics and the stage times.
+    pub fn run_i16_pinned(
+        &mut self,
+        input: &PinnedBuffer<i16>,
+        nx: usize,
+        ny: usize,
+        job: &Job,
+        output: &mut PinnedBuffer<i16>,
+    ) -> Result<((usize, usize), Stats, StageTimes)> {
+        let dev = self.dev;
+        let n = nx * ny;
+        if n == 0 || input.len() < n {
+            return Err(Error::Shape {
+                file: Source::memory(),
+                reason: format!("pinned input holds {} values, image has {n}", input.len()),
+            });
+        }
+        let mut t = Timer::new(dev);
+        t.mark()?;
+        // as long as the pinned buffer: cudarc asserts equal-or-longer destinations
+        let mut raw = alloc::<i16>(dev, input.len(), "int16 image")?;
+        dev.stream
+            .memcpy_htod(&input.inner, &mut raw)
+            .map_err(|e| gpu_err("uploading the int16 image", e))?;
+        t.mark()?;
+        let img = self.process(&raw, nx, ny, job, &mut t)?;
+        drop(raw);
+        let on = img.len();
+        if output.len() < on {
+            return Err(Error::Shape {
+                file: Source::memory(),
+                reason: format!(
+                    "pinned output holds {} values, image has {on}",
+                    output.len()
+                ),
+            });
+        }
+        let mut o = alloc::<i16>(dev, output.len(), "int16 output")?;
+        device_f32_to_i16(dev, &img.data, on, &mut o)?;
+        t.mark()?;
+        let st = device_stats_i16(dev, &o, on, Some(-32768))?;
+        t.mark()?;
+        dev.stream
+            .memcpy_dtoh(&o, &mut output.inner)
+            .map_err(|e| gpu_err("downloading the int16 image", e))?;
+        t.mark()?;
+        dev.synchronize()?;
+        Ok(((img.nx, img.ny), st, t.stage_times()?))
     }
 }
