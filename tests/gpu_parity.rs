@@ -28,6 +28,14 @@ enum Backend {
 }
 
 impl Backend {
+    fn name(&self) -> &'static str {
+        match self {
+            Backend::Cpu => "CPU",
+            #[cfg(feature = "cuda")]
+            Backend::Cuda(_) => "GPU",
+        }
+    }
+
     #[cfg(feature = "cuda")]
     fn cuda() -> Backend {
         let idx = std::env::var("AIAPREP_GPU_INDEX")
@@ -358,7 +366,7 @@ macro_rules! test_device {
     };
 }
 
-fn assert_close(got: &[f32], want: &[f64], abs: f64, what: &str) -> f64 {
+fn assert_close(b: &Backend, got: &[f32], want: &[f64], abs: f64, what: &str) -> f64 {
     assert_eq!(got.len(), want.len(), "{what}: length");
     let mut worst = 0.0f64;
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
@@ -373,7 +381,10 @@ fn assert_close(got: &[f32], want: &[f64], abs: f64, what: &str) -> f64 {
             "{what}[{i}]: got {g}, want {w}, |d| {d:e} > {abs:e}"
         );
     }
-    eprintln!("PARITY {what}: max |GPU - ref| = {worst:e} (tolerance {abs:e})");
+    eprintln!(
+        "PARITY {what}: max |{} - ref| = {worst:e} (tolerance {abs:e})",
+        b.name()
+    );
     worst
 }
 
@@ -411,6 +422,7 @@ fn register_body(b: &Backend) {
             let got = b.register(&c);
             let want = reference_register(&c);
             assert_close(
+                b,
                 &got,
                 &want,
                 1e-5 * range,
@@ -453,7 +465,7 @@ fn deconvolve_body(b: &Backend) {
         .cloned()
         .filter(|v| !v.is_nan())
         .fold(0.0, f64::max);
-    assert_close(&got, &want, 2e-4 * max, "deconvolve 25 iterations");
+    assert_close(b, &got, &want, 2e-4 * max, "deconvolve 25 iterations");
 }
 test_device!(deconvolve_body, deconvolve_cpu, deconvolve_cuda);
 
@@ -482,7 +494,10 @@ fn psf_body(b: &Backend) {
             .unwrap()
             .0;
         assert_eq!(peak, (n / 2) * n + n / 2, "peak at [n/2, n/2]");
-        eprintln!("PARITY psf n {n} w {w}: max |GPU - ref| = {worst:e}");
+        eprintln!(
+            "PARITY psf n {n} w {w}: max |{} - ref| = {worst:e}",
+            b.name()
+        );
     }
 }
 test_device!(psf_body, psf_cpu, psf_cuda);
@@ -638,7 +653,10 @@ fn pipeline_body(b: &Backend) {
                 "pipeline (psf {use_psf}) pixel {i}: {g} vs {w}"
             );
         }
-        eprintln!("PARITY pipeline int16 (deconvolve {use_psf}): max |GPU - ref| = {worst} DN");
+        eprintln!(
+            "PARITY pipeline int16 (deconvolve {use_psf}): max |{} - ref| = {worst} DN",
+            b.name()
+        );
     }
 }
 test_device!(pipeline_body, pipeline_cpu, pipeline_cuda);

@@ -56,7 +56,7 @@ fn shape_err(reason: String) -> Error {
 }
 
 /// OTF from a centred f64 PSF already on the device (peak at `[ny/2, nx/2]`, even sizes).
-pub(crate) fn otf_from_device_psf(
+pub fn otf_from_device_psf(
     dev: &GpuDevice,
     psf: &CudaSlice<f64>,
     nx: usize,

@@ -342,6 +342,28 @@ impl GpuDevice {
             .map_err(|e| gpu_err("stream synchronize", e))
     }
 
+    /// Runs `f` (which queues work on this handle's stream) between two CUDA events and
+    /// returns its result with the device time in milliseconds between the events
+    /// (includes any host-side gaps when `f` synchronises, e.g. to read a statistic).
+    pub fn time_ms<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<(T, f32)> {
+        use cudarc::driver::sys::CUevent_flags;
+        let ev = || {
+            self.ctx
+                .new_event(Some(CUevent_flags::CU_EVENT_DEFAULT))
+                .map_err(|e| gpu_err("cuEventCreate", e))
+        };
+        let (a, b) = (ev()?, ev()?);
+        a.record(&self.stream)
+            .map_err(|e| gpu_err("cuEventRecord", e))?;
+        let out = f()?;
+        b.record(&self.stream)
+            .map_err(|e| gpu_err("cuEventRecord", e))?;
+        let ms = a
+            .elapsed_ms(&b)
+            .map_err(|e| gpu_err("cuEventElapsedTime", e))?;
+        Ok((out, ms))
+    }
+
     /// The stream every operation of this handle runs on.
     pub fn stream(&self) -> &Arc<CudaStream> {
         &self.stream

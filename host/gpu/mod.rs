@@ -66,7 +66,9 @@ pub use deconvolve::{DeconvolveParams, Otf};
 pub use device::{device_count, Arch, GpuDevice, Libraries};
 pub use fft::FftKind;
 pub use fulldisk::FullDiskParams;
-pub use pipeline::{GpuPipeline, Job, OutputKind, PipelineOutput, PipelineResult, StageTimes};
+pub use pipeline::{
+    GpuPipeline, Job, OutputKind, PipelineOutput, PipelineResult, RegisterJob, StageTimes,
+};
 pub use psf::{PsfFilter, PsfParams};
 pub use register::{Interpolation, Prefilter, RegisterParams};
 
