@@ -390,4 +390,12 @@ mod tests {
         assert_eq!(Arch::for_capability(6, 1), None);
         assert_eq!(Arch::Sm86.as_str(), "sm_86");
     }
+
+    #[test]
+    fn handles_can_be_shared_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<GpuDevice>();
+        send_sync::<crate::gpu::DeviceImage>();
+        send_sync::<crate::gpu::Otf>();
+    }
 }

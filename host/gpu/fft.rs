@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use cudarc::cufft::sys::{cufftType, double2, float2};
 use cudarc::cufft::CudaFft;
-use cudarc::driver::CudaSlice;
+use cudarc::driver::{CudaContext, CudaSlice};
 
 use crate::error::Result;
 
@@ -32,6 +32,7 @@ pub enum FftKind {
 /// A cached 2-D plan on the device's stream.
 pub struct FftPlan {
     plan: CudaFft,
+    ctx: Arc<CudaContext>,
     /// Rows.
     pub ny: usize,
     /// Columns.
@@ -82,7 +83,13 @@ impl GpuDevice {
                 )
             })
         })?;
-        let p = Arc::new(FftPlan { plan, ny, nx, kind });
+        let p = Arc::new(FftPlan {
+            plan,
+            ctx: self.ctx.clone(),
+            ny,
+            nx,
+            kind,
+        });
         let mut g = self.ffts.0.lock().map_err(|_| poisoned())?;
         Ok(g.entry(key).or_insert(p).clone())
     }
@@ -92,6 +99,10 @@ impl FftPlan {
     fn check(&self, kind: FftKind, real: usize, complex: usize) -> Result<()> {
         let n = self.ny * self.nx;
         let m = spectrum_len(self.ny, self.nx);
+        // cuFFT runs in the calling thread's current context; cudarc's exec does not set it.
+        self.ctx
+            .bind_to_thread()
+            .map_err(|e| gpu_err("cuCtxSetCurrent", e))?;
         if self.kind != kind {
             return Err(gpu_err(
                 "cuFFT",

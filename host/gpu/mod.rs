@@ -15,8 +15,9 @@
 //! # Libraries, versions and drivers
 //! * **cudarc 0.19 with `cuda-13000` and `dynamic-loading`.** Nothing CUDA is needed at
 //!   build time; libraries are opened with `dlopen` on first use. The `cuda-13000`
-//!   bindings try the versioned names newest first — `libcuda.so.1`, `libnvrtc.so.13`,
-//!   then `.so.12`, `.so.11`…, `libcufft.so.12` / `.11` — so one binary works with a
+//!   bindings try the unversioned name, then the versioned ones newest first —
+//!   `libnvrtc.so.13`, `.so.12`, `.so.11`…, `libcufft.so.12` / `.11`, the driver's
+//!   `libcuda.so` / `libcuda.so.1` — so one binary works with a
 //!   CUDA 13 installation (H100/H200) and with CUDA 12 libraries (V100 clusters: CUDA 13
 //!   dropped `sm_70`). Only driver-API functions that exist since CUDA 11/12 are called.
 //! * **Where libraries are found:** the dynamic loader's normal search — `LD_LIBRARY_PATH`,
