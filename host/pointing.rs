@@ -762,6 +762,11 @@ fn header_number(map: &AiaMap, key: &str) -> Result<Option<f64>> {
     }
 }
 
+/// A numeric keyword if present and finite (informational keywords: never an error).
+fn finite(map: &AiaMap, key: &str) -> Option<f64> {
+    map.header.get_f64(key).filter(|v| v.is_finite())
+}
+
 fn required_number(map: &AiaMap, key: &str) -> Result<f64> {
     header_number(map, key)?.ok_or_else(|| Error::MissingKeyword {
         file: map.source.clone(),
@@ -835,8 +840,9 @@ fn table_name(source: &Source) -> String {
 ///   followed by one listing the old → new values. `MPO_REC` (the JSOC record the level-1
 ///   pointing came from) is left as it was.
 ///
-/// Applying it twice with the same table gives the same header as applying it once (the
-/// CRPIX update is relative to `X0_MP`, which the first call sets).
+/// Applying it twice with the same table gives the same keyword values as applying it once
+/// (the CRPIX update is relative to `X0_MP`, which the first call sets); only the HISTORY
+/// cards are added again.
 ///
 /// Errors: `T_OBS` absent ([`Error::MissingKeyword`]) or unparseable ([`Error::BadKeyword`]);
 /// no row covers `T_OBS`, or the table has no columns for the map's channel
@@ -889,7 +895,7 @@ fn updated_header(map: &AiaMap, table: &PointingTable) -> Result<(Header, usize,
     let mut changes: Vec<String> = Vec::new();
 
     for key in ["CDELT1", "CDELT2"] {
-        if let Some(c) = header_number(map, key)? {
+        if let Some(c) = finite(map, key) {
             if (c / LEVEL1_PLATE_SCALE - 1.0).abs() >= 0.01 {
                 warnings.push(format!(
                     "{key} = {c} arcsec/pixel differs from {LEVEL1_PLATE_SCALE} by more than 1 %: \
@@ -898,7 +904,7 @@ fn updated_header(map: &AiaMap, table: &PointingTable) -> Result<(Header, usize,
             }
         }
     }
-    if let Some(l) = header_number(map, "LVL_NUM")? {
+    if let Some(l) = finite(map, "LVL_NUM") {
         if l > 1.0 {
             warnings.push(format!(
                 "LVL_NUM = {l}: the pointing update is meant for level-1 data"
@@ -924,8 +930,8 @@ fn updated_header(map: &AiaMap, table: &PointingTable) -> Result<(Header, usize,
     };
 
     // Reference pixel and Sun-centre keywords.
-    let x0_old = header_number(map, "X0_MP")?;
-    let y0_old = header_number(map, "Y0_MP")?;
+    let x0_old = finite(map, "X0_MP");
+    let y0_old = finite(map, "Y0_MP");
     let relative = x0_old.is_some() && y0_old.is_some();
     if !relative {
         warnings.push(

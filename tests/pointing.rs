@@ -858,3 +858,29 @@ fn in_place_update_matches_the_copying_one() {
     assert!(aiaprep::pointing::update_pointing_in_place(&mut m3, &utc_table()).is_err());
     assert_eq!(m3.header, before);
 }
+
+#[test]
+fn non_finite_informational_keywords_do_not_fail() {
+    // A NaN X0_MP is treated as absent (aiapy: NaN CRPIX → warning, key unchanged).
+    let mut h = level1_header();
+    h.set_f64("X0_MP", f64::NAN, None);
+    h.set("LVL_NUM", Value::Str("one".into()), None);
+    let up = update_pointing(&map_with(h), &utc_table()).unwrap();
+    assert_eq!(f(&up.map.header, "CRPIX1"), CRPIX_OLD);
+    assert!(up.warnings.iter().any(|w| w.contains("X0_MP and/or Y0_MP")));
+    // A NaN SAT_ROT or CRPIX1 that is needed is an error naming the keyword.
+    for key in ["SAT_ROT", "CRPIX1"] {
+        let mut h = level1_header();
+        h.set_f64(key, f64::NAN, None);
+        let e = update_pointing(&map_with(h), &utc_table()).unwrap_err();
+        assert!(
+            matches!(e, Error::BadKeyword { key: ref k, .. } if k == key),
+            "{key}: {e}"
+        );
+    }
+    // Level > 1 is a warning, not an error.
+    let mut h = level1_header();
+    h.set_f64("LVL_NUM", 1.5, None);
+    let up = update_pointing(&map_with(h), &utc_table()).unwrap();
+    assert!(up.warnings.iter().any(|w| w.contains("LVL_NUM")));
+}
