@@ -11,7 +11,7 @@
 use ndarray::Zip;
 
 use crate::error::{Error, Result};
-use crate::header::Value;
+use crate::header::{Header, Value};
 use crate::map::AiaMap;
 
 /// The unit written to `BUNIT` (and `PIXLUNIT`, when present) by [`normalize_exposure`].
@@ -23,6 +23,18 @@ const DN_STATISTICS: [&str; 14] = [
     "DATAMIN", "DATAMAX", "DATAMEDN", "DATAMEAN", "DATARMS", "DATACENT", "DATAP01", "DATAP10",
     "DATAP25", "DATAP75", "DATAP90", "DATAP95", "DATAP98", "DATAP99",
 ];
+
+/// Header keyword with the exposure time (s) the data were divided by (`EXPTIME` before
+/// normalisation); written by [`normalize_exposure`], read by [`original_exptime`].
+pub const KEY_ORIGINAL_EXPTIME: &str = "OEXPTIME";
+
+/// The exposure time (s) an exposure-normalised header was divided by (`OEXPTIME`), if the
+/// header records one that is finite and > 0. `None` for headers that were not normalised
+/// by [`normalize_exposure`].
+pub fn original_exptime(h: &Header) -> Option<f64> {
+    h.get_f64(KEY_ORIGINAL_EXPTIME)
+        .filter(|t| t.is_finite() && *t > 0.0)
+}
 
 /// The exposure time `EXPTIME` of a map in seconds, checked.
 ///
@@ -49,7 +61,8 @@ pub fn exposure_time(map: &AiaMap) -> Result<f64> {
 /// Divide the data by the exposure time, in place; returns the original `EXPTIME` (s).
 ///
 /// Pixels: `v / EXPTIME` computed in f64 and rounded once to f32; NaN (missing) stays NaN.
-/// Header: `BUNIT = 'DN/s'` (and `PIXLUNIT` if present), `EXPTIME = 1.0` (s), the DN-valued
+/// Header: `BUNIT = 'DN/s'` (and `PIXLUNIT` if present), `EXPTIME = 1.0` (s), `OEXPTIME` =
+/// the original exposure (s, [`KEY_ORIGINAL_EXPTIME`]), the DN-valued
 /// statistics keywords (`DATAMIN`, `DATAMAX`, `DATAMEAN`, `DATAMEDN`, `DATARMS`, `DATACENT`,
 /// `DATAPnn`) divided by the exposure as well, and a HISTORY card
 /// `aiaprep <version> normalize_exposure: data divided by EXPTIME = <t> s (DN -> DN/s)`.
@@ -73,6 +86,11 @@ pub fn normalize_exposure_in_place(map: &mut AiaMap) -> Result<f64> {
         }
     }
     h.set_f64("EXPTIME", 1.0, None);
+    h.set_f64(
+        KEY_ORIGINAL_EXPTIME,
+        t,
+        Some("[s] EXPTIME the data were divided by"),
+    );
     h.push_history(&format!(
         "aiaprep {} normalize_exposure: data divided by EXPTIME = {} s (DN -> DN/s)",
         crate::VERSION,
@@ -99,7 +117,7 @@ pub fn normalize_exposure(map: &AiaMap) -> Result<AiaMap> {
 /// reserved for BLANK).
 ///
 /// `original_exptime` is the exposure in seconds *before* normalisation (the value returned
-/// by [`normalize_exposure_in_place`] or [`exposure_time`] of the input). A non-finite or
+/// by [`normalize_exposure_in_place`], or [`original_exptime`] of the normalised header). A non-finite or
 /// non-positive exposure gives `(1.0, 0.0)` (no scaling); [`normalize_exposure`] has already
 /// rejected such maps.
 pub fn int16_scaling(original_exptime: f64) -> (f64, f64) {

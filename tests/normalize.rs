@@ -3,7 +3,7 @@
 mod common;
 
 use aiaprep::normalize::{
-    exposure_time, int16_scaling, normalize_exposure, normalize_exposure_in_place,
+    exposure_time, int16_scaling, normalize_exposure, normalize_exposure_in_place, original_exptime,
 };
 use aiaprep::{AiaMap, Error, Header, Source, Value};
 use ndarray::Array2;
@@ -74,6 +74,9 @@ fn divides_by_exptime_and_updates_keywords() {
     assert_eq!(h.get_str("BUNIT"), Some("DN/s"));
     assert_eq!(h.get_str("PIXLUNIT"), Some("DN/s"));
     assert_eq!(h.get_f64("EXPTIME"), Some(1.0));
+    assert_eq!(h.get_f64("OEXPTIME"), Some(EXPTIME));
+    assert_eq!(original_exptime(h), Some(EXPTIME));
+    assert_eq!(original_exptime(&m.header), None);
     // DN statistics scale, shape statistics and counts do not.
     assert_eq!(h.get_f64("DATAMEAN"), Some(250.34 / EXPTIME));
     assert_eq!(h.get_f64("DATAMAX"), Some(12115.0 / EXPTIME));
