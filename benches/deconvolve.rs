@@ -25,7 +25,11 @@ fn image(n: usize) -> Array2<f32> {
     let r = 0.4 * n as f64;
     Array2::from_shape_fn((n, n), |(y, x)| {
         let d = ((x as f64 - c).powi(2) + (y as f64 - c).powi(2)).sqrt() / r;
-        let disk = if d < 1.0 { 1000.0 * (1.0 - d * d).sqrt() } else { 0.0 };
+        let disk = if d < 1.0 {
+            1000.0 * (1.0 - d * d).sqrt()
+        } else {
+            0.0
+        };
         (disk + 20.0 + 8.0 * (rnd() - 0.5)) as f32
     })
 }

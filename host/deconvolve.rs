@@ -114,10 +114,16 @@ impl Otf {
         let mut sum = 0.0;
         for (idx, &v) in psf.indexed_iter() {
             if !v.is_finite() {
-                return Err(bad(format!("non-finite value {v} at [{}, {}]", idx.0, idx.1)));
+                return Err(bad(format!(
+                    "non-finite value {v} at [{}, {}]",
+                    idx.0, idx.1
+                )));
             }
             if v < 0.0 {
-                return Err(bad(format!("negative value {v:e} at [{}, {}]", idx.0, idx.1)));
+                return Err(bad(format!(
+                    "negative value {v:e} at [{}, {}]",
+                    idx.0, idx.1
+                )));
             }
             sum += v;
         }
@@ -281,10 +287,7 @@ pub fn deconvolve(map: &AiaMap, opts: &DeconvolveOptions) -> Result<AiaMap> {
             } else {
                 ""
             };
-            let long = format!(
-                "model channel {ch} orders {}{pre}",
-                po.orders_label()
-            );
+            let long = format!("model channel {ch} orders {}{pre}", po.orders_label());
             let mut short = format!("AIA {ch} model");
             if po.preflight_core {
                 short.push_str(" preflight");

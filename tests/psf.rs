@@ -32,7 +32,11 @@ fn check_fixture(name: &str, p: &Array2<f64>) {
     let samples = common::npy::read2(&common::fixture(&format!("psf_{name}_samples.npy")));
     let stats = common::npy::read_f64(&common::fixture(&format!("psf_{name}_stats.npy")));
     let peak = stats[1];
-    assert_eq!((stats[2], stats[3]), (C as f64, C as f64), "{name}: aiapy peak");
+    assert_eq!(
+        (stats[2], stats[3]),
+        (C as f64, C as f64),
+        "{name}: aiapy peak"
+    );
     let mut worst = 0.0f64;
     let mut worst_at = (0, 0);
     let mut check = |r: usize, c: usize, want: f64| {
@@ -61,7 +65,11 @@ fn check_fixture(name: &str, p: &Array2<f64>) {
     }
     assert!(n_big > 100, "{name}: too few significant samples ({n_big})");
     let sum: f64 = p.sum();
-    assert!((sum - stats[0]).abs() < 1e-12, "{name}: sum {sum} vs aiapy {}", stats[0]);
+    assert!(
+        (sum - stats[0]).abs() < 1e-12,
+        "{name}: sum {sum} vs aiapy {}",
+        stats[0]
+    );
     eprintln!(
         "{name}: worst err/tol {worst:.3} at {worst_at:?}, {} samples",
         samples.nrows()
@@ -92,7 +100,10 @@ fn check_vector(ch: u32, p: &Array2<f64>, v: [f64; 4]) {
     // rounding, inside the 1e-9 relative target.
     for (k, (&g, &w)) in got.iter().zip(&v).enumerate() {
         let tol = 1e-9 * w.abs();
-        assert!((g - w).abs() <= tol, "{ch}: value {k}: {g:.12e} vs {w:.12e}");
+        assert!(
+            (g - w).abs() <= tol,
+            "{ch}: value {k}: {g:.12e} vs {w:.12e}"
+        );
     }
     let sum = p.sum();
     assert!((sum - 1.0).abs() < 1e-11, "{ch}: sum {sum}");
@@ -102,13 +113,69 @@ fn check_vector(ch: u32, p: &Array2<f64>, v: [f64; 4]) {
 #[test]
 fn default_orders_match_semantics_test_vectors_and_aiapy_171() {
     let table: [(u32, [f64; 4]); 7] = [
-        (94, [6.762711596e-01, 2.064206944e-02, 1.090379425e-02, 0.802454637]),
-        (131, [6.550863742e-01, 1.960368472e-02, 1.545179011e-02, 0.795308188]),
-        (171, [6.416521245e-01, 1.856251695e-02, 1.603825970e-02, 0.780055218]),
-        (193, [6.365159730e-01, 1.809128583e-02, 1.560577337e-02, 0.771304206]),
-        (211, [6.330104471e-01, 1.774816726e-02, 1.509478406e-02, 0.764382248]),
-        (304, [6.217734232e-01, 1.652280937e-02, 1.220674499e-02, 0.736691642]),
-        (335, [6.198124991e-01, 1.629159459e-02, 1.150612626e-02, 0.731003382]),
+        (
+            94,
+            [
+                6.762711596e-01,
+                2.064206944e-02,
+                1.090379425e-02,
+                0.802454637,
+            ],
+        ),
+        (
+            131,
+            [
+                6.550863742e-01,
+                1.960368472e-02,
+                1.545179011e-02,
+                0.795308188,
+            ],
+        ),
+        (
+            171,
+            [
+                6.416521245e-01,
+                1.856251695e-02,
+                1.603825970e-02,
+                0.780055218,
+            ],
+        ),
+        (
+            193,
+            [
+                6.365159730e-01,
+                1.809128583e-02,
+                1.560577337e-02,
+                0.771304206,
+            ],
+        ),
+        (
+            211,
+            [
+                6.330104471e-01,
+                1.774816726e-02,
+                1.509478406e-02,
+                0.764382248,
+            ],
+        ),
+        (
+            304,
+            [
+                6.217734232e-01,
+                1.652280937e-02,
+                1.220674499e-02,
+                0.736691642,
+            ],
+        ),
+        (
+            335,
+            [
+                6.198124991e-01,
+                1.629159459e-02,
+                1.150612626e-02,
+                0.731003382,
+            ],
+        ),
     ];
     for (ch, v) in table {
         let p = psf(ch, &PsfOptions::default()).unwrap();
@@ -123,8 +190,24 @@ fn default_orders_match_semantics_test_vectors_and_aiapy_171() {
 #[test]
 fn preflight_core_matches_semantics_test_vectors() {
     let table: [(u32, [f64; 4]); 2] = [
-        (171, [1.163407921e-01, 7.185953116e-02, 4.495359110e-02, 0.583593279]),
-        (94, [1.199205356e-01, 7.409175033e-02, 4.601149278e-02, 0.600333512]),
+        (
+            171,
+            [
+                1.163407921e-01,
+                7.185953116e-02,
+                4.495359110e-02,
+                0.583593279,
+            ],
+        ),
+        (
+            94,
+            [
+                1.199205356e-01,
+                7.409175033e-02,
+                4.601149278e-02,
+                0.600333512,
+            ],
+        ),
     ];
     for (ch, v) in table {
         let p = psf(ch, &opts((-100..=100).collect(), true)).unwrap();
@@ -158,7 +241,10 @@ fn asymmetric_orders_reproduce_aiapys_point_reflection() {
     let (dr, dc) = (5.0 * m.spacing_e * t.sin(), 5.0 * m.spacing_e * t.cos());
     let minus = p[[C - dr.round() as usize, C - dc.round() as usize]];
     let plus = p[[C + dr.round() as usize, C + dc.round() as usize]];
-    assert!(minus > 1e3 * plus.max(1e-300), "minus {minus:e} plus {plus:e}");
+    assert!(
+        minus > 1e3 * plus.max(1e-300),
+        "minus {minus:e} plus {plus:e}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -213,7 +299,11 @@ fn naive_filter(ny: usize, nx: usize, d: f64, angles: &[f64], orders: &[i32], w:
 
 fn naive_psf(ch: u32, ny: usize, nx: usize, orders: &[i32], preflight: bool) -> Array2<f64> {
     let m = mesh_parameters(ch).unwrap();
-    let w = if preflight { m.width_preflight } else { m.width };
+    let w = if preflight {
+        m.width_preflight
+    } else {
+        m.width
+    };
     let e = naive_filter(ny, nx, m.spacing_e, &m.angle_arm_deg, orders, w);
     let f = naive_filter(ny, nx, m.spacing_fp, &[45.0, -45.0], orders, w);
     // conv[k] = Σ_n e[n] f[k − n]; PSF[j, i] = conv[(ny/2 − j) mod ny, (nx/2 − i) mod nx].
@@ -276,7 +366,10 @@ fn symmetric_orders_give_point_symmetric_psf() {
         for b in 0..100usize {
             let x = p[[c + a, c + b]];
             let y = p[[c - a, c - b]];
-            assert!((x - y).abs() <= 1e-15 + 1e-9 * x.abs(), "[{a},{b}] {x:e} {y:e}");
+            assert!(
+                (x - y).abs() <= 1e-15 + 1e-9 * x.abs(),
+                "[{a},{b}] {x:e} {y:e}"
+            );
         }
     }
     assert!(rel(p.sum(), 1.0) < 1e-12);
@@ -298,7 +391,10 @@ impl WithSize for PsfOptions {
 fn channels_without_model_and_bad_sizes_are_errors() {
     for ch in [1600u32, 1700, 4500, 0, 170] {
         let e = psf(ch, &PsfOptions::default()).unwrap_err();
-        assert!(matches!(e, Error::NoPsfModel { ref channel, .. } if *channel == ch.to_string()), "{e}");
+        assert!(
+            matches!(e, Error::NoPsfModel { ref channel, .. } if *channel == ch.to_string()),
+            "{e}"
+        );
         assert!(mesh_parameters(ch).is_none());
     }
     for size in [0usize, 1, 3, 65] {
@@ -310,7 +406,13 @@ fn channels_without_model_and_bad_sizes_are_errors() {
     assert!(matches!(e, Error::InvalidOption { .. }), "{e}");
     let e = psf(335, &opts(vec![-100, 100], false).clone_with_size(64)).unwrap_err();
     assert!(matches!(e, Error::InvalidOption { .. }), "{e}");
-    let e = psf_grid(171, &PsfOptions::default(), (64, 63), &Source::file("a.fits")).unwrap_err();
+    let e = psf_grid(
+        171,
+        &PsfOptions::default(),
+        (64, 63),
+        &Source::file("a.fits"),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("a.fits"), "{e}");
 }
 
@@ -326,5 +428,8 @@ fn mesh_parameters_and_defaults() {
     assert!(!d.preflight_core);
     assert!(d.has_default_orders());
     assert_eq!(d.orders_label(), "-100..100");
-    assert_eq!(opts(vec![-2, 1, 2, 3, 5], false).orders_label(), "-2,1..3,5");
+    assert_eq!(
+        opts(vec![-2, 1, 2, 3, 5], false).orders_label(),
+        "-2,1..3,5"
+    );
 }

@@ -171,7 +171,12 @@ impl<T: FftNum> Fft2<T> {
     /// and `post(kx0, cols)` is called on finished spectrum rows `kx0 .. kx0 + cols.len()/ny`
     /// (each `ny` long, layout as in the module docs), e.g. to multiply by a transfer
     /// function while the data are in cache.
-    pub fn forward_with<L, P>(&mut self, load: L, spectrum: &mut [Complex<T>], post: P) -> Result<()>
+    pub fn forward_with<L, P>(
+        &mut self,
+        load: L,
+        spectrum: &mut [Complex<T>],
+        post: P,
+    ) -> Result<()>
     where
         L: Fn(usize, &mut [T]) + Sync,
         P: Fn(usize, &mut [Complex<T>]) + Sync,

@@ -148,6 +148,41 @@ def deconv_fixtures(p171):
     assert nz[0].min() >= n // 2 - k and nz[0].max() < n // 2 + k, (nz[0].min(), nz[0].max())
     assert nz[1].min() >= n // 2 - k and nz[1].max() < n // 2 + k, (nz[1].min(), nz[1].max())
     img = test_image(n).astype(np.float32)
+    header = {
+        "telescop": "SDO/AIA",
+        "instrume": "AIA_3",
+        "detector": "AIA",
+        "wavelnth": 171,
+        "waveunit": "angstrom",
+        "naxis": 2,
+        "naxis1": n,
+        "naxis2": n,
+        "ctype1": "HPLN-TAN",
+        "ctype2": "HPLT-TAN",
+        "cunit1": "arcsec",
+        "cunit2": "arcsec",
+        "cdelt1": 4.8,
+        "cdelt2": 4.8,
+        "crpix1": (n + 1) / 2,
+        "crpix2": (n + 1) / 2,
+        "crval1": 0.0,
+        "crval2": 0.0,
+        "crota2": 0.0,
+        "rsun_obs": 960.0,
+        "dsun_obs": 1.496e11,
+        "hgln_obs": 0.0,
+        "hglt_obs": 0.0,
+        "date-obs": "2020-01-01T00:00:00.000",
+    }
+    m = sunpy.map.Map(img.astype(np.float64), header)
+    np.save(OUT / "deconv_input.npy", img)
+    np.save(OUT / "deconv_psf160.npy", np.ascontiguousarray(crop[n // 2 - k : n // 2 + k, n // 2 - k : n // 2 + k]))
+    t0 = time.time()
+    out = deconvolve(m, psf=crop, use_gpu=False)
+    print(f"deconvolve 512^2, 25 it: {time.time() - t0:.2f} s", flush=True)
+    np.save(OUT / "deconv_out_it25_clip.npy", np.asarray(out.data, dtype=np.float32))
+    out5 = deconvolve(m, psf=crop, iterations=5, clip_negative=False, use_gpu=False)
+    np.save(OUT / "deconv_out_it5_noclip.npy", np.asarray(out5.data, dtype=np.float32))
     print("deconv fixtures written", flush=True)
 
 
