@@ -28,7 +28,8 @@
 //!   `DECONPSF`); aiapy leaves the metadata unchanged. `LVL_NUM` is not changed.
 //! * The PSF is used as given (not renormalised), like aiapy; the model PSF sums to 1.
 //! * The model OTF is computed once per (channel, shape, orders, core) per process and cached
-//!   ([`model_otf`]); aiapy recomputes the PSF on every call.
+//!   ([`model_otf`]); aiapy recomputes the PSF on every call. The OTF of the most recent
+//!   array PSF is kept too (same `Arc` ⇒ no recomputation).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -252,9 +253,31 @@ fn model_otf_named(
     Ok(otf)
 }
 
-/// Drop every cached model OTF (memory is freed once no caller holds them).
+/// Drop every cached OTF (the model OTFs of [`model_otf`] and the last array PSF's OTF of
+/// [`deconvolve`]); memory is freed once no caller holds them.
 pub fn clear_otf_cache() {
     cache().lock().unwrap_or_else(|e| e.into_inner()).clear();
+    if let Some(last) = LAST_ARRAY.get() {
+        *last.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+type LastArray = Mutex<Option<(Arc<Array2<f64>>, Arc<Otf>)>>;
+static LAST_ARRAY: OnceLock<LastArray> = OnceLock::new();
+
+/// The OTF of a user PSF, remembering the most recent one: a batch that passes the same
+/// `Arc` to every [`deconvolve`] call transforms it once. The cache holds a clone of the
+/// `Arc`, so the array cannot change (or its address be reused) while it is cached.
+fn array_otf(psf: &Arc<Array2<f64>>, source: &Source) -> Result<Arc<Otf>> {
+    let last = LAST_ARRAY.get_or_init(|| Mutex::new(None));
+    if let Some((p, otf)) = last.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        if Arc::ptr_eq(p, psf) {
+            return Ok(otf.clone());
+        }
+    }
+    let otf = Arc::new(Otf::from_psf_named(psf.view(), source)?);
+    *last.lock().unwrap_or_else(|e| e.into_inner()) = Some((psf.clone(), otf.clone()));
+    Ok(otf)
 }
 
 /// Truncate to a FITS string value (printable ASCII, ≤ 68 characters).
@@ -310,7 +333,7 @@ pub fn deconvolve(map: &AiaMap, opts: &DeconvolveOptions) -> Result<AiaMap> {
                     ),
                 });
             }
-            let otf = Arc::new(Otf::from_psf_named(psf.view(), &map.source)?);
+            let otf = array_otf(psf, &map.source)?;
             (otf, format!("file {label}"), label.clone())
         }
     };

@@ -33,7 +33,7 @@ use crate::error::{Error, Result, Source};
 struct Worker<T> {
     /// One real row (`nx`).
     row: Vec<T>,
-    /// A block of half-spectrum rows (`block × nh`), inverse only.
+    /// A block of half-spectrum rows (`block × nh`).
     cbuf: Vec<Complex<T>>,
     /// Scratch for realfft / rustfft.
     scratch: Vec<Complex<T>>,
@@ -49,8 +49,6 @@ pub struct Fft2<T: FftNum> {
     c2r: Arc<dyn ComplexToReal<T>>,
     col_fwd: Arc<dyn Fft<T>>,
     col_inv: Arc<dyn Fft<T>>,
-    /// Row-major half spectra of the rows (`ny × nh`), forward only.
-    tmp: Vec<Complex<T>>,
     workers: Vec<Worker<T>>,
     /// Rows (or spectrum columns) per transpose block.
     block: usize,
@@ -68,6 +66,38 @@ fn fft_err(e: realfft::FftError) -> Error {
     shape_err(format!("FFT: {e}"))
 }
 
+/// A mutable slice shared by parallel tasks that write provably disjoint ranges of it.
+struct SharedSlice<C> {
+    ptr: *mut C,
+    len: usize,
+}
+
+// SAFETY: only used for `C = Complex<T>` with `T: FftNum` (Send + Sync), and every caller of
+// `range_mut` guarantees that no two tasks touch overlapping ranges.
+unsafe impl<C: Send> Send for SharedSlice<C> {}
+unsafe impl<C: Send> Sync for SharedSlice<C> {}
+
+impl<C> SharedSlice<C> {
+    fn new(s: &mut [C]) -> SharedSlice<C> {
+        SharedSlice {
+            ptr: s.as_mut_ptr(),
+            len: s.len(),
+        }
+    }
+
+    /// `s[start .. start + n]`.
+    ///
+    /// # Safety
+    /// No other live reference may overlap this range while the result is in use, and the
+    /// slice passed to [`SharedSlice::new`] must outlive it.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn range_mut(&self, start: usize, n: usize) -> &mut [C] {
+        assert!(start + n <= self.len, "SharedSlice range out of bounds");
+        // SAFETY: in bounds (checked above); exclusivity is the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), n) }
+    }
+}
+
 /// `ceil(n / parts)`, at least 1.
 fn per_part(n: usize, parts: usize) -> usize {
     n.div_ceil(parts.max(1)).max(1)
@@ -75,7 +105,7 @@ fn per_part(n: usize, parts: usize) -> usize {
 
 impl<T: FftNum> Fft2<T> {
     /// Plan transforms for `ny` rows × `nx` columns (both ≥ 1; any length, odd included)
-    /// and allocate all work buffers (≈ one half spectrum plus small per-thread rows).
+    /// and allocate the work buffers (small: a few rows per parallel task).
     pub fn new(ny: usize, nx: usize) -> Result<Fft2<T>> {
         if ny == 0 || nx == 0 {
             return Err(Error::InvalidOption {
@@ -113,7 +143,6 @@ impl<T: FftNum> Fft2<T> {
             c2r,
             col_fwd,
             col_inv,
-            tmp: vec![z; ny * nh],
             workers,
             block,
         })
@@ -185,26 +214,44 @@ impl<T: FftNum> Fft2<T> {
         let (ny, nh, block) = (self.ny, self.nh, self.block);
         let parts = self.workers.len();
 
-        // Rows: real → half complex, into tmp (row-major ny × nh).
+        // Rows: real → half complex, a block of rows at a time into the worker's buffer,
+        // then scattered (transposed) into the spectrum rows.
         let rows_per = per_part(ny, parts);
         let r2c = &self.r2c;
-        self.tmp
-            .par_chunks_mut(rows_per * nh)
-            .zip(self.workers.par_iter_mut())
+        let dst = SharedSlice::new(spectrum);
+        self.workers
+            .par_iter_mut()
             .enumerate()
-            .try_for_each(|(c, (out, w))| -> Result<()> {
+            .take(ny.div_ceil(rows_per))
+            .try_for_each(|(c, w)| -> Result<()> {
                 let y0 = c * rows_per;
-                for (j, orow) in out.chunks_exact_mut(nh).enumerate() {
-                    load(y0 + j, &mut w.row);
-                    r2c.process_with_scratch(&mut w.row, orow, &mut w.scratch)
-                        .map_err(fft_err)?;
+                let y1 = (y0 + rows_per).min(ny);
+                let mut a = y0;
+                while a < y1 {
+                    let b = (a + block).min(y1);
+                    for j in 0..b - a {
+                        load(a + j, &mut w.row);
+                        let crow = &mut w.cbuf[j * nh..(j + 1) * nh];
+                        r2c.process_with_scratch(&mut w.row, crow, &mut w.scratch)
+                            .map_err(fft_err)?;
+                    }
+                    for kx in 0..nh {
+                        // SAFETY: rows a..b belong to this task only (the row ranges of the
+                        // tasks are disjoint), so the destination range kx·ny + a .. kx·ny + b
+                        // is written by no other task, and nothing reads the spectrum until
+                        // the parallel loop has finished.
+                        let out = unsafe { dst.range_mut(kx * ny + a, b - a) };
+                        for (j, o) in out.iter_mut().enumerate() {
+                            *o = w.cbuf[j * nh + kx];
+                        }
+                    }
+                    a = b;
                 }
                 Ok(())
             })?;
 
-        // Columns: blocked transpose tmp → spectrum rows, complex FFT, post-hook.
+        // Columns: complex FFT of each spectrum row (one column of the image), post-hook.
         let kx_per = per_part(nh, parts);
-        let tmp = &self.tmp;
         let col = &self.col_fwd;
         spectrum
             .par_chunks_mut(kx_per * ny)
@@ -217,12 +264,6 @@ impl<T: FftNum> Fft2<T> {
                 while a < kn {
                     let b = (a + block).min(kn);
                     let dst = &mut out[a * ny..b * ny];
-                    for y in 0..ny {
-                        let src = &tmp[y * nh + k0 + a..y * nh + k0 + b];
-                        for (j, v) in src.iter().enumerate() {
-                            dst[j * ny + y] = *v;
-                        }
-                    }
                     col.process_with_scratch(dst, &mut w.scratch);
                     post(k0 + a, dst);
                     a = b;

@@ -8,10 +8,12 @@
 //! normalisation `ΣS` before anything is accumulated; the 0.18/ΣS and 0.82/ΣC factors are
 //! folded into the amplitudes. Accumulation is in `f64`.
 //!
-//! The composite convolution uses the `f64` [`Fft2`]: `c = irfft2(rfft2(P_fp)·rfft2(P_e))/N`
-//! (the circular convolution), then `PSF[j, i] = |c[(ny/2 − j) mod ny, (nx/2 − i) mod nx]|`,
-//! which is aiapy's `fftshift(|FFT2(FFT2(P_fp)·FFT2(P_e))|)/N` (two forward FFTs reflect the
-//! convolution through the origin).
+//! The composite uses the `f64` [`Fft2`]. aiapy's `fftshift(|FFT2(FFT2(P_fp)·FFT2(P_e))|)/N` is
+//! `PSF[j, i] = |c[(ny/2 − j) mod ny, (nx/2 − i) mod nx]|` with `c` the circular convolution
+//! `P_fp ⊛ P_e` (two forward FFTs reflect it through the origin). We compute it as
+//! `|irfft2(conj(A·B)·(−1)^(ky+kx))| / N` with `A, B` the `rfft2`s of the two patterns: the
+//! conjugate is the reflection (`c` is real) and the sign the shift by half the (even) size,
+//! so no pass over the image is needed for either.
 
 use ndarray::Array2;
 use rayon::prelude::*;
@@ -190,6 +192,10 @@ pub fn composite(
         rho,
         source,
     )?;
+    // Forward transform of P_fp with everything else folded into the spectrum:
+    //   A·B                      the circular convolution,
+    //   conj(A·B)                its point reflection c[−k] (c is real),
+    //   · (−1)^(ky+kx)           the fftshift by (ny/2, nx/2) (both even).
     let mut spec = fft.make_spectrum();
     {
         let src: &[f64] = &buf;
@@ -199,33 +205,32 @@ pub fn composite(
             &mut spec,
             |kx0, cols| {
                 let e = &se[kx0 * ny..kx0 * ny + cols.len()];
-                for (c, e) in cols.iter_mut().zip(e) {
-                    *c *= *e;
+                for (k, (c, e)) in cols
+                    .chunks_exact_mut(ny)
+                    .zip(e.chunks_exact(ny))
+                    .enumerate()
+                {
+                    let kx = kx0 + k;
+                    for (ky, (c, e)) in c.iter_mut().zip(e).enumerate() {
+                        let v = (*c * *e).conj();
+                        *c = if (kx + ky) % 2 == 0 { v } else { -v };
+                    }
                 }
             },
         )?;
     }
     drop(spec_e);
 
-    // Circular convolution, reflected along x, |·|, scaled by 1/N.
+    // |·| / N: aiapy's abs() of the (real up to round-off) result and its 1/N².
     let scale = 1.0 / (ny as f64 * nx as f64);
-    let hx = nx / 2;
     fft.inverse_with(&mut spec, &mut buf, |_, row, out| {
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = (row[(hx + nx - i) % nx] * scale).abs();
+        for (o, v) in out.iter_mut().zip(row) {
+            *o = (v * scale).abs();
         }
     })?;
     drop(spec);
     drop(fft);
-
-    // Reflect along y: output row j is convolution row (ny/2 − j) mod ny.
-    let hy = ny / 2;
-    let mut out = vec![0.0f64; ny * nx];
-    out.par_chunks_mut(nx).enumerate().for_each(|(j, row)| {
-        let k = (hy + ny - j) % ny;
-        row.copy_from_slice(&buf[k * nx..(k + 1) * nx]);
-    });
-    Array2::from_shape_vec((ny, nx), out).map_err(|e| Error::Shape {
+    Array2::from_shape_vec((ny, nx), buf).map_err(|e| Error::Shape {
         file: source.clone(),
         reason: e.to_string(),
     })
