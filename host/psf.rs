@@ -134,13 +134,16 @@ impl PsfOptions {
     }
 }
 
+/// Largest PSF grid accepted, in pixels (32768², 8 GiB of `f64` per array).
+pub const MAX_PSF_PIXELS: usize = 1 << 30;
+
 /// The composite PSF of `channel` (Å) on an `N × N` grid, `N = opts.size`: `f64`, peak on
 /// index `[N/2, N/2]` (0-based `[row, col]`), sum 1 (to ~1e-12), exactly aiapy 0.10.2's
 /// `psf(channel, use_preflightcore, diffraction_orders)` for `N = 4096` (to rounding).
 ///
 /// Errors: [`Error::NoPsfModel`] for 1600/1700/4500 or an unknown channel;
-/// [`Error::InvalidOption`] when `size` is odd or < 2, or when no diffraction spike of the
-/// given orders falls on the grid (aiapy would return NaN).
+/// [`Error::InvalidOption`] when `size` is odd, < 2 or above [`MAX_PSF_PIXELS`] in area, or
+/// when no diffraction spike of the given orders falls on the grid (aiapy would return NaN).
 pub fn psf(channel: u32, opts: &PsfOptions) -> Result<Array2<f64>> {
     psf_grid(channel, opts, (opts.size, opts.size), &Source::memory())
 }
@@ -162,6 +165,12 @@ pub fn psf_grid(
         return Err(Error::InvalidOption {
             file: source.clone(),
             reason: format!("PSF grid {ny}×{nx}: the model needs even sizes ≥ 2"),
+        });
+    }
+    if ny.checked_mul(nx).is_none_or(|n| n > MAX_PSF_PIXELS) {
+        return Err(Error::InvalidOption {
+            file: source.clone(),
+            reason: format!("PSF grid {ny}×{nx} is larger than {MAX_PSF_PIXELS} pixels"),
         });
     }
     cpu::psf::composite(&mesh, opts, ny, nx, source)

@@ -26,8 +26,17 @@ fn opts(orders: Vec<i32>, preflight: bool) -> PsfOptions {
     }
 }
 
-/// Compare a full 4096² PSF with an aiapy fixture; returns (max rel on big values, max abs/peak).
-fn check_fixture(name: &str, p: &Array2<f64>) {
+/// Compare a full 4096² PSF with an aiapy fixture made with the same channel, core and orders.
+fn check_fixture(name: &str, channel: u32, preflight: bool, orders: &[i32], p: &Array2<f64>) {
+    let meta = common::npy::read_f64(&common::fixture(&format!("psf_{name}_meta.npy")));
+    assert_eq!(
+        (meta[0], meta[1]),
+        (channel as f64, preflight as u8 as f64),
+        "{name}: meta"
+    );
+    let stored = common::npy::read_f64(&common::fixture(&format!("psf_{name}_orders.npy")));
+    let stored: Vec<i32> = stored.iter().map(|&v| v as i32).collect();
+    assert_eq!(stored, orders, "{name}: orders");
     let center = common::npy::read2(&common::fixture(&format!("psf_{name}_center.npy")));
     let samples = common::npy::read2(&common::fixture(&format!("psf_{name}_samples.npy")));
     let stats = common::npy::read_f64(&common::fixture(&format!("psf_{name}_stats.npy")));
@@ -182,7 +191,7 @@ fn default_orders_match_semantics_test_vectors_and_aiapy_171() {
         assert_eq!(p.dim(), (N, N));
         check_vector(ch, &p, v);
         if ch == 171 {
-            check_fixture("171_full", &p);
+            check_fixture("171_full", 171, false, &PsfOptions::default().orders, &p);
         }
     }
 }
@@ -218,22 +227,22 @@ fn preflight_core_matches_semantics_test_vectors() {
 #[test]
 fn reduced_orders_match_aiapy_fixtures() {
     for ch in [94u32, 131, 171, 193, 211, 304, 335] {
-        let p = psf(ch, &opts((-3..=3).collect(), false)).unwrap();
-        check_fixture(&format!("{ch}_o3"), &p);
+        let o = opts((-3..=3).collect(), false);
+        let p = psf(ch, &o).unwrap();
+        check_fixture(&format!("{ch}_o3"), ch, false, &o.orders, &p);
     }
     for ch in [171u32, 94] {
-        let p = psf(ch, &opts((-3..=3).collect(), true)).unwrap();
-        check_fixture(&format!("{ch}_o3_pre"), &p);
+        let o = opts((-3..=3).collect(), true);
+        let p = psf(ch, &o).unwrap();
+        check_fixture(&format!("{ch}_o3_pre"), ch, true, &o.orders, &p);
     }
 }
 
 #[test]
 fn asymmetric_orders_reproduce_aiapys_point_reflection() {
     let orders = vec![-2, 1, 2, 3, 5];
-    let stored = common::npy::read_f64(&common::fixture("psf_171_asym_orders.npy"));
-    assert_eq!(stored.iter().map(|&v| v as i32).collect::<Vec<_>>(), orders);
-    let p = psf(171, &opts(orders, false)).unwrap();
-    check_fixture("171_asym", &p);
+    let p = psf(171, &opts(orders.clone(), false)).unwrap();
+    check_fixture("171_asym", 171, false, &orders, &p);
     // The reflection is visible: the order-5 spike of the first entrance arm sits at
     // centre − 5·d·(sin θ, cos θ), not at centre + ….
     let m = mesh_parameters(171).unwrap();
@@ -397,7 +406,7 @@ fn channels_without_model_and_bad_sizes_are_errors() {
         );
         assert!(mesh_parameters(ch).is_none());
     }
-    for size in [0usize, 1, 3, 65] {
+    for size in [0usize, 1, 3, 65, 1 << 16, usize::MAX - 1] {
         let e = psf(171, &PsfOptions::default().clone_with_size(size)).unwrap_err();
         assert!(matches!(e, Error::InvalidOption { .. }), "size {size}: {e}");
     }

@@ -107,10 +107,10 @@ impl<T: FftNum> Fft2<T> {
     /// Plan transforms for `ny` rows × `nx` columns (both ≥ 1; any length, odd included)
     /// and allocate the work buffers (small: a few rows per parallel task).
     pub fn new(ny: usize, nx: usize) -> Result<Fft2<T>> {
-        if ny == 0 || nx == 0 {
+        if ny == 0 || nx == 0 || ny.checked_mul(nx / 2 + 1).is_none() {
             return Err(Error::InvalidOption {
                 file: Source::memory(),
-                reason: format!("FFT shape {ny}×{nx} is empty"),
+                reason: format!("FFT shape {ny}×{nx} is empty or too large"),
             });
         }
         let nh = nx / 2 + 1;

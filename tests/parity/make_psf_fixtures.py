@@ -6,7 +6,7 @@ Reference stack: aiapy 0.10.2, sunpy 7.0.5, numpy 2.4.6 (see requirements.txt).
 Usage (from the repository root):
 
     /work/venv/bin/python tests/parity/make_psf_fixtures.py            # reduced orders + deconvolution
-    /work/venv/bin/python tests/parity/make_psf_fixtures.py --full     # 171 A at default orders (~5 min+)
+    /work/venv/bin/python tests/parity/make_psf_fixtures.py --full     # 171 A at default orders (5-15 min)
     /work/venv/bin/python tests/parity/make_psf_fixtures.py --deconv   # deconvolution fixtures only
 
 aiapy's PSF is a 4096x4096 float64 array (128 MB); we store only samples of it, per fixture NAME:
