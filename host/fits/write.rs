@@ -1,0 +1,277 @@
+//! Writing: pixel conversion (int16 rounding, saturation, BLANK; float32), statistics
+//! over the values as written, and the cfitsio calls that lay out the file.
+
+use std::collections::HashSet;
+use std::ffi::c_int;
+use std::path::Path;
+
+use fitsio::sys;
+use rayon::prelude::*;
+
+use super::cfitsio::{Fits, TFLOAT, TSHORT};
+use super::output::TempOutput;
+use super::{Compression, BLANK_I16, I16_MAX, I16_MIN};
+use crate::error::{Error, Result};
+use crate::header::{Card, Header, Value};
+
+/// Pixels per rayon task.
+const CHUNK: usize = 1 << 16;
+
+/// Statistics over the non-missing pixels as written, in physical units.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stats {
+    pub min: f64,
+    pub max: f64,
+    pub mean: f64,
+    pub n_missing: usize,
+}
+
+/// One `f32` pixel to the stored `int16`: NaN → [`BLANK_I16`]; otherwise
+/// `round((v − bzero) / bscale)` (half away from zero), saturated to
+/// [`I16_MIN`]..=[`I16_MAX`] (±∞ saturate too).
+#[inline]
+pub(crate) fn to_i16(v: f32, scaling: Option<(f64, f64)>) -> i16 {
+    if v.is_nan() {
+        return BLANK_I16;
+    }
+    match scaling {
+        // f32::round is half away from zero and exact for every f32, so this equals the
+        // f64 computation below with (1, 0).
+        None => v.round().clamp(I16_MIN as f32, I16_MAX as f32) as i16,
+        Some((bscale, bzero)) => {
+            let x = ((f64::from(v) - bzero) / bscale).round();
+            if x.is_nan() {
+                BLANK_I16
+            } else {
+                x.clamp(I16_MIN as f64, I16_MAX as f64) as i16
+            }
+        }
+    }
+}
+
+/// Convert to int16 and compute the statistics of the stored values in physical units
+/// (`bzero + bscale × stored`).
+pub(crate) fn convert_i16(data: &[f32], scaling: Option<(f64, f64)>) -> (Vec<i16>, Stats) {
+    let mut out = vec![0i16; data.len()];
+    // (min stored, max stored, sum stored, count valid)
+    let (mn, mx, sum, cnt) = out
+        .par_chunks_mut(CHUNK)
+        .zip(data.par_chunks(CHUNK))
+        .map(|(o, d)| {
+            let (mut mn, mut mx, mut sum, mut cnt) = (i16::MAX, i16::MIN, 0i64, 0usize);
+            for (o, &v) in o.iter_mut().zip(d) {
+                let s = to_i16(v, scaling);
+                *o = s;
+                if s != BLANK_I16 {
+                    mn = mn.min(s);
+                    mx = mx.max(s);
+                    sum += i64::from(s);
+                    cnt += 1;
+                }
+            }
+            (mn, mx, sum, cnt)
+        })
+        .reduce(
+            || (i16::MAX, i16::MIN, 0i64, 0usize),
+            |a, b| (a.0.min(b.0), a.1.max(b.1), a.2 + b.2, a.3 + b.3),
+        );
+    let (bscale, bzero) = scaling.unwrap_or((1.0, 0.0));
+    let phys = |s: f64| bzero + bscale * s;
+    let stats = if cnt == 0 {
+        Stats {
+            min: f64::NAN,
+            max: f64::NAN,
+            mean: f64::NAN,
+            n_missing: data.len(),
+        }
+    } else {
+        let (a, b) = (phys(f64::from(mn)), phys(f64::from(mx)));
+        Stats {
+            min: a.min(b),
+            max: a.max(b),
+            mean: phys(sum as f64 / cnt as f64),
+            n_missing: data.len() - cnt,
+        }
+    };
+    (out, stats)
+}
+
+/// Statistics of `f32` pixels: NaN is missing; ±∞ are neither missing nor counted in
+/// min/max/mean (a header cannot hold them).
+pub(crate) fn stats_f32(data: &[f32]) -> Stats {
+    let (mn, mx, sum, cnt, nan) = data
+        .par_chunks(CHUNK)
+        .map(|d| {
+            let (mut mn, mut mx, mut sum, mut cnt, mut nan) =
+                (f64::INFINITY, f64::NEG_INFINITY, 0f64, 0usize, 0usize);
+            for &v in d {
+                if v.is_nan() {
+                    nan += 1;
+                } else if v.is_finite() {
+                    let x = f64::from(v);
+                    mn = mn.min(x);
+                    mx = mx.max(x);
+                    sum += x;
+                    cnt += 1;
+                }
+            }
+            (mn, mx, sum, cnt, nan)
+        })
+        .reduce(
+            || (f64::INFINITY, f64::NEG_INFINITY, 0f64, 0usize, 0usize),
+            |a, b| {
+                (
+                    a.0.min(b.0),
+                    a.1.max(b.1),
+                    a.2 + b.2,
+                    a.3 + b.3,
+                    a.4 + b.4,
+                )
+            },
+        );
+    if cnt == 0 {
+        Stats {
+            min: f64::NAN,
+            max: f64::NAN,
+            mean: f64::NAN,
+            n_missing: nan,
+        }
+    } else {
+        Stats {
+            min: mn,
+            max: mx,
+            mean: sum / cnt as f64,
+            n_missing: nan,
+        }
+    }
+}
+
+/// The pixels to write, already in their stored type.
+pub(crate) enum Pixels<'a> {
+    I16 {
+        data: Vec<i16>,
+        scaling: Option<(f64, f64)>,
+    },
+    F32(&'a [f32]),
+}
+
+/// Everything a file needs besides its pixels.
+pub(crate) struct Layout<'a> {
+    pub nx: usize,
+    pub ny: usize,
+    pub compress: Compression,
+    pub header: &'a Header,
+    /// DATAMIN/DATAMAX/DATAMEAN to set (`None`: leave them out).
+    pub stats: Option<Stats>,
+}
+
+fn card(key: &str, value: Value, comment: &str) -> String {
+    Card::new(key, value, Some(comment)).record()
+}
+
+/// Write a complete FITS file at `tmp` (a temporary name for `path`; the caller moves
+/// it into place). Errors name `path`.
+pub(crate) fn write_file(
+    tmp: &TempOutput,
+    path: &Path,
+    layout: &Layout<'_>,
+    pixels: &Pixels<'_>,
+) -> Result<()> {
+    let mut f = Fits::create(tmp.path(), path)?;
+    let (bitpix, is_float) = match pixels {
+        Pixels::I16 { .. } => (sys::SHORT_IMG as c_int, false),
+        Pixels::F32(_) => (sys::FLOAT_IMG as c_int, true),
+    };
+    if layout.compress == Compression::Rice {
+        if is_float {
+            // cfitsio's RICE_1 can only quantise floats (lossy); the lossless choice it
+            // offers is GZIP (byte-shuffled GZIP_2 compresses floats better than GZIP_1).
+            f.set_compression(sys::GZIP_2 as c_int, true)?;
+        } else {
+            f.set_compression(sys::RICE_1 as c_int, false)?;
+        }
+    }
+    f.create_image(bitpix, layout.nx, layout.ny)?;
+
+    // Storage keywords next to the structural ones.
+    if let Pixels::I16 { scaling, .. } = pixels {
+        if let Some((bscale, bzero)) = scaling {
+            f.update_record(
+                "BSCALE",
+                &card("BSCALE", Value::Float(*bscale), "physical = BZERO + BSCALE * stored"),
+            )?;
+            f.update_record(
+                "BZERO",
+                &card("BZERO", Value::Float(*bzero), "physical = BZERO + BSCALE * stored"),
+            )?;
+        }
+        f.update_record(
+            "BLANK",
+            &card("BLANK", Value::Int(i64::from(BLANK_I16)), "value of missing pixels"),
+        )?;
+    }
+
+    // Pass-through cards; skip exact copies of records cfitsio has just written (its
+    // standard COMMENT lines), so that reading and writing again does not pile them up.
+    let existing: HashSet<String> = f
+        .current_records()?
+        .into_iter()
+        .map(|r| r.trim_end().to_string())
+        .collect();
+    for rec in layout.header.passthrough_records() {
+        if existing.contains(rec.trim_end()) {
+            continue;
+        }
+        f.write_record(&rec)?;
+    }
+
+    match layout.stats {
+        Some(s) if s.min.is_finite() && s.max.is_finite() && s.mean.is_finite() => {
+            f.update_record("DATAMIN", &card("DATAMIN", Value::Float(s.min), "minimum valid value"))?;
+            f.update_record("DATAMAX", &card("DATAMAX", Value::Float(s.max), "maximum valid value"))?;
+            f.update_record(
+                "DATAMEAN",
+                &card("DATAMEAN", Value::Float(s.mean), "mean of valid values"),
+            )?;
+        }
+        Some(_) => {
+            // No valid pixel: stale values from the input must not survive.
+            for k in ["DATAMIN", "DATAMAX", "DATAMEAN"] {
+                f.delete_key(k)?;
+            }
+        }
+        None => {}
+    }
+
+    // Pixels are passed in their stored form: cfitsio must not scale them again.
+    f.set_scaling(1.0, 0.0)?;
+    match pixels {
+        // SAFETY: TSHORT is i16, TFLOAT is f32.
+        Pixels::I16 { data, .. } => unsafe { f.write_pixels::<i16>(TSHORT, data)? },
+        Pixels::F32(data) => unsafe { f.write_pixels::<f32>(TFLOAT, data)? },
+    }
+    f.close()
+}
+
+/// Check an image's shape can be written.
+pub(crate) fn check_shape(nx: usize, ny: usize, file: &crate::error::Source) -> Result<()> {
+    if nx == 0 || ny == 0 {
+        return Err(Error::Shape {
+            file: file.clone(),
+            reason: format!("cannot write an empty image ({nx} x {ny})"),
+        });
+    }
+    Ok(())
+}
+
+/// Write to a temporary file next to `path`, then move it into place.
+pub(crate) fn write_atomically(
+    path: &Path,
+    overwrite: bool,
+    layout: &Layout<'_>,
+    pixels: &Pixels<'_>,
+) -> Result<()> {
+    let tmp = TempOutput::new(path)?;
+    write_file(&tmp, path, layout, pixels)?;
+    tmp.commit(path, overwrite)
+}
