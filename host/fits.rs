@@ -56,7 +56,7 @@ pub const I16_MAX: i16 = i16::MAX;
 /// file and gives cfitsio's reason); [`Error::NotAia`] when the file holds no 2-D image.
 pub fn read(path: &Path) -> Result<AiaMap> {
     let (mut f, info, header) = read::open_image(path)?;
-    let data = read::read_f32(&mut f, &info, &header)?;
+    let data = read::read_f32(&mut f, &info)?;
     f.close()?;
     let source = Source::file(path);
     let data = read::to_array(data, &info, &source)?;

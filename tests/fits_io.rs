@@ -190,12 +190,7 @@ fn reads_real_aia_file_like_astropy() {
     assert_eq!(m.source, Source::file(&path));
     // The header: every card of the committed text dump, in order.
     let text = std::fs::read_to_string(common::data("aia_171_level1_128px.header.txt")).unwrap();
-    let dump = Header::parse(
-        &text
-            .lines()
-            .map(|l| format!("{l:<80}"))
-            .collect::<String>(),
-    );
+    let dump = Header::parse(&text.lines().map(|l| format!("{l:<80}")).collect::<String>());
     assert_eq!(m.header.cards().len(), dump.cards().len());
     for (a, b) in m.header.cards().iter().zip(dump.cards()) {
         assert_eq!((&a.key, &a.value), (&b.key, &b.value));
@@ -241,6 +236,45 @@ fn reads_astropy_rice_int16_with_blanks() {
     for ((r, c), &w) in want.indexed_iter() {
         assert!(d64[[r, c]] == w || (w.is_nan() && d64[[r, c]].is_nan()));
     }
+}
+
+#[test]
+fn reads_plain_images_of_every_bitpix_like_astropy() {
+    for (name, bitpix, n_nan) in [
+        ("int16", 16, 2),
+        ("uint16", 16, 0),
+        ("int32", 32, 2),
+        ("float32", -32, 2),
+        ("float64", -64, 2),
+    ] {
+        let path = common::data(&format!("plain_{name}_25x17.fits"));
+        let want = common::npy::read2(&common::fixture(&format!("plain_{name}_25x17.npy")));
+        let m = fits::read(&path).unwrap();
+        assert_eq!(m.data.dim(), (17, 25), "{name}");
+        for ((r, c), &w) in want.indexed_iter() {
+            let g = m.data[[r, c]];
+            // Values were chosen to be exact in f32.
+            assert!(
+                g as f64 == w || (g.is_nan() && w.is_nan()),
+                "{name} [{r},{c}]: {g} vs astropy {w}"
+            );
+        }
+        assert_eq!(
+            m.data.iter().filter(|v| v.is_nan()).count(),
+            n_nan,
+            "{name}"
+        );
+        assert_eq!(m.header.get("BITPIX"), Some(&Value::Int(bitpix)));
+        let (d64, _) = fits::read_image_f64(&path).unwrap();
+        for ((r, c), &w) in want.indexed_iter() {
+            let g = d64[[r, c]];
+            assert!(g == w || (g.is_nan() && w.is_nan()), "{name} f64 [{r},{c}]");
+        }
+    }
+    // int16 with BLANK = −999: a stored −32768 is a valid value (1000 + 0.5 × −32768).
+    let m = fits::read(&common::data("plain_int16_25x17.fits")).unwrap();
+    assert!(m.data[[0, 0]].is_nan());
+    assert_eq!(m.data[[0, 1]], 1000.0 - 16384.0);
 }
 
 // ---------------------------------------------------------------- round trips
@@ -305,11 +339,33 @@ fn int16_round_trip_plain() {
     let b = fits::read(&out).unwrap();
     let row: Vec<f32> = b.data.row(0).iter().take(21).copied().collect();
     let want = [
-        1.0, -1.0, 2.0, -2.0, 3.0, -3.0, 0.0, 0.0, 32767.0, 32767.0, 32767.0, -32767.0, -32767.0,
-        -32767.0, -32767.0, f32::NAN, 32767.0, -32767.0, 0.0, 1235.0, -1235.0,
+        1.0,
+        -1.0,
+        2.0,
+        -2.0,
+        3.0,
+        -3.0,
+        0.0,
+        0.0,
+        32767.0,
+        32767.0,
+        32767.0,
+        -32767.0,
+        -32767.0,
+        -32767.0,
+        -32767.0,
+        f32::NAN,
+        32767.0,
+        -32767.0,
+        0.0,
+        1235.0,
+        -1235.0,
     ];
     for (i, (&g, &w)) in row.iter().zip(&want).enumerate() {
-        assert!(g == w || (g.is_nan() && w.is_nan()), "col {i}: {g} want {w}");
+        assert!(
+            g == w || (g.is_nan() && w.is_nan()),
+            "col {i}: {g} want {w}"
+        );
     }
 }
 
@@ -336,7 +392,10 @@ fn rice_output_is_empty_primary_plus_compressed_image() {
     let bytes = std::fs::read(&out).unwrap();
     let text = String::from_utf8_lossy(&bytes);
     let primary = &text[..2880];
-    assert!(primary.contains("NAXIS   =                    0"), "{primary}");
+    assert!(
+        primary.contains("NAXIS   =                    0"),
+        "{primary}"
+    );
     let ext = &text[2880..];
     assert!(ext.starts_with("XTENSION= 'BINTABLE'"));
     assert!(ext.contains("ZCMPTYPE= 'RICE_1  '"));
@@ -454,7 +513,10 @@ fn check_passthrough(compress: Compression, name: &str) {
     }
     // What else is there: only what cfitsio adds to a new HDU (its COMMENT lines).
     for g in &got {
-        assert!(want.contains(g) || g.0 == "COMMENT", "unexpected card {g:?}");
+        assert!(
+            want.contains(g) || g.0 == "COMMENT",
+            "unexpected card {g:?}"
+        );
     }
     // DATAMIN/MAX/MEAN describe the written data.
     let (mn, mx, mean) = naive_stats(g1.data.iter().map(|&v| v as f64));
@@ -501,7 +563,10 @@ fn long_string_and_odd_cards_pass_through() {
     fits::write(&m, &out, &WriteOptions::default()).unwrap();
     let raw = String::from_utf8_lossy(&std::fs::read(&out).unwrap()).into_owned();
     for r in recs {
-        assert!(raw.contains(&format!("{r:<80}")), "{r} not written verbatim");
+        assert!(
+            raw.contains(&format!("{r:<80}")),
+            "{r} not written verbatim"
+        );
     }
     let b = fits::read(&out).unwrap();
     assert_eq!(b.header.get_str("QUOTED"), Some("It's here"));
@@ -580,7 +645,10 @@ fn no_temporary_files_after_failures_or_edge_cases() {
     // All-missing image: written, every pixel BLANK, no DATAMIN/MAX/MEAN.
     let mut m = map_of(Array2::from_elem((4, 6), f32::NAN));
     m.header.set_f64("DATAMIN", 1.0, None);
-    for (i, c) in [Compression::None, Compression::Rice].into_iter().enumerate() {
+    for (i, c) in [Compression::None, Compression::Rice]
+        .into_iter()
+        .enumerate()
+    {
         let out = dir.join(format!("nan{i}.fits"));
         let opts = WriteOptions {
             compress: c,

@@ -20,7 +20,6 @@ use crate::error::{Error, Result, Source};
 pub(crate) const TSHORT: c_int = sys::TSHORT as c_int;
 pub(crate) const TFLOAT: c_int = sys::TFLOAT as c_int;
 pub(crate) const TDOUBLE: c_int = sys::TDOUBLE as c_int;
-pub(crate) const TLONGLONG: c_int = sys::TLONGLONG as c_int;
 const END_OF_FILE: c_int = sys::END_OF_FILE as c_int;
 const KEY_NO_EXIST: c_int = sys::KEY_NO_EXIST as c_int;
 
@@ -268,55 +267,13 @@ impl Fits {
             return Err(fits_error(&self.file, "read header", status));
         }
         // SAFETY: cfitsio returns a NUL-terminated string.
-        let s = unsafe { CStr::from_ptr(out) }.to_string_lossy().into_owned();
+        let s = unsafe { CStr::from_ptr(out) }
+            .to_string_lossy()
+            .into_owned();
         let mut s2 = 0;
         // SAFETY: allocated by cfitsio.
         unsafe { sys::fffree(out as *mut c_void, &mut s2) };
         Ok(s)
-    }
-
-    /// An integer keyword of the current HDU as stored (for a tile-compressed HDU, the
-    /// keywords of the binary table that holds it). `None` if absent.
-    pub(crate) fn key_i64(&mut self, key: &str) -> Result<Option<i64>> {
-        let k = c_str(key, &self.file)?;
-        let mut v: sys::LONGLONG = 0;
-        let mut status = 0;
-        // SAFETY: open handle, value out-pointer of the type TLONGLONG asks for.
-        unsafe {
-            sys::ffgky(
-                self.ptr,
-                TLONGLONG,
-                k.as_ptr(),
-                &mut v as *mut sys::LONGLONG as *mut c_void,
-                ptr::null_mut(),
-                &mut status,
-            )
-        };
-        if status == KEY_NO_EXIST {
-            drain_messages();
-            return Ok(None);
-        }
-        self.check(status, &format!("read keyword {key}"))?;
-        Ok(Some(v))
-    }
-
-    /// Whether the current (binary-table) HDU has a column with this name.
-    pub(crate) fn has_column(&mut self, name: &str) -> Result<bool> {
-        let k = c_str(name, &self.file)?;
-        let mut col: c_int = 0;
-        let mut status = 0;
-        // SAFETY: open handle; ffgcno does not write through `templt` for exact names.
-        unsafe {
-            sys::ffgcno(
-                self.ptr,
-                sys::CASEINSEN as c_int,
-                k.as_ptr() as *mut c_char,
-                &mut col,
-                &mut status,
-            )
-        };
-        drain_messages();
-        Ok(status == 0)
     }
 
     /// Set the scaling cfitsio applies when reading or writing pixels of the current
@@ -420,7 +377,10 @@ impl Fits {
         let mut status = 0;
         // SAFETY: open handle, C string.
         unsafe { sys::ffprec(self.ptr, r.as_ptr(), &mut status) };
-        self.check(status, &format!("write header card {:?}", record.trim_end()))
+        self.check(
+            status,
+            &format!("write header card {:?}", record.trim_end()),
+        )
     }
 
     /// Replace the first card with this keyword by `record`, or append it (`ffucrd`).
@@ -430,7 +390,10 @@ impl Fits {
         let mut status = 0;
         // SAFETY: open handle, C strings (ffucrd copies the card).
         unsafe { sys::ffucrd(self.ptr, k.as_ptr(), r.as_ptr(), &mut status) };
-        self.check(status, &format!("write header card {:?}", record.trim_end()))
+        self.check(
+            status,
+            &format!("write header card {:?}", record.trim_end()),
+        )
     }
 
     /// Delete every card with this keyword (no error if there is none).

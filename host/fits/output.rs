@@ -157,3 +157,76 @@ impl Drop for TempOutput {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("aiaprep-output-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn temporary_name_is_hidden_and_unique() {
+        let a = TempOutput::new(Path::new("/x/y/out.fits")).unwrap();
+        let b = TempOutput::new(Path::new("/x/y/out.fits")).unwrap();
+        let name = a.path().file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with(".out.fits.tmp-"), "{name}");
+        assert_eq!(a.path().parent(), Some(Path::new("/x/y")));
+        assert_ne!(a.path(), b.path());
+        let c = TempOutput::new(Path::new("bare.fits")).unwrap();
+        assert_eq!(c.path().parent(), Some(Path::new(".")));
+    }
+
+    #[test]
+    fn no_clobber_commit_loses_a_race_cleanly() {
+        // Another writer creates the output between the checks and the move.
+        let d = dir("race");
+        let out = d.join("o.fits");
+        let t = TempOutput::new(&out).unwrap();
+        std::fs::write(t.path(), b"new").unwrap();
+        std::fs::write(&out, b"old").unwrap();
+        let e = t.commit(&out, false).unwrap_err();
+        assert!(matches!(e, Error::OutputExists { .. }), "{e:?}");
+        assert_eq!(std::fs::read(&out).unwrap(), b"old");
+        let left: Vec<_> = std::fs::read_dir(&d).unwrap().collect();
+        assert_eq!(left.len(), 1, "temporary file left behind");
+        // With overwrite the new content replaces the old.
+        let t = TempOutput::new(&out).unwrap();
+        std::fs::write(t.path(), b"new").unwrap();
+        t.commit(&out, true).unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), b"new");
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn preflight_checks() {
+        let d = dir("preflight");
+        let f = d.join("a.fits");
+        std::fs::write(&f, b"x").unwrap();
+        assert!(matches!(
+            preflight(&f, None, false),
+            Err(Error::OutputExists { .. })
+        ));
+        assert!(preflight(&f, None, true).is_ok());
+        assert!(matches!(
+            preflight(&f, Some(&f), true),
+            Err(Error::WouldOverwriteInput { .. })
+        ));
+        // A hard link to the input is the input.
+        let l = d.join("hard.fits");
+        std::fs::hard_link(&f, &l).unwrap();
+        assert!(matches!(
+            preflight(&l, Some(&f), true),
+            Err(Error::WouldOverwriteInput { .. })
+        ));
+        assert!(matches!(preflight(&d, None, true), Err(Error::Io { .. })));
+        let e = preflight(&d.join("missing/x.fits"), None, false).unwrap_err();
+        assert!(e.to_string().contains("missing"), "{e}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

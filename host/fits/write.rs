@@ -119,15 +119,7 @@ pub(crate) fn stats_f32(data: &[f32]) -> Stats {
         })
         .reduce(
             || (f64::INFINITY, f64::NEG_INFINITY, 0f64, 0usize, 0usize),
-            |a, b| {
-                (
-                    a.0.min(b.0),
-                    a.1.max(b.1),
-                    a.2 + b.2,
-                    a.3 + b.3,
-                    a.4 + b.4,
-                )
-            },
+            |a, b| (a.0.min(b.0), a.1.max(b.1), a.2 + b.2, a.3 + b.3, a.4 + b.4),
         );
     if cnt == 0 {
         Stats {
@@ -198,16 +190,28 @@ pub(crate) fn write_file(
         if let Some((bscale, bzero)) = scaling {
             f.update_record(
                 "BSCALE",
-                &card("BSCALE", Value::Float(*bscale), "physical = BZERO + BSCALE * stored"),
+                &card(
+                    "BSCALE",
+                    Value::Float(*bscale),
+                    "physical = BZERO + BSCALE * stored",
+                ),
             )?;
             f.update_record(
                 "BZERO",
-                &card("BZERO", Value::Float(*bzero), "physical = BZERO + BSCALE * stored"),
+                &card(
+                    "BZERO",
+                    Value::Float(*bzero),
+                    "physical = BZERO + BSCALE * stored",
+                ),
             )?;
         }
         f.update_record(
             "BLANK",
-            &card("BLANK", Value::Int(i64::from(BLANK_I16)), "value of missing pixels"),
+            &card(
+                "BLANK",
+                Value::Int(i64::from(BLANK_I16)),
+                "value of missing pixels",
+            ),
         )?;
     }
 
@@ -227,8 +231,14 @@ pub(crate) fn write_file(
 
     match layout.stats {
         Some(s) if s.min.is_finite() && s.max.is_finite() && s.mean.is_finite() => {
-            f.update_record("DATAMIN", &card("DATAMIN", Value::Float(s.min), "minimum valid value"))?;
-            f.update_record("DATAMAX", &card("DATAMAX", Value::Float(s.max), "maximum valid value"))?;
+            f.update_record(
+                "DATAMIN",
+                &card("DATAMIN", Value::Float(s.min), "minimum valid value"),
+            )?;
+            f.update_record(
+                "DATAMAX",
+                &card("DATAMAX", Value::Float(s.max), "maximum valid value"),
+            )?;
             f.update_record(
                 "DATAMEAN",
                 &card("DATAMEAN", Value::Float(s.mean), "mean of valid values"),
@@ -274,4 +284,68 @@ pub(crate) fn write_atomically(
     let tmp = TempOutput::new(path)?;
     write_file(&tmp, path, layout, pixels)?;
     tmp.commit(path, overwrite)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn int16_rounds_half_away_from_zero_and_saturates() {
+        let cases: [(f32, i16); 16] = [
+            (0.5, 1),
+            (-0.5, -1),
+            (1.5, 2),
+            (-1.5, -2),
+            (2.5, 3),
+            (-2.5, -3),
+            (0.49999997, 0),
+            (-0.49999997, 0),
+            (32766.5, 32767),
+            (32767.5, 32767),
+            (1e30, 32767),
+            (-32767.49, -32767),
+            (-32767.5, -32767),
+            (-32768.0, -32767),
+            (f32::NEG_INFINITY, -32767),
+            (f32::INFINITY, 32767),
+        ];
+        for (v, want) in cases {
+            assert_eq!(to_i16(v, None), want, "{v}");
+            // The scaled path with (1, 0) is the same.
+            assert_eq!(to_i16(v, Some((1.0, 0.0))), want, "{v} scaled");
+        }
+        assert_eq!(to_i16(f32::NAN, None), BLANK_I16);
+        assert_eq!(to_i16(f32::NAN, Some((0.5, 3.0))), BLANK_I16);
+        // (v − bzero)/bscale: (10.25 − 10)/0.5 = 0.5 → 1; (9.75 − 10)/0.5 = −0.5 → −1.
+        assert_eq!(to_i16(10.25, Some((0.5, 10.0))), 1);
+        assert_eq!(to_i16(9.75, Some((0.5, 10.0))), -1);
+        assert_eq!(to_i16(1e6, Some((0.5, 10.0))), I16_MAX);
+    }
+
+    #[test]
+    fn int16_statistics_are_of_the_written_values() {
+        // 1.4 → 1, 2.6 → 3, NaN missing, −7.5 → −8; with a negative scale the min/max
+        // swap in physical units.
+        let d = [1.4f32, 2.6, f32::NAN, -7.5];
+        let (s, st) = convert_i16(&d, None);
+        assert_eq!(s, [1, 3, BLANK_I16, -8]);
+        assert_eq!((st.min, st.max, st.n_missing), (-8.0, 3.0, 1));
+        assert!((st.mean - (-4.0 / 3.0)).abs() < 1e-15);
+        let (s, st) = convert_i16(&d, Some((-2.0, 1.0)));
+        // stored = round((v − 1)/−2): 0.2 → 0, −0.8 → −1, 4.25 → 4.
+        assert_eq!(s, [0, -1, BLANK_I16, 4]);
+        // physical = 1 − 2 × stored: 1, 3, −7.
+        assert_eq!((st.min, st.max), (-7.0, 3.0));
+        assert!((st.mean - (-1.0)).abs() < 1e-15);
+        let (_, st) = convert_i16(&[f32::NAN; 3], None);
+        assert!(st.min.is_nan() && st.mean.is_nan() && st.n_missing == 3);
+    }
+
+    #[test]
+    fn float_statistics_skip_nan_and_infinity() {
+        let st = stats_f32(&[1.0, f32::NAN, f32::INFINITY, -3.0, 0.5]);
+        assert_eq!((st.min, st.max, st.n_missing), (-3.0, 1.0, 1));
+        assert!((st.mean - (-0.5)).abs() < 1e-15);
+    }
 }

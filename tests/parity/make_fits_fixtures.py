@@ -14,6 +14,11 @@ Writes
   a few BLANK (-32768) pixels, BLANK keyword, and a real-looking AIA header.
 - tests/parity/fixtures/rice_int16_64x48.npy : its values as astropy decodes them
   (float64, shape (48, 64); BLANK -> NaN).
+- tests/data/plain_{int16,uint16,int32,float32,float64}_25x17.fits : plain primary images
+  (NAXIS1 = 25, NAXIS2 = 17) of each BITPIX with BSCALE/BZERO and BLANK (integers) or
+  NaN (floats), written byte by byte here (not by astropy), and
+  tests/parity/fixtures/plain_*_25x17.npy : their physical values as astropy reads them
+  (float64; BLANK -> NaN). Values are chosen so that f32 holds them exactly.
 """
 
 from pathlib import Path
@@ -73,5 +78,86 @@ for r, c in blank_at:
 assert np.array_equal(np.isnan(dec), np.isnan(expect)), "astropy BLANK handling"
 assert np.array_equal(dec[~np.isnan(dec)], expect[~np.isnan(expect)])
 np.save(FIX / "rice_int16_64x48.npy", np.ascontiguousarray(dec))
+
+# 3. Plain primary images of every BITPIX with scaling and missing values, written as raw
+# bytes (header records + big-endian data, padded to 2880) so that the file layout does
+# not depend on any FITS writer.
+def card(text):
+    assert len(text) <= 80, text
+    return text.ljust(80)
+
+
+def write_plain(path, raw, bitpix, extra):
+    ny, nx = raw.shape
+    cards = [
+        card("SIMPLE  =                    T"),
+        card(f"BITPIX  = {bitpix:>20}"),
+        card("NAXIS   =                    2"),
+        card(f"NAXIS1  = {nx:>20}"),
+        card(f"NAXIS2  = {ny:>20}"),
+    ]
+    cards += [card(c) for c in extra]
+    cards += [card("TELESCOP= 'SDO/AIA '"), card("WAVELNTH=                  171"), card("END")]
+    head = "".join(cards).encode("ascii")
+    head += b" " * (-len(head) % 2880)
+    body = raw.astype(raw.dtype.newbyteorder(">")).tobytes()
+    body += b"\0" * (-len(body) % 2880)
+    path.write_bytes(head + body)
+
+
+ny, nx = 17, 25
+rng = np.random.default_rng(7)
+plain = {
+    # int16, non-default BLANK; raw -32768 is then a valid value.
+    "int16": (
+        rng.integers(-2000, 2000, size=(ny, nx)).astype(np.int16),
+        16,
+        ["BSCALE  =                  0.5", "BZERO   =               1000.0", "BLANK   =                 -999"],
+        {(0, 0): -999, (3, 7): -999, (0, 1): -32768, (0, 2): 32767},
+    ),
+    # unsigned 16-bit convention.
+    "uint16": (
+        rng.integers(-32768, 32767, size=(ny, nx)).astype(np.int16),
+        16,
+        ["BSCALE  =                  1.0", "BZERO   =              32768.0"],
+        {(0, 0): -32768, (16, 24): 32767},
+    ),
+    "int32": (
+        rng.integers(-100000, 100000, size=(ny, nx)).astype(np.int32),
+        32,
+        ["BSCALE  =                 0.25", "BZERO   =                 10.0", "BLANK   =          -2147483648"],
+        {(1, 1): -2147483648, (16, 0): -2147483648},
+    ),
+    "float32": (
+        (rng.integers(-4000, 4000, size=(ny, nx)) / 8.0).astype(np.float32),
+        -32,
+        ["BSCALE  =                  2.0", "BZERO   =                 -1.0"],
+        {(2, 2): np.nan, (10, 20): np.nan},
+    ),
+    "float64": (
+        (rng.integers(-4000, 4000, size=(ny, nx)) / 16.0).astype(np.float64),
+        -64,
+        [],
+        {(0, 24): np.nan, (16, 24): np.nan},
+    ),
+}
+for name, (raw, bitpix, extra, special) in plain.items():
+    for (r, c), v in special.items():
+        raw[r, c] = v
+    path = DATA / f"plain_{name}_25x17.fits"
+    write_plain(path, raw, bitpix, extra)
+    with fits.open(path) as hdul:
+        phys = np.asarray(hdul[0].data, dtype="<f8")
+    assert phys.shape == (ny, nx)
+    assert np.array_equal(phys, phys.astype(np.float32).astype(np.float64), equal_nan=True)
+    n_nan = int(np.isnan(phys).sum())
+    want_nan = sum(1 for v in special.values() if (isinstance(v, float) and np.isnan(v)))
+    if name == "int16":
+        want_nan = 2
+    if name == "int32":
+        want_nan = 2
+    assert n_nan == want_nan, (name, n_nan, want_nan)
+    np.save(FIX / f"plain_{name}_25x17.npy", np.ascontiguousarray(phys))
+
 print("wrote", FIX / "aia_171_128_data.npy", DATA / "rice_int16_64x48.fits",
       FIX / "rice_int16_64x48.npy")
