@@ -673,6 +673,16 @@ fn no_temporary_files_after_failures_or_edge_cases() {
     assert_eq!(listing(&dir), ["nan0.fits", "nan1.fits"]);
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+fn unwritable_directory_is_an_io_error() {
+    // /proc/self exists as a directory, but no file can be created in it (even by root).
+    let out = Path::new("/proc/self/aiaprep-test.fits");
+    let e = fits::write(&map_of(edge_image()), out, &WriteOptions::default()).unwrap_err();
+    assert!(matches!(e, Error::Io { .. }), "{e:?}");
+    assert!(e.to_string().contains("aiaprep-test.fits"), "{e}");
+}
+
 // ---------------------------------------------------------------- bad inputs
 
 #[test]

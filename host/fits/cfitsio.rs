@@ -22,6 +22,8 @@ pub(crate) const TFLOAT: c_int = sys::TFLOAT as c_int;
 pub(crate) const TDOUBLE: c_int = sys::TDOUBLE as c_int;
 const END_OF_FILE: c_int = sys::END_OF_FILE as c_int;
 const KEY_NO_EXIST: c_int = sys::KEY_NO_EXIST as c_int;
+const FILE_NOT_CREATED: c_int = sys::FILE_NOT_CREATED as c_int;
+const WRITE_ERROR: c_int = sys::WRITE_ERROR as c_int;
 
 /// cfitsio's text for a status code (`ffgerr`; a few codes it has no text for are named
 /// here).
@@ -69,13 +71,21 @@ fn drain_messages() -> Vec<String> {
     out
 }
 
-/// Build the error for a failed cfitsio call.
+/// Build the error for a failed cfitsio call: [`Error::Io`] when the operating system
+/// refused to create or write the file (cfitsio `FILE_NOT_CREATED`, `WRITE_ERROR`),
+/// [`Error::Fits`] otherwise.
 pub(crate) fn fits_error(file: &Source, what: &str, status: c_int) -> Error {
     let msgs = drain_messages();
     let mut reason = format!("{what}: {} (cfitsio status {status})", status_text(status));
     if !msgs.is_empty() {
         reason.push_str(": ");
         reason.push_str(&msgs.join("; "));
+    }
+    if status == FILE_NOT_CREATED || status == WRITE_ERROR {
+        return Error::Io {
+            file: file.clone(),
+            reason,
+        };
     }
     Error::Fits {
         file: file.clone(),
