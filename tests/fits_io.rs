@@ -740,6 +740,13 @@ fn truncated_files_are_errors_not_garbage() {
             assert_file_error(fits::read(&p), &p, "Fits");
         }
     }
+    // Cut inside the compressed HDU's header.
+    let rice = std::fs::read(common::data("rice_int16_64x48.fits")).unwrap();
+    for cut in [2900, 4000, 5760] {
+        let p = dir.join(format!("rice_header_{cut}.fits"));
+        std::fs::write(&p, &rice[..cut]).unwrap();
+        assert_file_error(fits::read(&p), &p, "Fits");
+    }
     // A header with no data at all.
     let p = dir.join("header_only.fits");
     std::fs::write(&p, &src[..2880]).unwrap();
@@ -761,7 +768,7 @@ fn fits_without_an_image_is_reported() {
     }
     std::fs::write(&p, format!("{hdr:<2880}")).unwrap();
     let e = assert_file_error(fits::read(&p), &p, "NotAia");
-    assert!(e.to_string().contains("2-D image"), "{e}");
+    assert!(e.to_string().contains("no 2-D image"), "{e}");
 }
 
 // ---------------------------------------------------------------- generic float images

@@ -190,8 +190,9 @@ impl Fits {
     }
 
     /// Find the first HDU that holds a 2-D image with data (trailing axes of length 1
-    /// allowed) and make it current. `Ok(None)` when the file ends without one.
-    pub(crate) fn find_image(&mut self) -> Result<Option<ImageInfo>> {
+    /// allowed) and make it current. `Err(n)` inside the `Ok` when the file ends after
+    /// `n` HDUs without one.
+    pub(crate) fn find_image(&mut self) -> Result<std::result::Result<ImageInfo, c_int>> {
         let mut hdu: c_int = 1;
         loop {
             let mut hdutype: c_int = 0;
@@ -200,12 +201,12 @@ impl Fits {
             unsafe { sys::ffmahd(self.ptr, hdu, &mut hdutype, &mut status) };
             if status == END_OF_FILE && hdu > 1 {
                 drain_messages();
-                return Ok(None);
+                return Ok(Err(hdu - 1));
             }
             self.check(status, &format!("move to HDU {hdu}"))?;
             if hdutype == sys::IMAGE_HDU as c_int {
                 if let Some(info) = self.image_info()? {
-                    return Ok(Some(info));
+                    return Ok(Ok(info));
                 }
             }
             hdu += 1;

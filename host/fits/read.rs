@@ -29,11 +29,18 @@ pub(crate) fn open_image(path: &Path) -> Result<(Fits, ImageInfo, Header)> {
     check_readable(path, &file)?;
     let mut f = Fits::open_readonly(path)?;
     let info = match f.find_image()? {
-        Some(i) => i,
-        None => {
+        Ok(i) => i,
+        Err(n) => {
             return Err(Error::NotAia {
                 file,
-                reason: "the file holds no 2-D image HDU with data".into(),
+                reason: format!(
+                    "no 2-D image with data in the file's {n} HDU(s){}",
+                    if n == 1 {
+                        " (a JSOC file cut after its empty primary HDU looks like this)"
+                    } else {
+                        ""
+                    }
+                ),
             })
         }
     };
