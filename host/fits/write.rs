@@ -85,8 +85,8 @@ fn chunk_stats(s: &[i16]) -> Acc {
 }
 
 /// Convert to int16 (`NaN` → [`BLANK_I16`]; otherwise `round((v − bzero) / bscale)`
-/// half away from zero, saturated to [`I16_MIN`]..=[`I16_MAX`], ±∞ too) and compute the statistics of the stored values in
-/// physical units (`bzero + bscale × stored`).
+/// half away from zero, saturated to [`I16_MIN`]..=[`I16_MAX`], ±∞ too) and compute the
+/// statistics of the stored values in physical units (`bzero + bscale × stored`).
 pub(crate) fn convert_i16(data: &[f32], scaling: Option<(f64, f64)>) -> (Vec<i16>, Stats) {
     let mut out = vec![0i16; data.len()];
     let (mn, mx, sum, cnt) = out
@@ -199,7 +199,7 @@ pub(crate) fn write_file(
     if layout.compress == Compression::Rice {
         if is_float {
             // cfitsio's RICE_1 can only quantise floats (lossy); the lossless choice it
-            // offers is GZIP (byte-shuffled GZIP_2 compresses floats better than GZIP_1).
+            // offers is GZIP (byte-shuffled GZIP_2 usually compresses floats better than GZIP_1).
             f.set_compression(sys::GZIP_2 as c_int, true)?;
         } else {
             f.set_compression(sys::RICE_1 as c_int, false)?;
