@@ -29,6 +29,7 @@
 //! [`AiaMap::geometry`]: crate::map::AiaMap::geometry
 
 mod cfitsio;
+mod memory;
 mod output;
 mod read;
 mod write;

@@ -111,6 +111,42 @@ fn c_str(s: &str, file: &Source) -> Result<CString> {
     })
 }
 
+/// The header of the current HDU of `fptr` as one string of 80-character records
+/// (`ffhdr2str`).
+fn header_string(fptr: *mut sys::fitsfile, file: &Source) -> Result<String> {
+    let mut status = 0;
+    let mut out: *mut c_char = ptr::null_mut();
+    let mut nkeys: c_int = 0;
+    // SAFETY: an open handle; cfitsio allocates `out`, freed below with fffree.
+    unsafe {
+        sys::ffhdr2str(
+            fptr,
+            0,
+            ptr::null_mut(),
+            0,
+            &mut out,
+            &mut nkeys,
+            &mut status,
+        )
+    };
+    if status != 0 || out.is_null() {
+        if !out.is_null() {
+            let mut s2 = 0;
+            // SAFETY: allocated by cfitsio.
+            unsafe { sys::fffree(out as *mut c_void, &mut s2) };
+        }
+        return Err(fits_error(file, "read header", status));
+    }
+    // SAFETY: cfitsio returns a NUL-terminated string.
+    let s = unsafe { CStr::from_ptr(out) }
+        .to_string_lossy()
+        .into_owned();
+    let mut s2 = 0;
+    // SAFETY: allocated by cfitsio.
+    unsafe { sys::fffree(out as *mut c_void, &mut s2) };
+    Ok(s)
+}
+
 /// An open cfitsio file. Closed (errors ignored) on drop; use [`Fits::close`] to see
 /// errors from flushing a written file.
 pub(crate) struct Fits {
@@ -252,39 +288,51 @@ impl Fits {
     }
 
     /// The current HDU's header as 80-character records; a tile-compressed HDU is
-    /// converted to the header of the equivalent uncompressed image (`ffcnvthdr2str`).
+    /// converted to the header of the equivalent uncompressed image.
+    ///
+    /// This is cfitsio's `ffcnvthdr2str`, done by hand for one reason: that function
+    /// decompresses the header into an in-memory FITS file and closes it, and on close
+    /// cfitsio zero-fills the (never used) data unit — 32 MB for a 4096² int16 image,
+    /// ≈ 20 ms, 13 % of a whole read. Here the in-memory copy's `NAXIS` is set to 0
+    /// after the records are taken, so closing it writes no data.
     pub(crate) fn header_records(&mut self) -> Result<String> {
         let mut status = 0;
-        let mut out: *mut c_char = ptr::null_mut();
-        let mut nkeys: c_int = 0;
-        // SAFETY: open handle; cfitsio allocates `out`, freed below with fffree.
-        unsafe {
-            sys::ffcnvthdr2str(
-                self.ptr,
-                0,
-                ptr::null_mut(),
-                0,
-                &mut out,
-                &mut nkeys,
-                &mut status,
-            )
-        };
-        if status != 0 || out.is_null() {
-            if !out.is_null() {
-                let mut s2 = 0;
-                // SAFETY: allocated by cfitsio.
-                unsafe { sys::fffree(out as *mut c_void, &mut s2) };
-            }
-            return Err(fits_error(&self.file, "read header", status));
+        // SAFETY: open handle.
+        let compressed = unsafe { sys::fits_is_compressed_image(self.ptr, &mut status) } != 0;
+        self.check(status, "check for tile compression")?;
+        if !compressed {
+            return header_string(self.ptr, &self.file);
         }
-        // SAFETY: cfitsio returns a NUL-terminated string.
-        let s = unsafe { CStr::from_ptr(out) }
-            .to_string_lossy()
-            .into_owned();
+        let mut tmp: *mut sys::fitsfile = ptr::null_mut();
+        let name = c_str("mem://", &self.file)?;
+        // SAFETY: out-pointer to a local, C string.
+        unsafe { sys::ffinit(&mut tmp, name.as_ptr(), &mut status) };
+        if status != 0 || tmp.is_null() {
+            return Err(fits_error(
+                &self.file,
+                "create in-memory header copy",
+                status,
+            ));
+        }
+        // SAFETY: both handles are open.
+        unsafe { sys::fits_img_decompress_header(self.ptr, tmp, &mut status) };
+        let result = if status != 0 {
+            Err(fits_error(&self.file, "convert compressed header", status))
+        } else {
+            header_string(tmp, &self.file)
+        };
         let mut s2 = 0;
-        // SAFETY: allocated by cfitsio.
-        unsafe { sys::fffree(out as *mut c_void, &mut s2) };
-        Ok(s)
+        let naxis = c_str("NAXIS", &self.file)?;
+        // SAFETY: tmp is open; errors here only mean the data unit gets filled on close.
+        unsafe {
+            sys::ffmkyj(tmp, naxis.as_ptr(), 0, ptr::null(), &mut s2);
+            s2 = 0;
+            sys::ffclos(tmp, &mut s2);
+        }
+        if s2 != 0 {
+            drain_messages();
+        }
+        result
     }
 
     /// Set the scaling cfitsio applies when reading or writing pixels of the current

@@ -9,6 +9,7 @@ use fitsio::sys;
 use rayon::prelude::*;
 
 use super::cfitsio::{Fits, TFLOAT, TSHORT};
+use super::memory;
 use super::output::TempOutput;
 use super::{Compression, BLANK_I16, I16_MAX, I16_MIN};
 use crate::error::{Error, Result};
@@ -73,12 +74,20 @@ fn chunk_stats(s: &[i16]) -> Acc {
     let mut mx = i16::MIN;
     let mut sum = 0i64;
     let mut nblank = 0usize;
-    for &x in s {
-        let blank = x == BLANK_I16;
-        mn = mn.min(if blank { i16::MAX } else { x });
-        mx = mx.max(x);
-        sum += i64::from(x);
-        nblank += usize::from(blank);
+    // i32 partial sums vectorise where i64 ones do not; 2^15 values of magnitude
+    // ≤ 32768 cannot overflow them.
+    for block in s.chunks(1 << 15) {
+        let mut bsum = 0i32;
+        let mut bblank = 0i32;
+        for &x in block {
+            let blank = x == BLANK_I16;
+            mn = mn.min(if blank { i16::MAX } else { x });
+            mx = mx.max(x);
+            bsum += i32::from(x);
+            bblank += i32::from(blank);
+        }
+        sum += i64::from(bsum);
+        nblank += bblank as usize;
     }
     sum -= i64::from(BLANK_I16) * nblank as i64;
     (mn, mx, sum, s.len() - nblank)
@@ -88,7 +97,7 @@ fn chunk_stats(s: &[i16]) -> Acc {
 /// half away from zero, saturated to [`I16_MIN`]..=[`I16_MAX`], ±∞ too) and compute the
 /// statistics of the stored values in physical units (`bzero + bscale × stored`).
 pub(crate) fn convert_i16(data: &[f32], scaling: Option<(f64, f64)>) -> (Vec<i16>, Stats) {
-    let mut out = vec![0i16; data.len()];
+    let mut out = memory::zeroed_vec::<i16>(data.len());
     let (mn, mx, sum, cnt) = out
         .par_chunks_mut(CHUNK)
         .zip(data.par_chunks(CHUNK))
