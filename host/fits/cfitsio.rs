@@ -305,6 +305,7 @@ impl Fits {
         }
         let mut tmp: *mut sys::fitsfile = ptr::null_mut();
         let name = c_str("mem://", &self.file)?;
+        let naxis = c_str("NAXIS", &self.file)?;
         // SAFETY: out-pointer to a local, C string.
         unsafe { sys::ffinit(&mut tmp, name.as_ptr(), &mut status) };
         if status != 0 || tmp.is_null() {
@@ -322,7 +323,6 @@ impl Fits {
             header_string(tmp, &self.file)
         };
         let mut s2 = 0;
-        let naxis = c_str("NAXIS", &self.file)?;
         // SAFETY: tmp is open; errors here only mean the data unit gets filled on close.
         unsafe {
             sys::ffmkyj(tmp, naxis.as_ptr(), 0, ptr::null(), &mut s2);
@@ -500,6 +500,57 @@ impl Drop for Fits {
             unsafe { sys::ffclos(self.ptr, &mut status) };
             if status != 0 {
                 drain_messages();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests")
+            .join("data")
+            .join(name)
+    }
+
+    /// cfitsio's own `ffcnvthdr2str`, for comparison.
+    fn cfitsio_converted(f: &mut Fits) -> String {
+        let mut status = 0;
+        let mut out: *mut c_char = ptr::null_mut();
+        let mut nkeys: c_int = 0;
+        unsafe {
+            sys::ffcnvthdr2str(
+                f.ptr,
+                0,
+                ptr::null_mut(),
+                0,
+                &mut out,
+                &mut nkeys,
+                &mut status,
+            );
+        }
+        assert_eq!(status, 0);
+        let s = unsafe { CStr::from_ptr(out) }
+            .to_string_lossy()
+            .into_owned();
+        unsafe { sys::fffree(out as *mut c_void, &mut status) };
+        s
+    }
+
+    #[test]
+    fn header_conversion_equals_cfitsio_ffcnvthdr2str() {
+        for name in ["rice_int16_64x48.fits", "aia_171_level1_128px.fits"] {
+            let mut f = Fits::open_readonly(&data(name)).unwrap();
+            let info = f.find_image().unwrap().unwrap();
+            assert_eq!(info.compressed, name.starts_with("rice"));
+            let ours = f.header_records().unwrap();
+            assert_eq!(ours, cfitsio_converted(&mut f), "{name}");
+            assert!(ours.contains("BITPIX  ="));
+            if info.compressed {
+                assert!(!ours.contains("ZIMAGE"));
             }
         }
     }
