@@ -1,7 +1,7 @@
 //! Reading and writing AIA FITS images (cfitsio, bundled through `fitsio`).
 //!
 //! # Reading
-//! [`read`] returns the first HDU that holds a 2-D image with data: for JSOC level-1
+//! [`read()`] returns the first HDU that holds a 2-D image with data: for JSOC level-1
 //! files that is the RICE_1 tile-compressed image after an empty primary HDU; plain
 //! primary images of any BITPIX (int16, int32, float32, float64, ...) work too. Pixels
 //! are `f32` in physical units (`BZERO + BSCALE × stored`), `[row, col]` = `[y, x]` with
@@ -12,7 +12,7 @@
 //! or that its geometry is usable (see [`AiaMap::check_is_aia`], [`AiaMap::geometry`]).
 //!
 //! # Writing
-//! [`write`] stores a map as int16 (default) or float32, optionally tile-compressed, with
+//! [`write()`] stores a map as int16 (default) or float32, optionally tile-compressed, with
 //! the map's non-structural header cards passed through and `DATAMIN`, `DATAMAX`,
 //! `DATAMEAN` recomputed over the values as written. Files appear complete or not at
 //! all: they are written under a temporary name (`.NAME.tmp-PID-N`) in the output
@@ -66,7 +66,7 @@ pub fn read(path: &Path) -> Result<AiaMap> {
 
 /// Read the first 2-D image HDU of a FITS file as `f64` (cfitsio converts, `BZERO` and
 /// `BSCALE` applied, undefined pixels NaN), with its header in uncompressed form. Used to
-/// load saved PSFs. Errors as for [`read`].
+/// load saved PSFs. Errors as for [`read()`].
 pub fn read_image_f64(path: &Path) -> Result<(Array2<f64>, Header)> {
     let (mut f, info, header) = read::open_image(path)?;
     let data = read::read_f64(&mut f, &info)?;
@@ -99,7 +99,7 @@ pub enum Compression {
     Rice,
 }
 
-/// Options for [`write`].
+/// Options for [`write()`].
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct WriteOptions {
     /// Pixel type (default int16).
@@ -114,7 +114,7 @@ pub struct WriteOptions {
     pub scaling: Option<(f64 /* bscale */, f64 /* bzero */)>,
 }
 
-/// What [`write`] wrote.
+/// What [`write()`] wrote.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WriteReport {
     /// The output file.
@@ -200,7 +200,7 @@ pub fn write(map: &AiaMap, path: &Path, opts: &WriteOptions) -> Result<WriteRepo
 
 /// Write a float32 image (a plain primary HDU; NaN stays NaN) with `header`'s
 /// non-structural cards passed through unchanged; nothing is added. Used to save PSFs.
-/// Same file safety as [`write`] (temporary name, no-clobber unless `overwrite`).
+/// Same file safety as [`write()`] (temporary name, no-clobber unless `overwrite`).
 pub fn write_image_f32(
     path: &Path,
     data: ArrayView2<f32>,
