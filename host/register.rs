@@ -1,1 +1,251 @@
-//! (in progress)
+//! `register`: level 1 → level 1.5 (de-rotate to solar north, rescale to the target plate
+//! scale, put the Sun-centre reference pixel on the array centre), as aiapy
+//! `aiapy.calibrate.register` (semantics.md §4) on the CPU.
+//!
+//! Geometry: [`crate::geometry`] (input = ref + R⁻¹/s · (out − c)); resampling, padding,
+//! missing pixels and clipping: [`crate::cpu::resample`].
+//!
+//! Deliberate differences from aiapy 0.10:
+//! * the output always has the input shape (4096² for full frames) with
+//!   `CRPIX = (N + 1)/2`, as SolarSoft `aia_prep` (aiapy may return 4094², see
+//!   [`crate::geometry`]);
+//! * pixels are `f32` (aiapy keeps the input dtype; int16 rounding is done by the writer);
+//! * `LVL_NUM ≠ 1` is not an error here (the pipeline warns, as aiapy does);
+//! * the header gets `CROTA2 = 0` and an identity PC matrix (aiapy leaves PC ≈ I up to
+//!   1e-17 and removes CROTA2), `XCEN`/`YCEN` and a HISTORY card.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::cpu::resample::resample;
+use crate::error::{Error, Result};
+use crate::geometry::{full_disk_check, register_transform, target_scale};
+use crate::header::Value;
+use crate::map::AiaMap;
+
+/// The interpolation kernel of `register`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Interpolation {
+    /// Nearest neighbour (scipy order 0; halves round up).
+    Nearest,
+    /// Bilinear (scipy order 1).
+    Linear,
+    /// Cubic B-spline with mirror prefilter (scipy order 3): aiapy's default and parity.
+    #[default]
+    Spline,
+    /// Cubic convolution, Keys a = −0.5 (SolarSoft `aia_prep` / IDL `ROT, CUBIC=−0.5`).
+    Keys,
+}
+
+impl Interpolation {
+    /// The scipy spline order this corresponds to (keys: 3, as its footprint).
+    pub fn order(self) -> u32 {
+        match self {
+            Interpolation::Nearest => 0,
+            Interpolation::Linear => 1,
+            Interpolation::Spline | Interpolation::Keys => 3,
+        }
+    }
+}
+
+impl fmt::Display for Interpolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Interpolation::Nearest => "nearest",
+            Interpolation::Linear => "linear",
+            Interpolation::Spline => "spline",
+            Interpolation::Keys => "keys",
+        })
+    }
+}
+
+impl FromStr for Interpolation {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "nearest" => Ok(Interpolation::Nearest),
+            "linear" => Ok(Interpolation::Linear),
+            "spline" => Ok(Interpolation::Spline),
+            "keys" => Ok(Interpolation::Keys),
+            other => Err(format!(
+                "unknown interpolation '{other}' (expected nearest, linear, spline or keys)"
+            )),
+        }
+    }
+}
+
+/// The value given to output pixels that sample outside the (padded) input.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Missing {
+    /// The NaN-ignoring minimum of the input data (aiapy's default).
+    #[default]
+    Min,
+    /// A fixed value in DN (finite).
+    Value(f64),
+    /// NaN: the output marks those pixels missing (and, as sunpy, sunpy's padding counts as
+    /// missing data).
+    Nan,
+}
+
+impl fmt::Display for Missing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Missing::Min => f.write_str("min"),
+            Missing::Value(v) => write!(f, "{v}"),
+            Missing::Nan => f.write_str("nan"),
+        }
+    }
+}
+
+impl FromStr for Missing {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let t = s.trim().to_ascii_lowercase();
+        match t.as_str() {
+            "min" => Ok(Missing::Min),
+            "nan" => Ok(Missing::Nan),
+            _ => match t.parse::<f64>() {
+                Ok(v) if v.is_finite() => Ok(Missing::Value(v)),
+                _ => Err(format!(
+                    "invalid missing value '{s}' (expected min, nan or a finite number)"
+                )),
+            },
+        }
+    }
+}
+
+/// Options of [`register`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RegisterOptions {
+    /// Interpolation kernel (default: spline, aiapy parity).
+    pub interpolation: Interpolation,
+    /// Value outside the input (default: the data minimum, as aiapy).
+    pub missing: Missing,
+    /// Refuse maps that do not contain the whole solar disk (sunpy `contains_full_disk`,
+    /// as aiapy). Default true.
+    pub check_full_disk: bool,
+}
+
+impl Default for RegisterOptions {
+    fn default() -> Self {
+        RegisterOptions {
+            interpolation: Interpolation::Spline,
+            missing: Missing::Min,
+            check_full_disk: true,
+        }
+    }
+}
+
+/// Register a level-1 map to level 1.5 (module docs). Returns a new map of the same shape.
+///
+/// Errors (naming `map.source`): [`Error::MissingKeyword`] / [`Error::BadKeyword`] from the
+/// geometry keywords, [`Error::NotFullDisk`] (with the failing edge or the centre) when
+/// `check_full_disk` is set and the test fails, [`Error::InvalidOption`] for a
+/// non-finite or absurd scale factor, a singular rotation matrix or a non-finite
+/// `Missing::Value`, [`Error::Shape`] for an empty image.
+pub fn register(map: &AiaMap, opts: &RegisterOptions) -> Result<AiaMap> {
+    let (nx, ny) = map.shape_xy();
+    if nx == 0 || ny == 0 {
+        return Err(Error::Shape {
+            file: map.source.clone(),
+            reason: "empty image".into(),
+        });
+    }
+    let g = map.geometry()?;
+    if opts.check_full_disk {
+        full_disk_check(&g).map_err(|f| Error::NotFullDisk {
+            file: map.source.clone(),
+            reason: f.to_string(),
+        })?;
+    }
+    if let Missing::Value(v) = opts.missing {
+        if !v.is_finite() {
+            return Err(Error::InvalidOption {
+                file: map.source.clone(),
+                reason: format!("missing value {v} is not finite (use nan)"),
+            });
+        }
+    }
+    let scale = target_scale(&g);
+    let t = register_transform(&g);
+    let s = t.scale_factor;
+    if !(s.is_finite() && scale > 0.0 && (1e-3..=1e3).contains(&s)) {
+        return Err(Error::InvalidOption {
+            file: map.source.clone(),
+            reason: format!(
+                "scale factor CDELT1/target = {} / {scale} = {s} is not usable",
+                g.cdelt[0]
+            ),
+        });
+    }
+    if !t.matrix.iter().flatten().all(|v| v.is_finite()) {
+        return Err(Error::InvalidOption {
+            file: map.source.clone(),
+            reason: format!("rotation matrix {:?} is singular", g.rotation),
+        });
+    }
+
+    let r = resample(map.data.view(), &t, opts.interpolation, opts.missing);
+
+    let mut h = map.header.clone();
+    let roll = g.rotation[1][0].atan2(g.rotation[0][0]).to_degrees();
+    h.set_f64("LVL_NUM", 1.5, None);
+    h.set("NAXIS1", Value::Int(nx as i64), None);
+    h.set("NAXIS2", Value::Int(ny as i64), None);
+    h.set_f64("CDELT1", scale, None);
+    h.set_f64("CDELT2", scale, None);
+    h.set_f64("CRPIX1", (nx as f64 + 1.0) / 2.0, None);
+    h.set_f64("CRPIX2", (ny as f64 + 1.0) / 2.0, None);
+    h.set_f64("CROTA2", 0.0, None);
+    h.remove("CROTA1");
+    for k in ["CD1_1", "CD1_2", "CD2_1", "CD2_2"] {
+        h.remove(k);
+    }
+    h.set_f64("PC1_1", 1.0, None);
+    h.set_f64("PC1_2", 0.0, None);
+    h.set_f64("PC2_1", 0.0, None);
+    h.set_f64("PC2_2", 1.0, None);
+    h.set_f64("R_SUN", g.rsun_obs / scale, Some("[pixel] solar radius, RSUN_OBS/CDELT1"));
+    if h.contains("XCEN") {
+        h.set_f64("XCEN", g.crval[0], None);
+    }
+    if h.contains("YCEN") {
+        h.set_f64("YCEN", g.crval[1], None);
+    }
+    let missing = match opts.missing {
+        Missing::Min => format!("min ({})", r.missing),
+        other => other.to_string(),
+    };
+    h.push_history(&format!(
+        "aiaprep {} register: interpolation={}, missing={}, scale factor {:.9}, roll {:.6} deg",
+        crate::VERSION,
+        opts.interpolation,
+        missing,
+        s,
+        roll
+    ));
+    Ok(AiaMap::new(r.data, h, map.source.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_and_display() {
+        for s in ["nearest", "linear", "spline", "keys"] {
+            let i: Interpolation = s.parse().unwrap();
+            assert_eq!(i.to_string(), s);
+        }
+        assert!("cubic".parse::<Interpolation>().is_err());
+        assert_eq!("MIN".parse::<Missing>().unwrap(), Missing::Min);
+        assert_eq!("nan".parse::<Missing>().unwrap(), Missing::Nan);
+        assert_eq!("-3.5".parse::<Missing>().unwrap(), Missing::Value(-3.5));
+        assert!("inf".parse::<Missing>().is_err());
+        assert!("x".parse::<Missing>().is_err());
+        let d = RegisterOptions::default();
+        assert_eq!(d.interpolation, Interpolation::Spline);
+        assert_eq!(d.missing, Missing::Min);
+        assert!(d.check_full_disk);
+    }
+}

@@ -3,6 +3,8 @@
 
 pub mod deconvolve;
 pub mod fft2;
+pub mod mask;
 pub mod psf;
 pub mod resample;
 pub mod spline;
+pub mod stats;

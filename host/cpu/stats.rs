@@ -1,0 +1,206 @@
+//! Whole-image reductions used by register: NaN count, NaN-ignoring min/max, and an exact
+//! NaN-ignoring median (numpy `nanmedian` semantics) by a two-pass radix select on the
+//! order-preserving bit patterns of `f32` (parallel; no copy of the image).
+
+use rayon::prelude::*;
+
+const CHUNK: usize = 1 << 16;
+
+/// NaN count and NaN-ignoring extrema of an image.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Summary {
+    /// Number of NaN pixels.
+    pub nan: usize,
+    /// Smallest non-NaN value (NaN if there is none).
+    pub min: f32,
+    /// Largest non-NaN value (NaN if there is none).
+    pub max: f32,
+}
+
+/// NaN count, min and max (ignoring NaN) of `data`.
+pub fn summarize(data: &[f32]) -> Summary {
+    let (nan, min, max) = data
+        .par_chunks(CHUNK)
+        .map(|c| {
+            let mut nan = 0usize;
+            let mut lo = f32::INFINITY;
+            let mut hi = f32::NEG_INFINITY;
+            for &v in c {
+                // NaN fails both comparisons; count it separately.
+                nan += v.is_nan() as usize;
+                lo = if v < lo { v } else { lo };
+                hi = if v > hi { v } else { hi };
+            }
+            (nan, lo, hi)
+        })
+        .reduce(
+            || (0, f32::INFINITY, f32::NEG_INFINITY),
+            |a, b| (a.0 + b.0, a.1.min(b.1), a.2.max(b.2)),
+        );
+    if nan == data.len() {
+        Summary {
+            nan,
+            min: f32::NAN,
+            max: f32::NAN,
+        }
+    } else {
+        Summary { nan, min, max }
+    }
+}
+
+/// Order-preserving map of a non-NaN `f32` to `u32` (−0 sorts just below +0).
+#[inline(always)]
+fn key(v: f32) -> u32 {
+    let b = v.to_bits();
+    if b & 0x8000_0000 != 0 {
+        !b
+    } else {
+        b | 0x8000_0000
+    }
+}
+
+#[inline(always)]
+fn unkey(k: u32) -> f32 {
+    if k & 0x8000_0000 != 0 {
+        f32::from_bits(k & 0x7FFF_FFFF)
+    } else {
+        f32::from_bits(!k)
+    }
+}
+
+fn histogram(data: &[f32], bucket: impl Fn(u32) -> Option<usize> + Sync) -> Vec<u64> {
+    data.par_chunks(CHUNK * 4)
+        .fold(
+            || vec![0u32; 1 << 16],
+            |mut h, c| {
+                for &v in c {
+                    if !v.is_nan() {
+                        if let Some(b) = bucket(key(v)) {
+                            h[b] += 1;
+                        }
+                    }
+                }
+                h
+            },
+        )
+        .map(|h| h.into_iter().map(u64::from).collect::<Vec<u64>>())
+        .reduce(
+            || vec![0u64; 1 << 16],
+            |mut a, b| {
+                for (x, y) in a.iter_mut().zip(b) {
+                    *x += y;
+                }
+                a
+            },
+        )
+}
+
+/// Index of the bucket containing rank `k` (0-based) and the rank of that bucket's first
+/// element.
+fn find(h: &[u64], k: u64) -> (usize, u64) {
+    let mut acc = 0u64;
+    for (i, &c) in h.iter().enumerate() {
+        if acc + c > k {
+            return (i, acc);
+        }
+        acc += c;
+    }
+    (h.len() - 1, acc)
+}
+
+/// numpy's `nanmedian` of `data` together with `extra.1` further copies of the value
+/// `extra.0` (sunpy's padding, which takes part in its median): the middle value, or the
+/// mean of the two middle values for an even count, in `f64`. `None` if there is no
+/// non-NaN value.
+pub fn nan_median(data: &[f32], extra: Option<(f32, usize)>) -> Option<f64> {
+    let extra = extra.filter(|(v, c)| !v.is_nan() && *c > 0);
+    let valid = data.par_chunks(CHUNK).map(|c| c.iter().filter(|v| !v.is_nan()).count()).sum::<usize>();
+    let n = valid as u64 + extra.map_or(0, |e| e.1 as u64);
+    if n == 0 {
+        return None;
+    }
+    let (k1, k2) = ((n - 1) / 2, n / 2);
+    // Pass 1: high 16 bits.
+    let mut hi = histogram(data, |k| Some((k >> 16) as usize));
+    if let Some((v, c)) = extra {
+        hi[(key(v) >> 16) as usize] += c as u64;
+    }
+    let (b1, base1) = find(&hi, k1);
+    let (b2, base2) = find(&hi, k2);
+    // Pass 2: low 16 bits within the bucket(s) b1 (and b2).
+    let low_hist = |b: usize| -> Vec<u64> {
+        let mut lo = histogram(data, |kk| {
+            ((kk >> 16) as usize == b).then_some((kk & 0xFFFF) as usize)
+        });
+        if let Some((v, c)) = extra {
+            let kv = key(v);
+            if (kv >> 16) as usize == b {
+                lo[(kv & 0xFFFF) as usize] += c as u64;
+            }
+        }
+        lo
+    };
+    let value = |b: usize, lo: &[u64], rank: u64| unkey(((b as u32) << 16) | find(lo, rank).0 as u32);
+    let lo1 = low_hist(b1);
+    let v1 = value(b1, &lo1, k1 - base1);
+    let v2 = if b2 == b1 {
+        value(b1, &lo1, k2 - base1)
+    } else {
+        value(b2, &low_hist(b2), k2 - base2)
+    };
+    Some((v1 as f64 + v2 as f64) / 2.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(v: &[f32], extra: Option<(f32, usize)>) -> Option<f64> {
+        let mut s: Vec<f64> = v.iter().filter(|x| !x.is_nan()).map(|&x| x as f64).collect();
+        if let Some((e, c)) = extra {
+            s.extend(std::iter::repeat_n(e as f64, c));
+        }
+        if s.is_empty() {
+            return None;
+        }
+        s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let n = s.len();
+        Some((s[(n - 1) / 2] + s[n / 2]) / 2.0)
+    }
+
+    #[test]
+    fn median_matches_sort() {
+        let mut x = 0x1234_5678_9abc_def0u64;
+        let mut rnd = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for n in [1usize, 2, 3, 10, 1001, 100_000, 300_001] {
+            let v: Vec<f32> = (0..n)
+                .map(|_| {
+                    let r = rnd();
+                    if r % 17 == 0 {
+                        f32::NAN
+                    } else {
+                        ((r >> 20) % 2000) as f32 * 0.37 - 100.0
+                    }
+                })
+                .collect();
+            assert_eq!(nan_median(&v, None), naive(&v, None), "n={n}");
+            let e = Some((-100.0f32, n / 3 + 1));
+            assert_eq!(nan_median(&v, e), naive(&v, e), "n={n} extra");
+        }
+        assert_eq!(nan_median(&[f32::NAN, f32::NAN], None), None);
+        assert_eq!(nan_median(&[-0.0, 0.0, -1.5, 2.0], None), Some(0.0));
+    }
+
+    #[test]
+    fn summary() {
+        let s = summarize(&[3.0, f32::NAN, -2.0, 7.5]);
+        assert_eq!((s.nan, s.min, s.max), (1, -2.0, 7.5));
+        let s = summarize(&[f32::NAN]);
+        assert!(s.min.is_nan() && s.max.is_nan() && s.nan == 1);
+    }
+}
