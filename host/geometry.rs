@@ -87,7 +87,10 @@ impl RowMap {
     #[inline(always)]
     pub fn at(&self, x: usize) -> [f64; 2] {
         let xf = x as f64;
-        [self.base[0] + xf * self.step[0], self.base[1] + xf * self.step[1]]
+        [
+            self.base[0] + xf * self.step[0],
+            self.base[1] + xf * self.step[1],
+        ]
     }
 }
 
@@ -290,7 +293,9 @@ impl std::fmt::Display for FullDiskFailure {
                  from the Sun centre, solar radius {radius_arcsec:.1}\")",
                 pixel.0, pixel.1
             ),
-            FullDiskFailure::CentreOutside { pixel: Some((x, y)) } => write!(
+            FullDiskFailure::CentreOutside {
+                pixel: Some((x, y)),
+            } => write!(
                 f,
                 "the Sun centre is outside the image (at pixel ({x:.1}, {y:.1}), 0-based)"
             ),
@@ -334,9 +339,7 @@ pub fn full_disk_check(g: &Geometry) -> Result<(), FullDiskFailure> {
         }
     }
     match world_to_pixel(g, 0.0, 0.0) {
-        Some((x, y))
-            if x >= -0.5 && x <= nx as f64 - 0.5 && y >= -0.5 && y <= ny as f64 - 0.5 =>
-        {
+        Some((x, y)) if x >= -0.5 && x <= nx as f64 - 0.5 && y >= -0.5 && y <= ny as f64 - 0.5 => {
             Ok(())
         }
         p => Err(FullDiskFailure::CentreOutside { pixel: p }),

@@ -101,7 +101,12 @@ pub fn mark(
     let boxes: Vec<([f64; 4], [usize; 4])> = runs
         .iter()
         .filter_map(|r| {
-            let b = [r.x0 as f64 - h, r.x1 as f64 + h, r.y as f64 - h, r.y as f64 + h];
+            let b = [
+                r.x0 as f64 - h,
+                r.x1 as f64 + h,
+                r.y as f64 - h,
+                r.y as f64 + h,
+            ];
             let mut lo = [f64::INFINITY; 2];
             let mut hi = [f64::NEG_INFINITY; 2];
             for px in [b[0] - 1.0, b[1] + 1.0] {
@@ -130,7 +135,11 @@ pub fn mark(
     let nblocks = ny.div_ceil(BLOCK);
     let mut buckets: Vec<Vec<usize>> = vec![Vec::new(); nblocks];
     for (i, (_, ob)) in boxes.iter().enumerate() {
-        for bucket in buckets.iter_mut().take(ob[3] / BLOCK + 1).skip(ob[2] / BLOCK) {
+        for bucket in buckets
+            .iter_mut()
+            .take(ob[3] / BLOCK + 1)
+            .skip(ob[2] / BLOCK)
+        {
             bucket.push(i);
         }
     }

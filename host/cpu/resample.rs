@@ -61,7 +61,11 @@ enum Clip {
     Known(f32, f32),
     /// Depends on the output's extrema (a user `missing` outside the data range and no
     /// padding): computed after resampling and masking.
-    Deferred { missing: f64, in_min: f64, in_max: f64 },
+    Deferred {
+        missing: f64,
+        in_min: f64,
+        in_max: f64,
+    },
 }
 
 /// Resample `input` (`[row, col]`, NaN = missing) through `t` with sunpy/scipy semantics
@@ -129,7 +133,10 @@ pub fn resample(
     let fill32 = fill.unwrap_or(0.0) as f32;
     let (plane_owned, pe): (Option<Vec<f32>>, [usize; 2]) = match interpolation {
         Interpolation::Spline => {
-            let pe = [pad[0].min(MAX_MATERIALISED_PAD), pad[1].min(MAX_MATERIALISED_PAD)];
+            let pe = [
+                pad[0].min(MAX_MATERIALISED_PAD),
+                pad[1].min(MAX_MATERIALISED_PAD),
+            ];
             (Some(spline_plane(data, nx, ny, pe, pv, fill32)), pe)
         }
         _ if summary.nan > 0 => {
@@ -235,8 +242,24 @@ fn deferred_clip(out: &mut Array2<f32>, m: f64, in_min: f64, in_max: f64) -> Opt
     if s.nan == out.len() {
         return None;
     }
-    let nanmin2 = |a: f64, b: f64| if a.is_nan() { b } else if b.is_nan() { a } else { a.min(b) };
-    let nanmax2 = |a: f64, b: f64| if a.is_nan() { b } else if b.is_nan() { a } else { a.max(b) };
+    let nanmin2 = |a: f64, b: f64| {
+        if a.is_nan() {
+            b
+        } else if b.is_nan() {
+            a
+        } else {
+            a.min(b)
+        }
+    };
+    let nanmax2 = |a: f64, b: f64| {
+        if a.is_nan() {
+            b
+        } else if b.is_nan() {
+            a
+        } else {
+            a.max(b)
+        }
+    };
     let lower = nanmin2(m.max(s.min as f64), in_min);
     let upper = nanmax2(m.min(s.max as f64), in_max);
     let (lo, hi) = (lower as f32, upper as f32);
@@ -256,39 +279,49 @@ fn clamp(v: f32, lo: f32, hi: f32) -> f32 {
 }
 
 /// The padded, NaN-filled, prefiltered coefficient plane (`pe` materialised padding).
-fn spline_plane(data: &[f32], nx: usize, ny: usize, pe: [usize; 2], pv: f32, fill: f32) -> Vec<f32> {
+fn spline_plane(
+    data: &[f32],
+    nx: usize,
+    ny: usize,
+    pe: [usize; 2],
+    pv: f32,
+    fill: f32,
+) -> Vec<f32> {
     let w = nx + 2 * pe[0];
     let h = ny + 2 * pe[1];
     let mut plane = vec![0.0f32; w * h];
     const R: usize = 8;
-    plane.par_chunks_mut(w * R).enumerate().for_each(|(b, block)| {
-        for (r, line) in block.chunks_exact_mut(w).enumerate() {
-            let py = b * R + r;
-            match py.checked_sub(pe[1]).filter(|&y| y < ny) {
-                None => line.fill(pv), // a padding row: constant, its own coefficients
-                Some(y) => {
-                    let src = &data[y * nx..(y + 1) * nx];
-                    line[..pe[0]].fill(pv);
-                    line[pe[0] + nx..].fill(pv);
-                    for (d, &s) in line[pe[0]..pe[0] + nx].iter_mut().zip(src) {
-                        *d = if s.is_nan() { fill } else { s };
+    plane
+        .par_chunks_mut(w * R)
+        .enumerate()
+        .for_each(|(b, block)| {
+            for (r, line) in block.chunks_exact_mut(w).enumerate() {
+                let py = b * R + r;
+                match py.checked_sub(pe[1]).filter(|&y| y < ny) {
+                    None => line.fill(pv), // a padding row: constant, its own coefficients
+                    Some(y) => {
+                        let src = &data[y * nx..(y + 1) * nx];
+                        line[..pe[0]].fill(pv);
+                        line[pe[0] + nx..].fill(pv);
+                        for (d, &s) in line[pe[0]..pe[0] + nx].iter_mut().zip(src) {
+                            *d = if s.is_nan() { fill } else { s };
+                        }
                     }
                 }
             }
-        }
-        let data_rows: Vec<bool> = (0..block.len() / w)
-            .map(|r| (b * R + r).checked_sub(pe[1]).is_some_and(|y| y < ny))
-            .collect();
-        if data_rows.iter().all(|&d| d) && data_rows.len() == R {
-            super::spline::prefilter_block::<R>(block, w);
-        } else {
-            for (line, d) in block.chunks_exact_mut(w).zip(data_rows) {
-                if d {
-                    prefilter_line(line);
+            let data_rows: Vec<bool> = (0..block.len() / w)
+                .map(|r| (b * R + r).checked_sub(pe[1]).is_some_and(|y| y < ny))
+                .collect();
+            if data_rows.iter().all(|&d| d) && data_rows.len() == R {
+                super::spline::prefilter_block::<R>(block, w);
+            } else {
+                for (line, d) in block.chunks_exact_mut(w).zip(data_rows) {
+                    if d {
+                        prefilter_line(line);
+                    }
                 }
             }
-        }
-    });
+        });
     prefilter_columns(&mut plane, w, h);
     plane
 }

@@ -251,7 +251,11 @@ mod tests {
             prefilter_line(&mut c);
             for k in 0..n {
                 let v = eval_at_knot(&c, k);
-                assert!((v - data[k] as f64).abs() < 2e-5, "n={n} k={k} {v} {}", data[k]);
+                assert!(
+                    (v - data[k] as f64).abs() < 2e-5,
+                    "n={n} k={k} {v} {}",
+                    data[k]
+                );
             }
         }
     }
@@ -290,7 +294,11 @@ mod tests {
             for w in [bspline3_weights(t), keys_weights(t)] {
                 let s: f32 = w.iter().sum();
                 assert!((s - 1.0).abs() < 1e-6);
-                let lin: f32 = w.iter().enumerate().map(|(k, wk)| wk * (k as f32 - 1.0)).sum();
+                let lin: f32 = w
+                    .iter()
+                    .enumerate()
+                    .map(|(k, wk)| wk * (k as f32 - 1.0))
+                    .sum();
                 assert!((lin - t).abs() < 1e-6);
             }
             let kw = keys_weights(t);

@@ -114,7 +114,10 @@ fn find(h: &[u64], k: u64) -> (usize, u64) {
 /// non-NaN value.
 pub fn nan_median(data: &[f32], extra: Option<(f32, usize)>) -> Option<f64> {
     let extra = extra.filter(|(v, c)| !v.is_nan() && *c > 0);
-    let valid = data.par_chunks(CHUNK).map(|c| c.iter().filter(|v| !v.is_nan()).count()).sum::<usize>();
+    let valid = data
+        .par_chunks(CHUNK)
+        .map(|c| c.iter().filter(|v| !v.is_nan()).count())
+        .sum::<usize>();
     let n = valid as u64 + extra.map_or(0, |e| e.1 as u64);
     if n == 0 {
         return None;
@@ -140,7 +143,8 @@ pub fn nan_median(data: &[f32], extra: Option<(f32, usize)>) -> Option<f64> {
         }
         lo
     };
-    let value = |b: usize, lo: &[u64], rank: u64| unkey(((b as u32) << 16) | find(lo, rank).0 as u32);
+    let value =
+        |b: usize, lo: &[u64], rank: u64| unkey(((b as u32) << 16) | find(lo, rank).0 as u32);
     let lo1 = low_hist(b1);
     let v1 = value(b1, &lo1, k1 - base1);
     let v2 = if b2 == b1 {
@@ -156,7 +160,11 @@ mod tests {
     use super::*;
 
     fn naive(v: &[f32], extra: Option<(f32, usize)>) -> Option<f64> {
-        let mut s: Vec<f64> = v.iter().filter(|x| !x.is_nan()).map(|&x| x as f64).collect();
+        let mut s: Vec<f64> = v
+            .iter()
+            .filter(|x| !x.is_nan())
+            .map(|&x| x as f64)
+            .collect();
         if let Some((e, c)) = extra {
             s.extend(std::iter::repeat_n(e as f64, c));
         }
