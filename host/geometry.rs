@@ -317,14 +317,16 @@ pub fn full_disk_check(g: &Geometry) -> Result<(), FullDiskFailure> {
         return Err(FullDiskFailure::Empty);
     }
     let radius = (g.rsun_ref / g.dsun_obs).asin();
-    let edges: [(&'static str, Box<dyn Iterator<Item = (usize, usize)>>); 4] = [
-        ("top", Box::new((0..nx).map(move |i| (i, ny - 1)))),
-        ("bottom", Box::new((0..nx).map(|i| (i, 0)))),
-        ("left", Box::new((0..ny).map(|j| (0, j)))),
-        ("right", Box::new((0..ny).map(move |j| (nx - 1, j)))),
+    // (name, first pixel, step, count): sunpy's map_edges order.
+    let edges = [
+        ("top", (0, ny - 1), (1, 0), nx),
+        ("bottom", (0, 0), (1, 0), nx),
+        ("left", (0, 0), (0, 1), ny),
+        ("right", (nx - 1, 0), (0, 1), ny),
     ];
-    for (edge, pixels) in edges {
-        for (i, j) in pixels {
+    for (edge, (x0, y0), (dx, dy), count) in edges {
+        for k in 0..count {
+            let (i, j) = (x0 + dx * k, y0 + dy * k);
             let (tx, ty) = pixel_to_world(g, i as f64, j as f64);
             let d = (tx.cos() * ty.cos()).clamp(-1.0, 1.0).acos();
             // sunpy: on_disk = d <= radius (NaN compares false, i.e. off disk).

@@ -30,16 +30,16 @@ pub struct Run {
     pub x1: usize,
 }
 
-/// The NaN runs of a row-major `nx`-wide image (parallel over rows).
-pub fn nan_runs(data: &[f32], nx: usize) -> Vec<Run> {
+/// The NaN runs of a row-major `nx`-wide image, looking only at rows `rows` (those known
+/// to contain NaN; parallel over rows).
+pub fn nan_runs(data: &[f32], nx: usize, rows: &[usize]) -> Vec<Run> {
     if nx == 0 {
         return Vec::new();
     }
-    data.par_chunks(nx)
-        .enumerate()
-        .flat_map_iter(|(y, row)| {
+    rows.par_iter()
+        .flat_map_iter(|&y| {
             let mut runs = Vec::new();
-            if row.iter().any(|v| v.is_nan()) {
+            if let Some(row) = data.get(y * nx..(y + 1) * nx) {
                 let mut x = 0;
                 while x < nx {
                     if row[x].is_nan() {
@@ -179,7 +179,7 @@ mod tests {
     fn runs_are_found() {
         let n = f32::NAN;
         let d = [1.0, n, n, 2.0, n, 0.0, 0.0, 0.0, n, n, n, n];
-        let r = nan_runs(&d, 6);
+        let r = nan_runs(&d, 6, &[0, 1]);
         assert_eq!(
             r,
             vec![
