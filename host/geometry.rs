@@ -87,7 +87,10 @@ impl RowMap {
     #[inline(always)]
     pub fn at(&self, x: usize) -> [f64; 2] {
         let xf = x as f64;
-        [self.base[0] + xf * self.step[0], self.base[1] + xf * self.step[1]]
+        [
+            self.base[0] + xf * self.step[0],
+            self.base[1] + xf * self.step[1],
+        ]
     }
 }
 
@@ -290,7 +293,9 @@ impl std::fmt::Display for FullDiskFailure {
                  from the Sun centre, solar radius {radius_arcsec:.1}\")",
                 pixel.0, pixel.1
             ),
-            FullDiskFailure::CentreOutside { pixel: Some((x, y)) } => write!(
+            FullDiskFailure::CentreOutside {
+                pixel: Some((x, y)),
+            } => write!(
                 f,
                 "the Sun centre is outside the image (at pixel ({x:.1}, {y:.1}), 0-based)"
             ),
@@ -312,14 +317,16 @@ pub fn full_disk_check(g: &Geometry) -> Result<(), FullDiskFailure> {
         return Err(FullDiskFailure::Empty);
     }
     let radius = (g.rsun_ref / g.dsun_obs).asin();
-    let edges: [(&'static str, Box<dyn Iterator<Item = (usize, usize)>>); 4] = [
-        ("top", Box::new((0..nx).map(move |i| (i, ny - 1)))),
-        ("bottom", Box::new((0..nx).map(|i| (i, 0)))),
-        ("left", Box::new((0..ny).map(|j| (0, j)))),
-        ("right", Box::new((0..ny).map(move |j| (nx - 1, j)))),
+    // (name, first pixel, step, count): sunpy's map_edges order.
+    let edges = [
+        ("top", (0, ny - 1), (1, 0), nx),
+        ("bottom", (0, 0), (1, 0), nx),
+        ("left", (0, 0), (0, 1), ny),
+        ("right", (nx - 1, 0), (0, 1), ny),
     ];
-    for (edge, pixels) in edges {
-        for (i, j) in pixels {
+    for (edge, (x0, y0), (dx, dy), count) in edges {
+        for k in 0..count {
+            let (i, j) = (x0 + dx * k, y0 + dy * k);
             let (tx, ty) = pixel_to_world(g, i as f64, j as f64);
             let d = (tx.cos() * ty.cos()).clamp(-1.0, 1.0).acos();
             // sunpy: on_disk = d <= radius (NaN compares false, i.e. off disk).
@@ -334,9 +341,7 @@ pub fn full_disk_check(g: &Geometry) -> Result<(), FullDiskFailure> {
         }
     }
     match world_to_pixel(g, 0.0, 0.0) {
-        Some((x, y))
-            if x >= -0.5 && x <= nx as f64 - 0.5 && y >= -0.5 && y <= ny as f64 - 0.5 =>
-        {
+        Some((x, y)) if x >= -0.5 && x <= nx as f64 - 0.5 && y >= -0.5 && y <= ny as f64 - 0.5 => {
             Ok(())
         }
         p => Err(FullDiskFailure::CentreOutside { pixel: p }),

@@ -205,7 +205,11 @@ pub fn register(map: &AiaMap, opts: &RegisterOptions) -> Result<AiaMap> {
     h.set_f64("PC1_2", 0.0, None);
     h.set_f64("PC2_1", 0.0, None);
     h.set_f64("PC2_2", 1.0, None);
-    h.set_f64("R_SUN", g.rsun_obs / scale, Some("[pixel] solar radius, RSUN_OBS/CDELT1"));
+    h.set_f64(
+        "R_SUN",
+        g.rsun_obs / scale,
+        Some("[pixel] solar radius, RSUN_OBS/CDELT1"),
+    );
     if h.contains("XCEN") {
         h.set_f64("XCEN", g.crval[0], None);
     }

@@ -17,7 +17,11 @@ use ndarray::Array2;
 fn load_map(case: &str) -> AiaMap {
     let data = npy::read2(&fixture(&format!("reg_{case}_in.npy"))).mapv(|v| v as f32);
     let text = std::fs::read_to_string(fixture(&format!("reg_{case}_header.txt"))).unwrap();
-    AiaMap::new(data, Header::parse(&text), Source::file(format!("reg_{case}_in.npy")))
+    AiaMap::new(
+        data,
+        Header::parse(&text),
+        Source::file(format!("reg_{case}_in.npy")),
+    )
 }
 
 struct Entry {
@@ -76,11 +80,20 @@ fn compare(e: &Entry) -> (f64, usize, usize) {
     assert_eq!(crpix, [(nx as f64 + 1.0) / 2.0, (ny as f64 + 1.0) / 2.0]);
     // aiapy pixel = ours − (our CRPIX − their CRPIX)
     let off = [crpix[0] - e.crpix[0], crpix[1] - e.crpix[1]];
-    assert!(off.iter().all(|o| o.fract() == 0.0), "non-integer offset {off:?}");
+    assert!(
+        off.iter().all(|o| o.fract() == 0.0),
+        "non-integer offset {off:?}"
+    );
     let (ox, oy) = (off[0] as isize, off[1] as isize);
     let inp = &map.data;
-    let lo = inp.iter().filter(|v| !v.is_nan()).fold(f32::INFINITY, |a, &b| a.min(b));
-    let hi = inp.iter().filter(|v| !v.is_nan()).fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    let lo = inp
+        .iter()
+        .filter(|v| !v.is_nan())
+        .fold(f32::INFINITY, |a, &b| a.min(b));
+    let hi = inp
+        .iter()
+        .filter(|v| !v.is_nan())
+        .fold(f32::NEG_INFINITY, |a, &b| a.max(b));
     let range = (hi - lo) as f64;
     let (ty, tx) = theirs.dim();
     let border = 0isize;

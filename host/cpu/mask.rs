@@ -30,16 +30,16 @@ pub struct Run {
     pub x1: usize,
 }
 
-/// The NaN runs of a row-major `nx`-wide image (parallel over rows).
-pub fn nan_runs(data: &[f32], nx: usize) -> Vec<Run> {
+/// The NaN runs of a row-major `nx`-wide image, looking only at rows `rows` (those known
+/// to contain NaN; parallel over rows).
+pub fn nan_runs(data: &[f32], nx: usize, rows: &[usize]) -> Vec<Run> {
     if nx == 0 {
         return Vec::new();
     }
-    data.par_chunks(nx)
-        .enumerate()
-        .flat_map_iter(|(y, row)| {
+    rows.par_iter()
+        .flat_map_iter(|&y| {
             let mut runs = Vec::new();
-            if row.iter().any(|v| v.is_nan()) {
+            if let Some(row) = data.get(y * nx..(y + 1) * nx) {
                 let mut x = 0;
                 while x < nx {
                     if row[x].is_nan() {
@@ -101,7 +101,12 @@ pub fn mark(
     let boxes: Vec<([f64; 4], [usize; 4])> = runs
         .iter()
         .filter_map(|r| {
-            let b = [r.x0 as f64 - h, r.x1 as f64 + h, r.y as f64 - h, r.y as f64 + h];
+            let b = [
+                r.x0 as f64 - h,
+                r.x1 as f64 + h,
+                r.y as f64 - h,
+                r.y as f64 + h,
+            ];
             let mut lo = [f64::INFINITY; 2];
             let mut hi = [f64::NEG_INFINITY; 2];
             for px in [b[0] - 1.0, b[1] + 1.0] {
@@ -130,7 +135,11 @@ pub fn mark(
     let nblocks = ny.div_ceil(BLOCK);
     let mut buckets: Vec<Vec<usize>> = vec![Vec::new(); nblocks];
     for (i, (_, ob)) in boxes.iter().enumerate() {
-        for bucket in buckets.iter_mut().take(ob[3] / BLOCK + 1).skip(ob[2] / BLOCK) {
+        for bucket in buckets
+            .iter_mut()
+            .take(ob[3] / BLOCK + 1)
+            .skip(ob[2] / BLOCK)
+        {
             bucket.push(i);
         }
     }
@@ -170,7 +179,7 @@ mod tests {
     fn runs_are_found() {
         let n = f32::NAN;
         let d = [1.0, n, n, 2.0, n, 0.0, 0.0, 0.0, n, n, n, n];
-        let r = nan_runs(&d, 6);
+        let r = nan_runs(&d, 6, &[0, 1]);
         assert_eq!(
             r,
             vec![

@@ -48,6 +48,47 @@ pub fn summarize(data: &[f32]) -> Summary {
     }
 }
 
+/// [`summarize`] by rows of `nx` values, also returning the indices of the rows that
+/// contain NaN (one pass over the image).
+pub fn summarize_rows(data: &[f32], nx: usize) -> (Summary, Vec<usize>) {
+    if nx == 0 || data.is_empty() {
+        return (summarize(data), Vec::new());
+    }
+    let rows: Vec<(usize, f32, f32)> = data
+        .par_chunks(nx)
+        .map(|c| {
+            let mut nan = 0usize;
+            let mut lo = f32::INFINITY;
+            let mut hi = f32::NEG_INFINITY;
+            for &v in c {
+                nan += v.is_nan() as usize;
+                lo = if v < lo { v } else { lo };
+                hi = if v > hi { v } else { hi };
+            }
+            (nan, lo, hi)
+        })
+        .collect();
+    let mut s = Summary {
+        nan: 0,
+        min: f32::INFINITY,
+        max: f32::NEG_INFINITY,
+    };
+    let mut with_nan = Vec::new();
+    for (y, &(nan, lo, hi)) in rows.iter().enumerate() {
+        s.nan += nan;
+        s.min = s.min.min(lo);
+        s.max = s.max.max(hi);
+        if nan > 0 {
+            with_nan.push(y);
+        }
+    }
+    if s.nan == data.len() {
+        s.min = f32::NAN;
+        s.max = f32::NAN;
+    }
+    (s, with_nan)
+}
+
 /// Order-preserving map of a non-NaN `f32` to `u32` (−0 sorts just below +0).
 #[inline(always)]
 fn key(v: f32) -> u32 {
@@ -112,9 +153,135 @@ fn find(h: &[u64], k: u64) -> (usize, u64) {
 /// `extra.0` (sunpy's padding, which takes part in its median): the middle value, or the
 /// mean of the two middle values for an even count, in `f64`. `None` if there is no
 /// non-NaN value.
+///
+/// Exact. Large images: a strided sample brackets the middle ranks, one parallel pass
+/// counts the values below the bracket and collects those inside it (a few percent), and a
+/// selection finishes; if the bracket misses (never seen on images), a radix select.
 pub fn nan_median(data: &[f32], extra: Option<(f32, usize)>) -> Option<f64> {
+    let valid = data
+        .par_chunks(CHUNK)
+        .map(|c| c.iter().filter(|v| !v.is_nan()).count())
+        .sum::<usize>();
+    nan_median_counted(data, valid, extra)
+}
+
+/// [`nan_median`] when the number of non-NaN values in `data` is already known.
+pub fn nan_median_counted(data: &[f32], valid: usize, extra: Option<(f32, usize)>) -> Option<f64> {
     let extra = extra.filter(|(v, c)| !v.is_nan() && *c > 0);
-    let valid = data.par_chunks(CHUNK).map(|c| c.iter().filter(|v| !v.is_nan()).count()).sum::<usize>();
+    let (ev, ec) = extra.unwrap_or((0.0, 0));
+    let n = valid + ec;
+    if n == 0 {
+        return None;
+    }
+    let (k1, k2) = ((n - 1) / 2, n / 2);
+    if data.len() <= 1 << 18 {
+        let mut all: Vec<f32> = data.iter().copied().filter(|v| !v.is_nan()).collect();
+        return Some(pick(&mut all, 0, ev, ec, k1, k2));
+    }
+    // Bracket the middle ranks with a strided sample (padding copies in proportion).
+    let stride = (data.len() / 65536).max(1);
+    let mut sample: Vec<f32> = data
+        .iter()
+        .step_by(stride)
+        .copied()
+        .filter(|v| !v.is_nan())
+        .collect();
+    if ec > 0 && valid > 0 {
+        let copies = (ec as f64 * sample.len() as f64 / valid as f64).round() as usize;
+        sample.extend(std::iter::repeat_n(ev, copies));
+    }
+    if sample.is_empty() {
+        return radix_median(data, extra);
+    }
+    sample.sort_unstable_by(f32::total_cmp);
+    let ms = sample.len() as f64;
+    let margin = 3.0 * ms.sqrt() + 32.0;
+    let q1 = k1 as f64 / n as f64 * ms - margin;
+    let q2 = k2 as f64 / n as f64 * ms + margin;
+    let lo = if q1 < 0.0 {
+        f32::NEG_INFINITY
+    } else {
+        sample[q1 as usize]
+    };
+    let hi = if q2 >= ms - 1.0 {
+        f32::INFINITY
+    } else {
+        sample[q2.ceil() as usize]
+    };
+    let (below, mut inside) = data
+        .par_chunks(CHUNK)
+        .map(|c| {
+            let mut below = 0usize;
+            let mut inside = Vec::new();
+            for &v in c {
+                if v < lo {
+                    below += 1;
+                } else if v <= hi {
+                    inside.push(v);
+                }
+            }
+            (below, inside)
+        })
+        .reduce(
+            || (0, Vec::new()),
+            |mut a, mut b| {
+                if a.1.len() < b.1.len() {
+                    std::mem::swap(&mut a.1, &mut b.1);
+                }
+                a.1.extend_from_slice(&b.1);
+                (a.0 + b.0, a.1)
+            },
+        );
+    let (mut below, mut ec_in) = (below, 0usize);
+    if ec > 0 {
+        if ev < lo {
+            below += ec;
+        } else if ev <= hi {
+            ec_in = ec;
+        }
+    }
+    if below > k1 || below + inside.len() + ec_in <= k2 {
+        return radix_median(data, extra);
+    }
+    Some(pick(&mut inside, below, ev, ec_in, k1, k2))
+}
+
+/// The mean of ranks `k1` and `k2` (0-based, in the whole population) of the multiset
+/// `vals ∪ {ev × ec}`, whose smallest element has rank `base`.
+fn pick(vals: &mut [f32], base: usize, ev: f32, ec: usize, k1: usize, k2: usize) -> f64 {
+    let below_e = if ec > 0 {
+        vals.iter().filter(|&&v| v < ev).count()
+    } else {
+        0
+    };
+    let equal_e = if ec > 0 {
+        vals.iter().filter(|&&v| v == ev).count()
+    } else {
+        0
+    };
+    let mut at = |k: usize| -> f32 {
+        let r = k - base;
+        if ec == 0 || r < below_e {
+            *vals.select_nth_unstable_by(r, f32::total_cmp).1
+        } else if r < below_e + equal_e + ec {
+            ev
+        } else {
+            *vals.select_nth_unstable_by(r - ec, f32::total_cmp).1
+        }
+    };
+    let v1 = at(k1);
+    let v2 = if k2 == k1 { v1 } else { at(k2) };
+    (v1 as f64 + v2 as f64) / 2.0
+}
+
+/// [`nan_median`] by a two-pass radix select (three passes for an even count whose middle
+/// values fall in different buckets): exact whatever the distribution.
+fn radix_median(data: &[f32], extra: Option<(f32, usize)>) -> Option<f64> {
+    let extra = extra.filter(|(v, c)| !v.is_nan() && *c > 0);
+    let valid = data
+        .par_chunks(CHUNK)
+        .map(|c| c.iter().filter(|v| !v.is_nan()).count())
+        .sum::<usize>();
     let n = valid as u64 + extra.map_or(0, |e| e.1 as u64);
     if n == 0 {
         return None;
@@ -140,7 +307,8 @@ pub fn nan_median(data: &[f32], extra: Option<(f32, usize)>) -> Option<f64> {
         }
         lo
     };
-    let value = |b: usize, lo: &[u64], rank: u64| unkey(((b as u32) << 16) | find(lo, rank).0 as u32);
+    let value =
+        |b: usize, lo: &[u64], rank: u64| unkey(((b as u32) << 16) | find(lo, rank).0 as u32);
     let lo1 = low_hist(b1);
     let v1 = value(b1, &lo1, k1 - base1);
     let v2 = if b2 == b1 {
@@ -156,7 +324,11 @@ mod tests {
     use super::*;
 
     fn naive(v: &[f32], extra: Option<(f32, usize)>) -> Option<f64> {
-        let mut s: Vec<f64> = v.iter().filter(|x| !x.is_nan()).map(|&x| x as f64).collect();
+        let mut s: Vec<f64> = v
+            .iter()
+            .filter(|x| !x.is_nan())
+            .map(|&x| x as f64)
+            .collect();
         if let Some((e, c)) = extra {
             s.extend(std::iter::repeat_n(e as f64, c));
         }
@@ -177,7 +349,7 @@ mod tests {
             x ^= x << 17;
             x
         };
-        for n in [1usize, 2, 3, 10, 1001, 100_000, 300_001] {
+        for n in [1usize, 2, 3, 10, 1001, 100_000, 300_001, 1_000_000] {
             let v: Vec<f32> = (0..n)
                 .map(|_| {
                     let r = rnd();
@@ -191,6 +363,10 @@ mod tests {
             assert_eq!(nan_median(&v, None), naive(&v, None), "n={n}");
             let e = Some((-100.0f32, n / 3 + 1));
             assert_eq!(nan_median(&v, e), naive(&v, e), "n={n} extra");
+            assert_eq!(radix_median(&v, e), naive(&v, e), "n={n} radix");
+            // most values tied at the median (integer DN images)
+            let t: Vec<f32> = v.iter().map(|x| (x / 50.0).round()).collect();
+            assert_eq!(nan_median(&t, None), naive(&t, None), "n={n} ties");
         }
         assert_eq!(nan_median(&[f32::NAN, f32::NAN], None), None);
         assert_eq!(nan_median(&[-0.0, 0.0, -1.5, 2.0], None), Some(0.0));
@@ -200,6 +376,8 @@ mod tests {
     fn summary() {
         let s = summarize(&[3.0, f32::NAN, -2.0, 7.5]);
         assert_eq!((s.nan, s.min, s.max), (1, -2.0, 7.5));
+        let (r, rows) = summarize_rows(&[3.0, 1.0, f32::NAN, -2.0, 7.5, 0.0, 1.0, f32::NAN], 2);
+        assert_eq!((r.nan, r.min, r.max, rows), (2, -2.0, 7.5, vec![1, 3]));
         let s = summarize(&[f32::NAN]);
         assert!(s.min.is_nan() && s.max.is_nan() && s.nan == 1);
     }
