@@ -220,10 +220,18 @@ mod x86 {
                     let r1 = unsafe { _mm_loadu_ps(q.add(w)) };
                     let r2 = unsafe { _mm_loadu_ps(q.add(2 * w)) };
                     let r3 = unsafe { _mm_loadu_ps(q.add(3 * w)) };
-                    let a = _mm_mul_ps(r0, _mm_permute_ps::<$imm>(wy[0]));
-                    let a = _mm_fmadd_ps(r1, _mm_permute_ps::<$imm>(wy[1]), a);
-                    let a = _mm_fmadd_ps(r2, _mm_permute_ps::<$imm>(wy[2]), a);
-                    _mm_fmadd_ps(r3, _mm_permute_ps::<$imm>(wy[3]), a)
+                    // (r0·w0 + r1·w1) + (r2·w2 + r3·w3): a short dependency chain
+                    let a = _mm_fmadd_ps(
+                        r1,
+                        _mm_permute_ps::<$imm>(wy[1]),
+                        _mm_mul_ps(r0, _mm_permute_ps::<$imm>(wy[0])),
+                    );
+                    let b = _mm_fmadd_ps(
+                        r3,
+                        _mm_permute_ps::<$imm>(wy[3]),
+                        _mm_mul_ps(r2, _mm_permute_ps::<$imm>(wy[2])),
+                    );
+                    _mm_add_ps(a, b)
                 }};
             }
             let a0 = pixel!(0, 0x00);
@@ -235,10 +243,17 @@ mod x86 {
             let t1 = _mm_unpacklo_ps(a2, a3);
             let t2 = _mm_unpackhi_ps(a0, a1);
             let t3 = _mm_unpackhi_ps(a2, a3);
-            let v = _mm_mul_ps(_mm_movelh_ps(t0, t1), wx[0]);
-            let v = _mm_fmadd_ps(_mm_movehl_ps(t1, t0), wx[1], v);
-            let v = _mm_fmadd_ps(_mm_movelh_ps(t2, t3), wx[2], v);
-            let v = _mm_fmadd_ps(_mm_movehl_ps(t3, t2), wx[3], v);
+            let v01 = _mm_fmadd_ps(
+                _mm_movehl_ps(t1, t0),
+                wx[1],
+                _mm_mul_ps(_mm_movelh_ps(t0, t1), wx[0]),
+            );
+            let v23 = _mm_fmadd_ps(
+                _mm_movehl_ps(t3, t2),
+                wx[3],
+                _mm_mul_ps(_mm_movelh_ps(t2, t3), wx[2]),
+            );
+            let v = _mm_add_ps(v01, v23);
             // Clamp; max/min return their second operand when it is NaN, so NaN survives.
             let v = _mm_min_ps(hi, _mm_max_ps(lo, v));
             // SAFETY: the chunk has 4 floats.

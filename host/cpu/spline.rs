@@ -144,15 +144,17 @@ fn row_filter(c: &mut [f32], t: &BlockIir) {
     while i + K <= n {
         let mut x = [0.0f32; K];
         x.copy_from_slice(&c[i..i + K]);
+        // The input part first (independent of the carry, so it runs ahead), then the
+        // carry: the loop-carried dependency is a single multiply-add per block.
         let mut o = [0.0f32; K];
-        for j in 0..K {
-            o[j] = t.fwd_carry[j] * carry;
-        }
         for m in 0..K {
             let xm = x[m];
             for j in 0..K {
                 o[j] += t.fwd[m][j] * xm;
             }
+        }
+        for j in 0..K {
+            o[j] += t.fwd_carry[j] * carry;
         }
         c[i..i + K].copy_from_slice(&o);
         carry = o[K - 1];
@@ -170,14 +172,14 @@ fn row_filter(c: &mut [f32], t: &BlockIir) {
         let mut x = [0.0f32; K];
         x.copy_from_slice(&c[e - K..e]);
         let mut o = [0.0f32; K];
-        for q in 0..K {
-            o[q] = t.bwd_carry[q] * carry;
-        }
         for r in 0..K {
             let xr = x[r];
             for q in 0..K {
                 o[q] += t.bwd[r][q] * xr;
             }
+        }
+        for q in 0..K {
+            o[q] += t.bwd_carry[q] * carry;
         }
         c[e - K..e].copy_from_slice(&o);
         carry = o[0];
@@ -247,7 +249,7 @@ pub fn prefilter_rows(plane: &mut [f32], w: usize) {
 }
 
 /// Columns per strip in [`prefilter_columns`].
-pub const COLUMN_LANES: usize = 32;
+pub const COLUMN_LANES: usize = 128;
 
 /// Prefilter every column of a row-major `w`-wide plane of `h` rows (parallel over strips
 /// of [`COLUMN_LANES`] columns; a strip stays in cache between the two passes). Does
@@ -308,10 +310,10 @@ fn column_strip<const L: usize>(rows: &mut [&mut [f32]]) {
     for row in rows.iter_mut().skip(1) {
         match <&mut [f32; L]>::try_from(&mut **row) {
             Ok(r) => {
-                for l in 0..L {
-                    r[l] = GAIN * r[l] + z * carry[l];
+                for (v, c) in r.iter_mut().zip(carry.iter_mut()) {
+                    *v = GAIN * *v + z * *c;
+                    *c = *v;
                 }
-                carry = *r;
             }
             Err(_) => {
                 for (l, v) in row.iter_mut().enumerate().take(width) {
@@ -332,10 +334,10 @@ fn column_strip<const L: usize>(rows: &mut [&mut [f32]]) {
     for row in rows.iter_mut().rev().skip(1) {
         match <&mut [f32; L]>::try_from(&mut **row) {
             Ok(r) => {
-                for l in 0..L {
-                    r[l] = z * (carry[l] - r[l]);
+                for (v, c) in r.iter_mut().zip(carry.iter_mut()) {
+                    *v = z * (*c - *v);
+                    *c = *v;
                 }
-                carry = *r;
             }
             Err(_) => {
                 for (l, v) in row.iter_mut().enumerate().take(width) {
