@@ -1,1 +1,227 @@
-//! (in progress)
+//! Reading and writing AIA FITS images (cfitsio, bundled through `fitsio`).
+//!
+//! # Reading
+//! [`read()`] returns the first HDU that holds a 2-D image with data: for JSOC level-1
+//! files that is the RICE_1 tile-compressed image after an empty primary HDU; plain
+//! primary images of any BITPIX (int16, int32, float32, float64, ...) work too. Pixels
+//! are `f32` in physical units (`BZERO + BSCALE × stored`), `[row, col]` = `[y, x]` with
+//! row 0 the first row in the file (`NAXIS2` rows of `NAXIS1` columns); undefined pixels
+//! (integer `BLANK`, floating-point NaN) are NaN. The header is that of the image in
+//! uncompressed form (a tile-compressed HDU's `ZBITPIX`, `ZNAXISn`, ... read as `BITPIX`,
+//! `NAXISn`, ...), all cards kept. `read` does not check that the file is an AIA image
+//! or that its geometry is usable (see [`AiaMap::check_is_aia`], [`AiaMap::geometry`]).
+//!
+//! # Writing
+//! [`write()`] stores a map as int16 (default) or float32, optionally tile-compressed, with
+//! the map's non-structural header cards passed through and `DATAMIN`, `DATAMAX`,
+//! `DATAMEAN` recomputed over the values as written. Files appear complete or not at
+//! all: they are written under a temporary name (`.NAME.tmp-PID-N`) in the output
+//! directory and then moved into place; an existing file is kept unless
+//! [`WriteOptions::overwrite`]; a map's own input file is never written over.
+//!
+//! # int16 conventions
+//! Stored = `round((v − BZERO) / BSCALE)` with ties rounded away from zero (−2.5 → −3,
+//! 0.5 → 1), saturated to [−32767, 32767]. −32768 ([`BLANK_I16`]) is reserved for
+//! missing pixels (NaN) and is the `BLANK` keyword of every int16 file written here, so
+//! a valid value never reads back as missing.
+//!
+//! [`AiaMap::check_is_aia`]: crate::map::AiaMap::check_is_aia
+//! [`AiaMap::geometry`]: crate::map::AiaMap::geometry
+
+mod cfitsio;
+mod memory;
+mod output;
+mod read;
+mod write;
+
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array2, ArrayView2};
+
+use crate::error::{Error, Result, Source};
+use crate::header::Header;
+use crate::map::AiaMap;
+
+/// The stored int16 value of a missing pixel (the `BLANK` keyword written).
+pub const BLANK_I16: i16 = i16::MIN;
+/// The smallest valid stored int16 value (−32768 is [`BLANK_I16`]).
+pub const I16_MIN: i16 = -32767;
+/// The largest stored int16 value.
+pub const I16_MAX: i16 = i16::MAX;
+
+/// Read the first 2-D image HDU of a FITS file as an [`AiaMap`] (see the module
+/// documentation for the contract). `source` of the map is `path`.
+///
+/// Errors: [`Error::Io`] when `path` is not a readable regular file; [`Error::Fits`]
+/// when it is not FITS, is truncated or cfitsio cannot decode it (the message names the
+/// file and gives cfitsio's reason); [`Error::NotAia`] when the file holds no 2-D image.
+pub fn read(path: &Path) -> Result<AiaMap> {
+    let (mut f, info, header) = read::open_image(path)?;
+    let data = read::read_f32(&mut f, &info)?;
+    f.close()?;
+    let source = Source::file(path);
+    let data = read::to_array(data, &info, &source)?;
+    Ok(AiaMap::new(data, header, source))
+}
+
+/// Read the first 2-D image HDU of a FITS file as `f64` (cfitsio converts, `BZERO` and
+/// `BSCALE` applied, undefined pixels NaN), with its header in uncompressed form. Used to
+/// load saved PSFs. Errors as for [`read()`].
+pub fn read_image_f64(path: &Path) -> Result<(Array2<f64>, Header)> {
+    let (mut f, info, header) = read::open_image(path)?;
+    let data = read::read_f64(&mut f, &info)?;
+    f.close()?;
+    let data = read::to_array(data, &info, &Source::file(path))?;
+    Ok((data, header))
+}
+
+/// The pixel type of an output file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputType {
+    /// 16-bit integers (`BITPIX = 16`): rounded half away from zero, saturated to
+    /// [−32767, 32767], missing → `BLANK` = −32768. The default, as JSOC level-1.5 files.
+    #[default]
+    I16,
+    /// 32-bit floats (`BITPIX = −32`): values as they are, missing stays NaN.
+    F32,
+}
+
+/// Compression of an output file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// A plain primary image HDU.
+    #[default]
+    None,
+    /// Tile compression: an empty primary HDU followed by a compressed image HDU, as JSOC
+    /// files. int16 uses RICE_1 (lossless for integers). float32 uses **GZIP_2** (byte-
+    /// shuffled GZIP, lossless): cfitsio's RICE_1 can store floats only after quantising
+    /// them, which loses precision, so lossless float RICE is not possible.
+    Rice,
+}
+
+/// Options for [`write()`].
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct WriteOptions {
+    /// Pixel type (default int16).
+    pub dtype: OutputType,
+    /// Compression (default none).
+    pub compress: Compression,
+    /// Replace an existing output file (never the map's own input file).
+    pub overwrite: bool,
+    /// int16 only: physical = BZERO + BSCALE × stored, given as `(bscale, bzero)` in the
+    /// physical unit of the data; `None` means (1, 0) and writes no BSCALE/BZERO keywords.
+    /// Used for exposure-normalised output (DN/s values that need a finer step than 1).
+    pub scaling: Option<(f64 /* bscale */, f64 /* bzero */)>,
+}
+
+/// What [`write()`] wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteReport {
+    /// The output file.
+    pub path: PathBuf,
+    /// Smallest non-missing value as written (physical units; NaN if none).
+    pub datamin: f64,
+    /// Largest non-missing value as written (physical units; NaN if none).
+    pub datamax: f64,
+    /// Mean of the non-missing values as written (physical units; NaN if none).
+    pub datamean: f64,
+    /// Number of missing pixels (NaN in the map; `BLANK` in int16 files).
+    pub n_missing: usize,
+}
+
+/// Write a map to `path` (see the module documentation for the contract).
+///
+/// The header: structural keywords from the data (cfitsio), then `BLANK` (int16) and
+/// `BSCALE`/`BZERO` (when [`WriteOptions::scaling`] is set), then every card of
+/// [`Header::passthrough_records`], then `DATAMIN`, `DATAMAX`, `DATAMEAN` over the
+/// non-missing values as written (after int16 rounding and scaling; physical units). With
+/// no valid pixel at all the file is still written, without those three keywords.
+/// For float32, ±∞ pixels are written as they are but left out of the statistics.
+///
+/// Errors: [`Error::WouldOverwriteInput`] when `path` is `map.source` (even with
+/// `overwrite`); [`Error::OutputExists`] when `path` exists and `overwrite` is false;
+/// [`Error::Io`] when the output directory does not exist or the file cannot be moved
+/// into place; [`Error::InvalidOption`] for scaling with float32 output or a zero or
+/// non-finite scale; [`Error::Shape`] for an empty image; [`Error::Fits`] from cfitsio.
+/// After an error no file is left behind (neither the output nor a temporary one).
+pub fn write(map: &AiaMap, path: &Path, opts: &WriteOptions) -> Result<WriteReport> {
+    let file = Source::file(path);
+    if let Some((bscale, bzero)) = opts.scaling {
+        if opts.dtype != OutputType::I16 {
+            return Err(Error::InvalidOption {
+                file,
+                reason: "BSCALE/BZERO scaling applies to int16 output only".into(),
+            });
+        }
+        if !bscale.is_finite() || bscale == 0.0 || !bzero.is_finite() {
+            return Err(Error::InvalidOption {
+                file,
+                reason: format!("scaling needs a finite nonzero BSCALE and finite BZERO (got {bscale}, {bzero})"),
+            });
+        }
+    }
+    output::preflight(path, map.source.path(), opts.overwrite)?;
+    let (nx, ny) = map.shape_xy();
+    write::check_shape(nx, ny, &file)?;
+    let data = map.data.as_standard_layout();
+    let slice = data.as_slice().ok_or_else(|| Error::Shape {
+        file: file.clone(),
+        reason: "pixel array is not contiguous".into(),
+    })?;
+    let (pixels, stats) = match opts.dtype {
+        OutputType::I16 => {
+            let (d, s) = write::convert_i16(slice, opts.scaling);
+            (
+                write::Pixels::I16 {
+                    data: d,
+                    scaling: opts.scaling,
+                },
+                s,
+            )
+        }
+        OutputType::F32 => (write::Pixels::F32(slice), write::stats_f32(slice)),
+    };
+    let layout = write::Layout {
+        nx,
+        ny,
+        compress: opts.compress,
+        header: &map.header,
+        stats: Some(stats),
+    };
+    write::write_atomically(path, opts.overwrite, &layout, &pixels)?;
+    Ok(WriteReport {
+        path: path.to_path_buf(),
+        datamin: stats.min,
+        datamax: stats.max,
+        datamean: stats.mean,
+        n_missing: stats.n_missing,
+    })
+}
+
+/// Write a float32 image (a plain primary HDU; NaN stays NaN) with `header`'s
+/// non-structural cards passed through unchanged; nothing is added. Used to save PSFs.
+/// Same file safety as [`write()`] (temporary name, no-clobber unless `overwrite`).
+pub fn write_image_f32(
+    path: &Path,
+    data: ArrayView2<f32>,
+    header: &Header,
+    overwrite: bool,
+) -> Result<()> {
+    let file = Source::file(path);
+    output::preflight(path, None, overwrite)?;
+    let (ny, nx) = data.dim();
+    write::check_shape(nx, ny, &file)?;
+    let data = data.as_standard_layout();
+    let slice = data.as_slice().ok_or_else(|| Error::Shape {
+        file: file.clone(),
+        reason: "pixel array is not contiguous".into(),
+    })?;
+    let layout = write::Layout {
+        nx,
+        ny,
+        compress: Compression::None,
+        header,
+        stats: None,
+    };
+    write::write_atomically(path, overwrite, &layout, &write::Pixels::F32(slice))
+}

@@ -19,6 +19,8 @@ pub mod deconvolve;
 pub mod error;
 pub mod fits;
 pub mod geometry;
+#[cfg(feature = "cuda")]
+pub mod gpu;
 pub mod header;
 pub mod kernels;
 pub mod map;

@@ -1,1 +1,129 @@
-//! (in progress)
+//! Exposure normalisation: DN → DN/s.
+//!
+//! aiapy's old `normalize_exposure` (removed in aiapy 0.8) divided the data by `EXPTIME`
+//! and set `EXPTIME = 1`, `BUNIT = 'ct / s'` (semantics.md §5.2); SolarSoft `aia_prep
+//! /normalize` does the same division. Here the unit is written as `BUNIT = 'DN/s'` (AIA's
+//! own `PIXLUNIT` is `'DN'`), which sunpy reads as `DN / s`.
+//!
+//! For int16 output of normalised data, [`int16_scaling`] gives the `BSCALE`/`BZERO` that
+//! store the original DN values as the integers, so no precision is lost by normalising.
+
+use ndarray::Zip;
+
+use crate::error::{Error, Result};
+use crate::header::{Header, Value};
+use crate::map::AiaMap;
+
+/// The unit written to `BUNIT` (and `PIXLUNIT`, when present) by [`normalize_exposure`].
+pub const NORMALIZED_UNIT: &str = "DN/s";
+
+/// Header statistics keywords that are in DN and are divided by the exposure too
+/// (`DATASKEW`/`DATAKURT` are scale-free, `DATAVALS`/`MISSVALS` are counts).
+const DN_STATISTICS: [&str; 14] = [
+    "DATAMIN", "DATAMAX", "DATAMEDN", "DATAMEAN", "DATARMS", "DATACENT", "DATAP01", "DATAP10",
+    "DATAP25", "DATAP75", "DATAP90", "DATAP95", "DATAP98", "DATAP99",
+];
+
+/// Header keyword with the exposure time (s) the data were divided by (`EXPTIME` before
+/// normalisation); written by [`normalize_exposure`], read by [`original_exptime`].
+pub const KEY_ORIGINAL_EXPTIME: &str = "OEXPTIME";
+
+/// The exposure time (s) an exposure-normalised header was divided by (`OEXPTIME`), if the
+/// header records one that is finite and > 0. `None` for headers that were not normalised
+/// by [`normalize_exposure`].
+pub fn original_exptime(h: &Header) -> Option<f64> {
+    h.get_f64(KEY_ORIGINAL_EXPTIME)
+        .filter(|t| t.is_finite() && *t > 0.0)
+}
+
+/// The exposure time `EXPTIME` of a map in seconds, checked.
+///
+/// Errors: [`Error::MissingKeyword`] if absent; [`Error::BadKeyword`] if not a number, not
+/// finite or ≤ 0.
+pub fn exposure_time(map: &AiaMap) -> Result<f64> {
+    let v = map
+        .header
+        .get("EXPTIME")
+        .ok_or_else(|| Error::MissingKeyword {
+            file: map.source.clone(),
+            key: "EXPTIME".into(),
+        })?;
+    match v.as_f64() {
+        Some(t) if t.is_finite() && t > 0.0 => Ok(t),
+        _ => Err(Error::BadKeyword {
+            file: map.source.clone(),
+            key: "EXPTIME".into(),
+            reason: format!("exposure must be a finite number > 0 s ({v:?})"),
+        }),
+    }
+}
+
+/// Divide the data by the exposure time, in place; returns the original `EXPTIME` (s).
+///
+/// Pixels: `v / EXPTIME` computed in f64 and rounded once to f32; NaN (missing) stays NaN.
+/// Header: `BUNIT = 'DN/s'` (and `PIXLUNIT` if present), `EXPTIME = 1.0` (s), `OEXPTIME` =
+/// the original exposure (s, [`KEY_ORIGINAL_EXPTIME`]), the DN-valued
+/// statistics keywords (`DATAMIN`, `DATAMAX`, `DATAMEAN`, `DATAMEDN`, `DATARMS`, `DATACENT`,
+/// `DATAPnn`) divided by the exposure as well, and a HISTORY card
+/// `aiaprep <version> normalize_exposure: data divided by EXPTIME = <t> s (DN -> DN/s)`.
+///
+/// Errors: as [`exposure_time`]; the map is unchanged then.
+pub fn normalize_exposure_in_place(map: &mut AiaMap) -> Result<f64> {
+    let t = exposure_time(map)?;
+    Zip::from(&mut map.data).par_for_each(|v| *v = (f64::from(*v) / t) as f32);
+    let h = &mut map.header;
+    h.set(
+        "BUNIT",
+        Value::Str(NORMALIZED_UNIT.into()),
+        Some("data normalised by the exposure time"),
+    );
+    if h.contains("PIXLUNIT") {
+        h.set("PIXLUNIT", Value::Str(NORMALIZED_UNIT.into()), None);
+    }
+    for key in DN_STATISTICS {
+        if let Some(v) = h.get_f64(key).filter(|v| v.is_finite()) {
+            h.set_f64(key, v / t, None);
+        }
+    }
+    h.set_f64("EXPTIME", 1.0, None);
+    h.set_f64(
+        KEY_ORIGINAL_EXPTIME,
+        t,
+        Some("[s] EXPTIME the data were divided by"),
+    );
+    h.push_history(&format!(
+        "aiaprep {} normalize_exposure: data divided by EXPTIME = {} s (DN -> DN/s)",
+        crate::VERSION,
+        crate::header::format_float(t)
+    ));
+    Ok(t)
+}
+
+/// Exposure-normalised copy of a map (DN/s); see [`normalize_exposure_in_place`] for what
+/// changes. Errors: `EXPTIME` missing ([`Error::MissingKeyword`]), or ≤ 0 / not finite
+/// ([`Error::BadKeyword`]).
+pub fn normalize_exposure(map: &AiaMap) -> Result<AiaMap> {
+    // Check first so that a bad map costs no copy.
+    exposure_time(map)?;
+    let mut out = map.clone();
+    normalize_exposure_in_place(&mut out)?;
+    Ok(out)
+}
+
+/// `(BSCALE, BZERO)` for writing exposure-normalised data (DN/s) as int16 without losing
+/// the precision of the DN image: `BSCALE = 1 / EXPTIME`, `BZERO = 0`, so the stored
+/// integer is `round(value · EXPTIME)`, i.e. the DN value. The quantum is therefore
+/// 1 DN / EXPTIME (in DN/s) and the representable range ±32767 DN / EXPTIME (−32768 is
+/// reserved for BLANK).
+///
+/// `original_exptime` is the exposure in seconds *before* normalisation (the value returned
+/// by [`normalize_exposure_in_place`], or [`original_exptime`] of the normalised header). A non-finite or
+/// non-positive exposure gives `(1.0, 0.0)` (no scaling); [`normalize_exposure`] has already
+/// rejected such maps.
+pub fn int16_scaling(original_exptime: f64) -> (f64, f64) {
+    if original_exptime.is_finite() && original_exptime > 0.0 {
+        (1.0 / original_exptime, 0.0)
+    } else {
+        (1.0, 0.0)
+    }
+}

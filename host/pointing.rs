@@ -1,1 +1,1079 @@
-//! (in progress)
+//! Pointing update from an offline AIA master pointing table (aiapy's `update_pointing`).
+//!
+//! # The table
+//!
+//! The JSOC series `aia.master_pointing3h` exported to CSV (or the LMSAL mirror of it): a
+//! header row, then one row per 3-hour interval with the columns `T_START`, `T_STOP` and,
+//! per channel `WWW` (`format!("{:03}", wavelength)`: 094, 131, 171, 193, 211, 304, 335,
+//! 1600, 1700, 4500), `A_WWW_X0`, `A_WWW_Y0` (Sun centre on the CCD, **0-based** pixels),
+//! `A_WWW_IMSCALE` (plate scale, arcsec/pixel) and `A_WWW_INSTROT` (instrument roll,
+//! degrees). Column names are matched case-insensitively; other columns are ignored.
+//! Fields may be quoted (`"…"`, `""` for a quote inside); blank lines and lines starting
+//! with `#` are skipped. A value that is empty, `NaN`, `missing` or `--` (any case) reads
+//! as NaN (JSOC's MISSING); any other text that is not a number is an error.
+//!
+//! # Time scales
+//!
+//! Every time is converted to one scale, [`UtcTime`]: nanoseconds since
+//! 1970-01-01T00:00:00 UTC **not counting leap seconds** (POSIX time, the same as astropy's
+//! `Time.unix` for UTC), so comparisons are exact integer comparisons. Accepted forms:
+//!
+//! * ISO 8601: `2011-02-15T00:00:00Z`, `2011-02-15T00:00:00.34Z`, `2011-02-15T00:00:00`,
+//!   `2011-02-15 00:00:00.000` (the date/time separator may be `T`, a blank or `_`);
+//! * JSOC: `2011.02.15_00:00:00_TAI`, `…_UTC`, `…Z`, `…_Z`.
+//!
+//! A time without a zone is UTC (as aiapy, which reads the table columns with
+//! `Time(…, scale="utc")`, and the AIA `T_OBS` keyword, which is UTC). A `_TAI`/` TAI`
+//! suffix means International Atomic Time and is converted with the built-in table of
+//! TAI − UTC ([`tai_minus_utc`]: 10 s in 1972 … 34 s from 2009-01-01, 35 s from 2012-07-01,
+//! 36 s from 2015-07-01, 37 s from 2017-01-01). The table must be extended if the IERS
+//! announces another leap second; TAI times before 1972 are rejected. A UTC time during a
+//! leap second (`23:59:60.x`) and a TAI time inside an inserted leap second both map onto
+//! the first second of the next day (POSIX has no leap second). Up to nine fractional
+//! digits are kept; further digits are ignored.
+//!
+//! # The update
+//!
+//! [`update_pointing`] follows aiapy's current `update_pointing` (semantics.md §5.1): the
+//! row is the first with `T_START ≤ T_OBS < T_STOP`; the reference pixel moves by the change
+//! of the Sun centre, `CRPIX1 ← CRPIX1 + (X0 − X0_MP)` (likewise `CRPIX2` with `Y0`/`Y0_MP`),
+//! which is right for full frames and for cut-outs of level-1 data alike; `CDELT1 = CDELT2 =
+//! IMSCALE`; `CROTA2 = INSTROT + SAT_ROT`; the `PCi_j` (and `CDi_j`) keywords are removed so
+//! that the rotation comes from `CROTA2`. See [`update_pointing`] for the details and the
+//! keywords that record the update.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::path::Path;
+
+use crate::error::{Error, Result, Source};
+use crate::header::{Header, Value};
+use crate::map::AiaMap;
+
+// ---------------------------------------------------------------------------------------
+// Time
+// ---------------------------------------------------------------------------------------
+
+const NS_PER_S: i64 = 1_000_000_000;
+const S_PER_DAY: i64 = 86_400;
+
+/// An instant on the UTC time scale: nanoseconds since 1970-01-01T00:00:00 UTC, leap
+/// seconds not counted (POSIX time in ns). Ordering is chronological.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UtcTime(pub i64);
+
+impl UtcTime {
+    /// Parse a time string (ISO 8601 or JSOC form, UTC or TAI; see the module docs) and
+    /// convert it to UTC. The error is a short reason without the string itself.
+    pub fn parse(s: &str) -> std::result::Result<UtcTime, String> {
+        parse_time(s)
+    }
+
+    /// Build from a UTC calendar date and time of day (`second` in `[0, 61)`, seconds
+    /// ≥ 60 roll over into the next minute as POSIX does).
+    pub fn from_civil(
+        year: i64,
+        month: u32,
+        day: u32,
+        hour: u32,
+        minute: u32,
+        second: f64,
+    ) -> UtcTime {
+        let days = days_from_civil(year, month, day);
+        let whole = (days * S_PER_DAY + i64::from(hour) * 3600 + i64::from(minute) * 60) * NS_PER_S;
+        UtcTime(whole + (second * 1e9).round() as i64)
+    }
+
+    /// Seconds since 1970-01-01T00:00:00 UTC, leap seconds not counted (astropy `Time.unix`).
+    pub fn unix_seconds(self) -> f64 {
+        let s = self.0.div_euclid(NS_PER_S);
+        let ns = self.0.rem_euclid(NS_PER_S);
+        s as f64 + ns as f64 * 1e-9
+    }
+}
+
+impl fmt::Display for UtcTime {
+    /// ISO 8601 with a `Z`, fractional seconds only when non-zero (trailing zeros trimmed).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0.div_euclid(NS_PER_S);
+        let ns = self.0.rem_euclid(NS_PER_S);
+        let days = secs.div_euclid(S_PER_DAY);
+        let sod = secs.rem_euclid(S_PER_DAY);
+        let (y, m, d) = civil_from_days(days);
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+            sod / 3600,
+            (sod / 60) % 60,
+            sod % 60
+        )?;
+        if ns != 0 {
+            let frac = format!("{ns:09}");
+            write!(f, ".{}", frac.trim_end_matches('0'))?;
+        }
+        f.write_str("Z")
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (month 1–12, day 1–31).
+const fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    // Shift the year to start in March so that the leap day is the last day of the year.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400; // [0, 399]
+    let m = month as i64;
+    let mp = if m > 2 { m - 3 } else { m + 9 }; // March = 0
+    let doy = (153 * mp + 2) / 5 + day as i64 - 1; // [0, 365]
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy; // [0, 146096]
+    era * 146_097 + doe - 719_468
+}
+
+/// Inverse of [`days_from_civil`]: `(year, month, day)`.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+fn is_leap_year(y: i64) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if is_leap_year(y) => 29,
+        _ => 28,
+    }
+}
+
+/// TAI − UTC in whole seconds from the UTC date (year, month, day) on which it took effect
+/// (IERS Bulletin C; every leap second since 1972).
+const LEAP_SECONDS: [(i64, u32, u32, i64); 28] = [
+    (1972, 1, 1, 10),
+    (1972, 7, 1, 11),
+    (1973, 1, 1, 12),
+    (1974, 1, 1, 13),
+    (1975, 1, 1, 14),
+    (1976, 1, 1, 15),
+    (1977, 1, 1, 16),
+    (1978, 1, 1, 17),
+    (1979, 1, 1, 18),
+    (1980, 1, 1, 19),
+    (1981, 7, 1, 20),
+    (1982, 7, 1, 21),
+    (1983, 7, 1, 22),
+    (1985, 7, 1, 23),
+    (1988, 1, 1, 24),
+    (1990, 1, 1, 25),
+    (1991, 1, 1, 26),
+    (1992, 7, 1, 27),
+    (1993, 7, 1, 28),
+    (1994, 7, 1, 29),
+    (1996, 1, 1, 30),
+    (1997, 7, 1, 31),
+    (1999, 1, 1, 32),
+    (2006, 1, 1, 33),
+    (2009, 1, 1, 34),
+    (2012, 7, 1, 35),
+    (2015, 7, 1, 36),
+    (2017, 1, 1, 37),
+];
+
+/// TAI − UTC in seconds at a UTC instant (`None` before 1972-01-01, where the offset was not
+/// a whole number of seconds).
+pub fn tai_minus_utc(t: UtcTime) -> Option<i64> {
+    LEAP_SECONDS
+        .iter()
+        .rev()
+        .find(|&&(y, m, d, _)| t.0 >= days_from_civil(y, m, d) * S_PER_DAY * NS_PER_S)
+        .map(|&(_, _, _, dt)| dt)
+}
+
+/// Convert a TAI calendar reading (nanoseconds of the TAI calendar since 1970-01-01, every
+/// day 86 400 s) to UTC.
+fn tai_to_utc(tai_ns: i64) -> Option<UtcTime> {
+    LEAP_SECONDS
+        .iter()
+        .rev()
+        .find(|&&(y, m, d, dt)| tai_ns >= (days_from_civil(y, m, d) * S_PER_DAY + dt) * NS_PER_S)
+        .map(|&(_, _, _, dt)| UtcTime(tai_ns - dt * NS_PER_S))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scale {
+    Utc,
+    Tai,
+}
+
+fn parse_uint(
+    s: &str,
+    what: &str,
+    digits: std::ops::RangeInclusive<usize>,
+) -> std::result::Result<u32, String> {
+    if !digits.contains(&s.len()) || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("bad {what} '{s}'"));
+    }
+    s.parse::<u32>().map_err(|_| format!("bad {what} '{s}'"))
+}
+
+fn parse_time(input: &str) -> std::result::Result<UtcTime, String> {
+    let s = input.trim();
+    if s.is_empty() {
+        return Err("empty time".into());
+    }
+    // Zone suffix.
+    let upper = s.to_ascii_uppercase();
+    let (body, scale) = if let Some(b) = upper
+        .strip_suffix("_TAI")
+        .or_else(|| upper.strip_suffix(" TAI"))
+    {
+        (b, Scale::Tai)
+    } else if let Some(b) = upper
+        .strip_suffix("_UTC")
+        .or_else(|| upper.strip_suffix(" UTC"))
+        .or_else(|| upper.strip_suffix("_Z"))
+        .or_else(|| upper.strip_suffix('Z'))
+    {
+        (b, Scale::Utc)
+    } else {
+        (upper.as_str(), Scale::Utc)
+    };
+    let body = body.trim_end();
+    // Date and time of day.
+    let (date, tod) = match body.find(['T', '_', ' ']) {
+        Some(i) => (&body[..i], Some(body[i + 1..].trim_start())),
+        None => (body, None),
+    };
+    let sep = if date.contains('-') { '-' } else { '.' };
+    let parts: Vec<&str> = date.split(sep).collect();
+    if parts.len() != 3 {
+        return Err(format!(
+            "bad date '{date}' (expected YYYY-MM-DD or YYYY.MM.DD)"
+        ));
+    }
+    let year = i64::from(parse_uint(parts[0], "year", 4..=4)?);
+    let month = parse_uint(parts[1], "month", 1..=2)?;
+    let day = parse_uint(parts[2], "day", 1..=2)?;
+    if !(1..=12).contains(&month) {
+        return Err(format!("month {month} out of range"));
+    }
+    if day == 0 || day > days_in_month(year, month) {
+        return Err(format!("day {day} out of range for {year}-{month:02}"));
+    }
+    let (mut hour, mut minute, mut sec, mut ns) = (0u32, 0u32, 0u32, 0i64);
+    if let Some(tod) = tod.filter(|t| !t.is_empty()) {
+        let f: Vec<&str> = tod.split(':').collect();
+        if f.len() < 2 || f.len() > 3 {
+            return Err(format!("bad time of day '{tod}' (expected HH:MM:SS[.fff])"));
+        }
+        hour = parse_uint(f[0], "hour", 1..=2)?;
+        minute = parse_uint(f[1], "minute", 1..=2)?;
+        if let Some(sf) = f.get(2) {
+            let (whole, frac) = match sf.split_once('.') {
+                Some((w, fr)) => (w, fr),
+                None => (*sf, ""),
+            };
+            sec = parse_uint(whole, "second", 1..=2)?;
+            if !frac.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("bad fraction of a second '{frac}'"));
+            }
+            let mut digits: String = frac.chars().take(9).collect();
+            while digits.len() < 9 {
+                digits.push('0');
+            }
+            ns = digits
+                .parse::<i64>()
+                .map_err(|_| format!("bad fraction '{frac}'"))?;
+        }
+        if hour > 23 || minute > 59 || sec > 60 {
+            return Err(format!("time of day '{tod}' out of range"));
+        }
+    }
+    let naive = (days_from_civil(year, month, day) * S_PER_DAY
+        + i64::from(hour) * 3600
+        + i64::from(minute) * 60
+        + i64::from(sec))
+        * NS_PER_S
+        + ns;
+    match scale {
+        Scale::Utc => Ok(UtcTime(naive)),
+        Scale::Tai => tai_to_utc(naive)
+            .ok_or_else(|| "TAI time before 1972-01-01 (TAI-UTC not tabulated)".to_string()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Table
+// ---------------------------------------------------------------------------------------
+
+/// The four per-channel quantities of a table row. NaN = missing in the table.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChannelPointing {
+    /// Sun centre x on the CCD (`A_WWW_X0`), 0-based pixels.
+    pub x0: f64,
+    /// Sun centre y on the CCD (`A_WWW_Y0`), 0-based pixels.
+    pub y0: f64,
+    /// Plate scale (`A_WWW_IMSCALE`), arcsec per pixel.
+    pub imscale: f64,
+    /// Instrument roll (`A_WWW_INSTROT`), degrees.
+    pub instrot: f64,
+}
+
+const FIELDS: [&str; 4] = ["X0", "Y0", "IMSCALE", "INSTROT"];
+
+#[derive(Debug, Clone)]
+struct ChannelColumns {
+    wavelength: u32,
+    /// Index into [`PointingRow::values`] of X0, Y0, IMSCALE, INSTROT (None = no column).
+    value_index: [Option<usize>; 4],
+}
+
+/// One data row of the table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointingRow {
+    /// 1-based line number of this row in the file.
+    pub line: usize,
+    /// Start of the interval (inclusive), UTC.
+    pub t_start: UtcTime,
+    /// End of the interval (exclusive), UTC.
+    pub t_stop: UtcTime,
+    values: Vec<f64>,
+}
+
+/// A master pointing table read from CSV (see the module docs for the format).
+#[derive(Debug, Clone)]
+pub struct PointingTable {
+    source: Source,
+    channels: Vec<ChannelColumns>,
+    rows: Vec<PointingRow>,
+}
+
+fn table_error(source: &Source, line: Option<usize>, reason: impl Into<String>) -> Error {
+    Error::Pointing {
+        file: source.clone(),
+        line,
+        reason: reason.into(),
+    }
+}
+
+/// Split one CSV record into fields (quotes removed, unquoted fields trimmed).
+fn split_record(line: &str) -> std::result::Result<Vec<Cow<'_, str>>, String> {
+    if !line.contains('"') {
+        // Fast path (the usual JSOC export): no quoting, borrow the fields.
+        return Ok(line.split(',').map(|f| Cow::Borrowed(f.trim())).collect());
+    }
+    let mut fields = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        // One field.
+        while chars.peek().is_some_and(|c| *c == ' ' || *c == '\t') {
+            chars.next();
+        }
+        let mut field = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            let mut closed = false;
+            while let Some(c) = chars.next() {
+                if c == '"' {
+                    if chars.peek() == Some(&'"') {
+                        chars.next();
+                        field.push('"');
+                    } else {
+                        closed = true;
+                        break;
+                    }
+                } else {
+                    field.push(c);
+                }
+            }
+            if !closed {
+                return Err(format!(
+                    "field {} has an unterminated quote",
+                    fields.len() + 1
+                ));
+            }
+            while chars.peek().is_some_and(|c| *c == ' ' || *c == '\t') {
+                chars.next();
+            }
+            match chars.peek() {
+                None | Some(',') => {}
+                Some(c) => {
+                    return Err(format!(
+                        "field {}: unexpected '{c}' after a closing quote",
+                        fields.len() + 1
+                    ))
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == ',' {
+                    break;
+                }
+                field.push(c);
+                chars.next();
+            }
+            field = field.trim().to_string();
+        }
+        fields.push(Cow::Owned(field));
+        match chars.next() {
+            Some(',') => continue,
+            _ => break,
+        }
+    }
+    Ok(fields)
+}
+
+/// A table value: empty / NaN / missing / `--` → NaN.
+fn parse_value(s: &str) -> Option<f64> {
+    let t = s.trim();
+    if t.is_empty()
+        || t.eq_ignore_ascii_case("nan")
+        || t.eq_ignore_ascii_case("missing")
+        || t == "--"
+    {
+        return Some(f64::NAN);
+    }
+    t.parse::<f64>().ok()
+}
+
+/// `A_<digits>_<FIELD>` → (wavelength, field index).
+fn channel_column(name: &str) -> Option<(u32, usize)> {
+    let rest = name.strip_prefix("A_")?;
+    let (w, field) = rest.split_once('_')?;
+    if w.is_empty() || !w.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let wl = w.parse::<u32>().ok()?;
+    let fi = FIELDS.iter().position(|f| *f == field)?;
+    Some((wl, fi))
+}
+
+impl PointingTable {
+    /// Read a CSV export of `aia.master_pointing3h` from a file.
+    ///
+    /// Errors: [`Error::Io`] if the file cannot be read; otherwise as [`Self::parse_csv`].
+    pub fn read_csv(path: &Path) -> Result<PointingTable> {
+        let source = Source::file(path);
+        let bytes = std::fs::read(path).map_err(|e| Error::Io {
+            file: source.clone(),
+            reason: e.to_string(),
+        })?;
+        let text = String::from_utf8(bytes)
+            .map_err(|e| table_error(&source, None, format!("not UTF-8 text: {e}")))?;
+        PointingTable::parse_csv(&text, source)
+    }
+
+    /// Parse CSV text; `source` names the file in errors.
+    ///
+    /// Errors ([`Error::Pointing`] with the 1-based line where known): no header row;
+    /// no `T_START` or `T_STOP` column, or a duplicated column; a row with a different
+    /// number of fields than the header (ragged); an unparseable time or number (the
+    /// message names the 1-based column and its name); `T_STOP` not after `T_START`; no
+    /// data rows.
+    pub fn parse_csv(text: &str, source: Source) -> Result<PointingTable> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let mut lines = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| (i + 1, l.trim_end_matches('\r')))
+            .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+
+        let (header_line, header) = lines
+            .next()
+            .ok_or_else(|| table_error(&source, None, "empty file: no header row"))?;
+        let names: Vec<String> = split_record(header)
+            .map_err(|e| table_error(&source, Some(header_line), e))?
+            .into_iter()
+            .map(|n| n.trim().to_ascii_uppercase())
+            .collect();
+
+        let find_unique = |key: &str| -> Result<usize> {
+            let hits: Vec<usize> = names
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.as_str() == key)
+                .map(|(i, _)| i)
+                .collect();
+            match hits.as_slice() {
+                [i] => Ok(*i),
+                [] => Err(table_error(
+                    &source,
+                    Some(header_line),
+                    format!("no {key} column in the header row"),
+                )),
+                _ => Err(table_error(
+                    &source,
+                    Some(header_line),
+                    format!("column {key} appears {} times", hits.len()),
+                )),
+            }
+        };
+        let i_start = find_unique("T_START")?;
+        let i_stop = find_unique("T_STOP")?;
+
+        // Channel columns, in order of first appearance.
+        let mut channels: Vec<ChannelColumns> = Vec::new();
+        let mut value_columns: Vec<usize> = Vec::new(); // column index of each stored value
+        for (col, name) in names.iter().enumerate() {
+            let Some((wl, fi)) = channel_column(name) else {
+                continue;
+            };
+            let ch = match channels.iter().position(|c| c.wavelength == wl) {
+                Some(k) => k,
+                None => {
+                    channels.push(ChannelColumns {
+                        wavelength: wl,
+                        value_index: [None; 4],
+                    });
+                    channels.len() - 1
+                }
+            };
+            if channels[ch].value_index[fi].is_some() {
+                return Err(table_error(
+                    &source,
+                    Some(header_line),
+                    format!("column {name} appears more than once (column {})", col + 1),
+                ));
+            }
+            channels[ch].value_index[fi] = Some(value_columns.len());
+            value_columns.push(col);
+        }
+
+        let mut rows = Vec::new();
+        for (line, rec) in lines {
+            let fields = split_record(rec).map_err(|e| table_error(&source, Some(line), e))?;
+            if fields.len() != names.len() {
+                return Err(table_error(
+                    &source,
+                    Some(line),
+                    format!(
+                        "ragged row: {} fields, the header row (line {header_line}) has {}",
+                        fields.len(),
+                        names.len()
+                    ),
+                ));
+            }
+            let time = |col: usize| -> Result<UtcTime> {
+                parse_time(&fields[col]).map_err(|e| {
+                    table_error(
+                        &source,
+                        Some(line),
+                        format!(
+                            "column {} ({}): cannot parse time '{}': {e}",
+                            col + 1,
+                            names[col],
+                            fields[col]
+                        ),
+                    )
+                })
+            };
+            let t_start = time(i_start)?;
+            let t_stop = time(i_stop)?;
+            if t_stop <= t_start {
+                return Err(table_error(
+                    &source,
+                    Some(line),
+                    format!("T_STOP {t_stop} is not after T_START {t_start}"),
+                ));
+            }
+            let mut values = Vec::with_capacity(value_columns.len());
+            for &col in &value_columns {
+                let v = parse_value(&fields[col]).ok_or_else(|| {
+                    table_error(
+                        &source,
+                        Some(line),
+                        format!(
+                            "column {} ({}): '{}' is not a number",
+                            col + 1,
+                            names[col],
+                            fields[col]
+                        ),
+                    )
+                })?;
+                values.push(v);
+            }
+            rows.push(PointingRow {
+                line,
+                t_start,
+                t_stop,
+                values,
+            });
+        }
+        if rows.is_empty() {
+            return Err(table_error(
+                &source,
+                Some(header_line),
+                "no data rows after the header row",
+            ));
+        }
+        Ok(PointingTable {
+            source,
+            channels,
+            rows,
+        })
+    }
+
+    /// The file the table was read from.
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// The data rows, in file order.
+    pub fn rows(&self) -> &[PointingRow] {
+        &self.rows
+    }
+
+    /// Number of data rows.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// True when there are no data rows (never, for a parsed table).
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Channels (Å) that have all four columns, in column order.
+    pub fn channels(&self) -> Vec<u32> {
+        self.channels
+            .iter()
+            .filter(|c| c.value_index.iter().all(Option::is_some))
+            .map(|c| c.wavelength)
+            .collect()
+    }
+
+    /// The 0-based index of the first row with `T_START ≤ t < T_STOP`.
+    pub fn find_row(&self, t: UtcTime) -> Option<usize> {
+        self.rows
+            .iter()
+            .position(|r| r.t_start <= t && t < r.t_stop)
+    }
+
+    /// The values of channel `wavelength` (Å) in data row `row` (0-based); NaN where the
+    /// table has no value.
+    ///
+    /// Errors ([`Error::Pointing`]): the table lacks some or all of the channel's columns
+    /// (the message names them); `row` out of range.
+    pub fn entry(&self, row: usize, wavelength: u32) -> Result<ChannelPointing> {
+        let names = || FIELDS.map(|f| format!("A_{wavelength:03}_{f}"));
+        let ch = self
+            .channels
+            .iter()
+            .find(|c| c.wavelength == wavelength)
+            .ok_or_else(|| {
+                table_error(
+                    &self.source,
+                    None,
+                    format!(
+                        "no columns for channel {wavelength} Å (expected {})",
+                        names().join(", ")
+                    ),
+                )
+            })?;
+        let missing: Vec<String> = ch
+            .value_index
+            .iter()
+            .zip(names())
+            .filter(|(i, _)| i.is_none())
+            .map(|(_, n)| n)
+            .collect();
+        if !missing.is_empty() {
+            return Err(table_error(
+                &self.source,
+                None,
+                format!(
+                    "channel {wavelength} Å lacks column(s) {}",
+                    missing.join(", ")
+                ),
+            ));
+        }
+        let r = self.rows.get(row).ok_or_else(|| {
+            table_error(
+                &self.source,
+                None,
+                format!("row {row} out of range ({} rows)", self.rows.len()),
+            )
+        })?;
+        let v = |k: usize| {
+            ch.value_index[k]
+                .and_then(|i| r.values.get(i).copied())
+                .unwrap_or(f64::NAN)
+        };
+        Ok(ChannelPointing {
+            x0: v(0),
+            y0: v(1),
+            imscale: v(2),
+            instrot: v(3),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Update
+// ---------------------------------------------------------------------------------------
+
+/// The result of [`update_pointing`].
+#[derive(Debug, Clone)]
+pub struct PointingUpdate {
+    /// The map with the updated header (pixels unchanged).
+    pub map: AiaMap,
+    /// The 0-based data row of the table that was used.
+    pub row: usize,
+    /// Non-fatal problems (missing table values, plate scale far from 0.6″, …), one
+    /// sentence each, in the order found.
+    pub warnings: Vec<String>,
+}
+
+/// Plate scale (arcsec/pixel) that AIA level-1 data have; a map more than 1 % away from it
+/// was probably resampled, which makes the relative CRPIX update wrong (aiapy warns too).
+pub const LEVEL1_PLATE_SCALE: f64 = 0.6;
+
+/// Header keyword set to `T` by [`update_pointing`] (logical).
+pub const KEY_UPDATED: &str = "PNTUPD";
+/// Header keyword with the file name (no directories) of the table used (string).
+pub const KEY_TABLE: &str = "PNTTAB";
+/// Header keyword with the 0-based data row of the table used (integer).
+pub const KEY_ROW: &str = "PNTROW";
+/// Header keyword with `T_START` of the row used (ISO 8601 UTC string).
+pub const KEY_START: &str = "PNTSTART";
+/// Header keyword with `T_STOP` of the row used (ISO 8601 UTC string).
+pub const KEY_STOP: &str = "PNTSTOP";
+
+fn header_number(map: &AiaMap, key: &str) -> Result<Option<f64>> {
+    match map.header.get(key) {
+        None => Ok(None),
+        Some(v) => match v.as_f64() {
+            Some(x) if x.is_finite() => Ok(Some(x)),
+            _ => Err(Error::BadKeyword {
+                file: map.source.clone(),
+                key: key.into(),
+                reason: format!("not a finite number ({v:?})"),
+            }),
+        },
+    }
+}
+
+/// A numeric keyword if present and finite (informational keywords: never an error).
+fn finite(map: &AiaMap, key: &str) -> Option<f64> {
+    map.header.get_f64(key).filter(|v| v.is_finite())
+}
+
+fn required_number(map: &AiaMap, key: &str) -> Result<f64> {
+    header_number(map, key)?.ok_or_else(|| Error::MissingKeyword {
+        file: map.source.clone(),
+        key: key.into(),
+    })
+}
+
+/// The `T_OBS` keyword of a map as a UTC instant.
+///
+/// Errors: [`Error::MissingKeyword`] if absent, [`Error::BadKeyword`] if not a string or
+/// not a parseable time.
+pub fn t_obs(map: &AiaMap) -> Result<UtcTime> {
+    let v = map
+        .header
+        .get("T_OBS")
+        .ok_or_else(|| Error::MissingKeyword {
+            file: map.source.clone(),
+            key: "T_OBS".into(),
+        })?;
+    let s = match v {
+        Value::Str(s) => s,
+        other => {
+            return Err(Error::BadKeyword {
+                file: map.source.clone(),
+                key: "T_OBS".into(),
+                reason: format!("not a time string ({other:?})"),
+            })
+        }
+    };
+    parse_time(s).map_err(|e| Error::BadKeyword {
+        file: map.source.clone(),
+        key: "T_OBS".into(),
+        reason: format!("cannot parse '{s}': {e}"),
+    })
+}
+
+fn table_name(source: &Source) -> String {
+    match source.path() {
+        Some(p) => p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| p.display().to_string()),
+        None => "<memory>".into(),
+    }
+}
+
+/// Update the pointing keywords of a level-1 map from the master pointing table
+/// (aiapy's current `update_pointing`, semantics.md §5.1). Pixels are not touched.
+///
+/// * Row: the first with `T_START ≤ T_OBS < T_STOP` (UTC; `T_OBS`, not `DATE-OBS`).
+/// * `CRPIX1 ← CRPIX1 + (X0 − X0_MP)`, `CRPIX2 ← CRPIX2 + (Y0 − Y0_MP)` (pixels; X0/Y0 and
+///   X0_MP/Y0_MP are 0-based CCD positions, so only their difference enters and cut-outs of
+///   level-1 data are handled). If `X0_MP` or `Y0_MP` is absent (or not finite), the
+///   reference pixel is left alone with a warning, as aiapy.
+/// * `X0_MP ← X0`, `Y0_MP ← Y0` (aiapy), `INST_ROT ← INSTROT`, `IMSCL_MP ← IMSCALE` (as
+///   JSOC's own level-1 processing writes them; aiapy leaves these two stale).
+/// * `CDELT1 = CDELT2 = IMSCALE` (arcsec/pixel).
+/// * `CROTA2 = INSTROT + SAT_ROT` (degrees). `SAT_ROT` must be in the header: as in aiapy
+///   (which raises `KeyError`), an absent `SAT_ROT` is an [`Error::MissingKeyword`] — JSOC's
+///   own code would use 0 instead; we prefer not to guess a roll silently.
+/// * `PC1_1 … PC2_2` and `CD1_1 … CD2_2` are removed so that the rotation comes from
+///   `CROTA2` (sunpy precedence PC > CD > CROTA2). Only if the header would then have no
+///   `CROTA2` at all (INSTROT missing and no old `CROTA2`) are they kept, with a warning.
+/// * A NaN (missing) table value leaves the keywords derived from it unchanged and adds a
+///   warning; so does a non-positive `IMSCALE`.
+/// * Warnings also when the input `CDELT1` or `CDELT2` differs from 0.6″ by more than 1 %
+///   (as aiapy: the map was probably resampled) and when `LVL_NUM` > 1 (not in aiapy).
+/// * Records the update: `PNTUPD = T`, `PNTTAB` = table file name, `PNTROW` = 0-based data
+///   row, `PNTSTART`/`PNTSTOP` = the row's interval (ISO UTC), and a HISTORY card
+///   `aiaprep <version> update_pointing: table FILE row K (line L) T_START … T_STOP`,
+///   followed by one listing the old → new values. `MPO_REC` (the JSOC record the level-1
+///   pointing came from) is left as it was.
+///
+/// Applying it twice with the same table gives the same keyword values as applying it once
+/// (the CRPIX update is relative to `X0_MP`, which the first call sets); only the HISTORY
+/// cards are added again.
+///
+/// Errors: `T_OBS` absent ([`Error::MissingKeyword`]) or unparseable ([`Error::BadKeyword`]);
+/// no row covers `T_OBS`, or the table has no columns for the map's channel
+/// ([`Error::Pointing`], naming the table file); `WAVELNTH`, `SAT_ROT` or a needed `CRPIX`
+/// absent or not finite.
+pub fn update_pointing(map: &AiaMap, table: &PointingTable) -> Result<PointingUpdate> {
+    let (header, row, warnings) = updated_header(map, table)?;
+    Ok(PointingUpdate {
+        map: AiaMap::new(map.data.clone(), header, map.source.clone()),
+        row,
+        warnings,
+    })
+}
+
+/// [`update_pointing`] without copying the pixels: replaces the header of `map` and
+/// returns `(row, warnings)` (0-based data row of the table, non-fatal problems). On error
+/// the map is unchanged.
+pub fn update_pointing_in_place(
+    map: &mut AiaMap,
+    table: &PointingTable,
+) -> Result<(usize, Vec<String>)> {
+    let (header, row, warnings) = updated_header(map, table)?;
+    map.header = header;
+    Ok((row, warnings))
+}
+
+fn updated_header(map: &AiaMap, table: &PointingTable) -> Result<(Header, usize, Vec<String>)> {
+    let wavelength = map.wavelength()?;
+    let t = t_obs(map)?;
+    let row = table.find_row(t).ok_or_else(|| {
+        let (first, last) = match (table.rows.first(), table.rows.last()) {
+            (Some(a), Some(b)) => (a.t_start.to_string(), b.t_stop.to_string()),
+            _ => ("-".into(), "-".into()),
+        };
+        table_error(
+            &table.source,
+            None,
+            format!(
+                "no row with T_START <= T_OBS < T_STOP for T_OBS = {t} of {} \
+                 (first T_START {first}, last T_STOP {last})",
+                map.source
+            ),
+        )
+    })?;
+    let e = table.entry(row, wavelength)?;
+    let r = &table.rows[row];
+    let sat_rot = required_number(map, "SAT_ROT")?;
+    let www = format!("A_{wavelength:03}");
+    let mut warnings = Vec::new();
+    let mut changes: Vec<String> = Vec::new();
+
+    for key in ["CDELT1", "CDELT2"] {
+        if let Some(c) = finite(map, key) {
+            if (c / LEVEL1_PLATE_SCALE - 1.0).abs() >= 0.01 {
+                warnings.push(format!(
+                    "{key} = {c} arcsec/pixel differs from {LEVEL1_PLATE_SCALE} by more than 1 %: \
+                     the map was probably resampled and the updated pointing is likely wrong"
+                ));
+            }
+        }
+    }
+    if let Some(l) = finite(map, "LVL_NUM") {
+        if l > 1.0 {
+            warnings.push(format!(
+                "LVL_NUM = {l}: the pointing update is meant for level-1 data"
+            ));
+        }
+    }
+
+    let mut h: Header = map.header.clone();
+    let set = |h: &mut Header, key: &str, new: f64, changes: &mut Vec<String>| {
+        let old = h.get_f64(key);
+        h.set_f64(key, new, None);
+        changes.push(match old {
+            Some(o) => format!("{key} {o}->{new}"),
+            None => format!("{key} ->{new}"),
+        });
+    };
+    let missing = |field: &str, keys: &str| {
+        format!(
+            "missing value {www}_{field} in {} row {row} (line {}): {keys} not updated",
+            table_name(&table.source),
+            r.line
+        )
+    };
+
+    // Reference pixel and Sun-centre keywords.
+    let x0_old = finite(map, "X0_MP");
+    let y0_old = finite(map, "Y0_MP");
+    let relative = x0_old.is_some() && y0_old.is_some();
+    if !relative {
+        warnings.push(
+            "X0_MP and/or Y0_MP keywords are missing: reference pixel (CRPIX1/CRPIX2) not updated"
+                .into(),
+        );
+    }
+    for (field, new, old, crpix, mp) in [
+        ("X0", e.x0, x0_old, "CRPIX1", "X0_MP"),
+        ("Y0", e.y0, y0_old, "CRPIX2", "Y0_MP"),
+    ] {
+        if !new.is_finite() {
+            warnings.push(missing(field, &format!("{crpix} and {mp}")));
+            continue;
+        }
+        if relative {
+            if let Some(old) = old {
+                let c = required_number(map, crpix)?;
+                set(&mut h, crpix, c + (new - old), &mut changes);
+            }
+        }
+        set(&mut h, mp, new, &mut changes);
+    }
+
+    // Plate scale.
+    if e.imscale.is_finite() && e.imscale > 0.0 {
+        for key in ["CDELT1", "CDELT2", "IMSCL_MP"] {
+            set(&mut h, key, e.imscale, &mut changes);
+        }
+    } else if e.imscale.is_finite() {
+        warnings.push(format!(
+            "non-positive {www}_IMSCALE = {} in {} row {row} (line {}): CDELT1, CDELT2 and IMSCL_MP not updated",
+            e.imscale,
+            table_name(&table.source),
+            r.line
+        ));
+    } else {
+        warnings.push(missing("IMSCALE", "CDELT1, CDELT2 and IMSCL_MP"));
+    }
+
+    // Roll.
+    if e.instrot.is_finite() {
+        set(&mut h, "CROTA2", e.instrot + sat_rot, &mut changes);
+        set(&mut h, "INST_ROT", e.instrot, &mut changes);
+    } else {
+        warnings.push(missing("INSTROT", "CROTA2 and INST_ROT"));
+    }
+    let matrix_keys = [
+        "PC1_1", "PC1_2", "PC2_1", "PC2_2", "CD1_1", "CD1_2", "CD2_1", "CD2_2",
+    ];
+    if h.contains("CROTA2") {
+        for k in matrix_keys {
+            if h.remove(k) > 0 {
+                changes.push(format!("{k} removed"));
+            }
+        }
+    } else if matrix_keys.iter().any(|k| h.contains(k)) {
+        warnings.push(
+            "no CROTA2 after the update (INSTROT missing): PCi_j/CDi_j kept as the rotation".into(),
+        );
+    }
+
+    let name = table_name(&table.source);
+    h.set(
+        KEY_UPDATED,
+        Value::Bool(true),
+        Some("pointing updated from master pointing table"),
+    );
+    let tab: String = name.chars().take(68).collect();
+    h.set(
+        KEY_TABLE,
+        Value::Str(tab),
+        Some("master pointing table file"),
+    );
+    h.set(
+        KEY_ROW,
+        Value::Int(row as i64),
+        Some("0-based data row of PNTTAB used"),
+    );
+    h.set(
+        KEY_START,
+        Value::Str(r.t_start.to_string()),
+        Some("[UTC] T_START of the pointing row"),
+    );
+    h.set(
+        KEY_STOP,
+        Value::Str(r.t_stop.to_string()),
+        Some("[UTC] T_STOP of the pointing row"),
+    );
+    h.push_history(&format!(
+        "aiaprep {} update_pointing: table {name} row {row} (line {}) T_START {} T_STOP {}",
+        crate::VERSION,
+        r.line,
+        r.t_start,
+        r.t_stop
+    ));
+    if !changes.is_empty() {
+        h.push_history(&format!("update_pointing: {}", changes.join(", ")));
+    }
+
+    Ok((h, row, warnings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_round_trip() {
+        for days in [-719_468, -1, 0, 1, 10_957, 15_020, 17_167, 20_000, 60_000] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
+        }
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        assert_eq!(days_from_civil(2011, 2, 15), 15_020);
+    }
+
+    #[test]
+    fn display_trims_fraction() {
+        let t = parse_time("2011-02-15T00:00:01.340Z").unwrap();
+        assert_eq!(t.to_string(), "2011-02-15T00:00:01.34Z");
+        let t = parse_time("2011.02.15_00:00:00_UTC").unwrap();
+        assert_eq!(t.to_string(), "2011-02-15T00:00:00Z");
+    }
+
+    #[test]
+    fn csv_split_handles_quotes() {
+        assert_eq!(
+            split_record(r#" a , "b,c" ,"d""e",,"" "#).unwrap(),
+            vec!["a", "b,c", "d\"e", "", ""]
+        );
+        assert!(split_record(r#"a,"b"#).is_err());
+        assert!(split_record(r#"a,"b"x"#).is_err());
+    }
+
+    #[test]
+    fn channel_columns_are_recognised() {
+        assert_eq!(channel_column("A_094_X0"), Some((94, 0)));
+        assert_eq!(channel_column("A_1600_INSTROT"), Some((1600, 3)));
+        assert_eq!(channel_column("A_171_X0_ERR"), None);
+        assert_eq!(channel_column("A__X0"), None);
+        assert_eq!(channel_column("T_START"), None);
+    }
+}

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 
 /// `tests/data/NAME` (tests never read ../shared).
 pub fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("data").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("data")
+        .join(name)
 }
 
 /// `tests/parity/fixtures/NAME`.

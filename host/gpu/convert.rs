@@ -1,0 +1,320 @@
+//! int16 ↔ f32 conversion, image statistics and the exact median on the device
+//! (`kernels/convert.cu`).
+
+use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg, ValidAsZeroBits};
+use ndarray::{Array2, ArrayView2};
+
+use crate::error::Result;
+
+use super::buffer::{self, alloc, alloc_zeros, download_vec, upload};
+use super::device::{gpu_err, GpuDevice};
+use super::{cfg_1d, launch, DeviceImage, REDUCE_BLOCKS};
+
+/// How stored int16 values become physical f32 values: `bzero + bscale · v`, with `blank`
+/// (FITS `BLANK`, −32768 for AIA) → NaN.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct I16Scaling {
+    /// The stored value that means "missing" (FITS `BLANK`); `None` when absent.
+    pub blank: Option<i16>,
+    /// FITS `BSCALE` (1 for AIA level 1).
+    pub bscale: f64,
+    /// FITS `BZERO` (0 for AIA level 1).
+    pub bzero: f64,
+}
+
+impl Default for I16Scaling {
+    fn default() -> Self {
+        I16Scaling {
+            blank: Some(-32768),
+            bscale: 1.0,
+            bzero: 0.0,
+        }
+    }
+}
+
+/// Statistics of the non-missing pixels (NaN for f32, BLANK for int16), in DN.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stats {
+    /// Number of non-missing pixels.
+    pub count: u64,
+    /// Smallest value (+∞ when `count == 0`).
+    pub min: f64,
+    /// Largest value (−∞ when `count == 0`).
+    pub max: f64,
+    /// Sum of the values (f64 accumulation).
+    pub sum: f64,
+}
+
+impl Stats {
+    /// Mean of the values (NaN when `count == 0`): DATAMEAN.
+    pub fn mean(&self) -> f64 {
+        if self.count == 0 {
+            f64::NAN
+        } else {
+            self.sum / self.count as f64
+        }
+    }
+}
+
+/// Mirrors `AiaStats` in kernels/common.cuh.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RawStats {
+    sum: f64,
+    min: f64,
+    max: f64,
+    count: u64,
+}
+// SAFETY: plain-old-data with the C layout of AiaStats (32 bytes).
+unsafe impl DeviceRepr for RawStats {}
+// SAFETY: all-zero bytes are a valid RawStats.
+unsafe impl ValidAsZeroBits for RawStats {}
+const _: () = assert!(std::mem::size_of::<RawStats>() == 32);
+
+impl From<RawStats> for Stats {
+    fn from(r: RawStats) -> Stats {
+        Stats {
+            count: r.count,
+            min: r.min,
+            max: r.max,
+            sum: r.sum,
+        }
+    }
+}
+
+fn blank_args(s: &I16Scaling) -> (i32, i32) {
+    match s.blank {
+        Some(b) => (1, b as i32),
+        None => (0, -32768),
+    }
+}
+
+/// Converts device int16 to f32 (`out` must hold `input.len()` values).
+pub(crate) fn device_i16_to_f32(
+    dev: &GpuDevice,
+    input: &CudaSlice<i16>,
+    n: usize,
+    out: &mut CudaSlice<f32>,
+    s: &I16Scaling,
+) -> Result<()> {
+    let f = dev.function("convert", "i16_to_f32")?;
+    let (has_blank, blank) = blank_args(s);
+    let n64 = n as i64;
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(input)
+        .arg(out)
+        .arg(&n64)
+        .arg(&has_blank)
+        .arg(&blank)
+        .arg(&s.bscale)
+        .arg(&s.bzero);
+    launch(b, cfg_1d(n), "i16_to_f32")
+}
+
+/// Converts device f32 to int16 (round half away from zero, saturate to ±32767,
+/// NaN → −32768).
+pub(crate) fn device_f32_to_i16(
+    dev: &GpuDevice,
+    input: &CudaSlice<f32>,
+    n: usize,
+    out: &mut CudaSlice<i16>,
+) -> Result<()> {
+    let f = dev.function("convert", "f32_to_i16")?;
+    let n64 = n as i64;
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(input).arg(out).arg(&n64);
+    launch(b, cfg_1d(n), "f32_to_i16")
+}
+
+fn finalize(dev: &GpuDevice, partial: &CudaSlice<RawStats>) -> Result<Stats> {
+    let f = dev.function("convert", "stats_finalize")?;
+    let mut out = alloc::<RawStats>(dev, 1, "statistics")?;
+    let m = REDUCE_BLOCKS as i32;
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(partial).arg(&m).arg(&mut out);
+    launch(
+        b,
+        LaunchConfig {
+            grid_dim: (1, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        },
+        "stats_finalize",
+    )?;
+    let v = download_vec(dev, &out, 1, "statistics")?;
+    Ok(v[0].into())
+}
+
+fn reduce_cfg() -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (REDUCE_BLOCKS as u32, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// Statistics of the first `n` values of a device f32 buffer (non-NaN values).
+pub(crate) fn device_stats_f32(dev: &GpuDevice, x: &CudaSlice<f32>, n: usize) -> Result<Stats> {
+    let f = dev.function("convert", "stats_f32_partial")?;
+    let mut partial = alloc::<RawStats>(dev, REDUCE_BLOCKS, "partial statistics")?;
+    let n64 = n as i64;
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(x).arg(&n64).arg(&mut partial);
+    launch(b, reduce_cfg(), "stats_f32_partial")?;
+    finalize(dev, &partial)
+}
+
+/// Statistics of a device int16 buffer (values other than `blank`).
+pub(crate) fn device_stats_i16(
+    dev: &GpuDevice,
+    x: &CudaSlice<i16>,
+    n: usize,
+    blank: Option<i16>,
+) -> Result<Stats> {
+    let f = dev.function("convert", "stats_i16_partial")?;
+    let mut partial = alloc::<RawStats>(dev, REDUCE_BLOCKS, "partial statistics")?;
+    let n64 = n as i64;
+    let (has_blank, bl) = match blank {
+        Some(b) => (1i32, b as i32),
+        None => (0, 0),
+    };
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(x)
+        .arg(&n64)
+        .arg(&has_blank)
+        .arg(&bl)
+        .arg(&mut partial);
+    launch(b, reduce_cfg(), "stats_i16_partial")?;
+    finalize(dev, &partial)
+}
+
+fn key_to_f32(k: u32) -> f32 {
+    let u = if k & 0x8000_0000 != 0 {
+        k & 0x7fff_ffff
+    } else {
+        !k
+    };
+    f32::from_bits(u)
+}
+
+/// The `rank`-th smallest (0-based) non-NaN value by radix select over order-preserving
+/// keys: three histogram passes of 11, 11 and 10 bits.
+fn device_select(dev: &GpuDevice, x: &CudaSlice<f32>, n: usize, rank: u64) -> Result<f32> {
+    let f = dev.function("convert", "hist_f32_keys")?;
+    let mut hist = alloc_zeros::<u32>(dev, 2048, "median histogram")?;
+    let (mut prefix, mut mask) = (0u32, 0u32);
+    let mut rank = rank;
+    for (shift, bits) in [(21i32, 11i32), (10, 11), (0, 10)] {
+        buffer::zero(dev, &mut hist)?;
+        let n64 = n as i64;
+        let mut b = dev.stream.launch_builder(&f);
+        b.arg(x)
+            .arg(&n64)
+            .arg(&prefix)
+            .arg(&mask)
+            .arg(&shift)
+            .arg(&bits)
+            .arg(&mut hist);
+        launch(b, reduce_cfg(), "hist_f32_keys")?;
+        let h = download_vec(dev, &hist, 1usize << bits, "median histogram")?;
+        let mut cum = 0u64;
+        let mut found = None;
+        for (bin, &c) in h.iter().enumerate() {
+            if cum + c as u64 > rank {
+                found = Some(bin as u32);
+                break;
+            }
+            cum += c as u64;
+        }
+        let bin = found.ok_or_else(|| gpu_err("median", "rank beyond the histogram"))?;
+        rank -= cum;
+        prefix |= bin << shift;
+        mask |= ((1u32 << bits) - 1) << shift;
+    }
+    Ok(key_to_f32(prefix))
+}
+
+/// numpy's `nanmedian` of the first `n` values of a device buffer: the mean (in f64) of
+/// the two middle non-NaN values for an even count; `None` when all are NaN.
+pub(crate) fn device_nanmedian(
+    dev: &GpuDevice,
+    x: &CudaSlice<f32>,
+    n: usize,
+    count: u64,
+) -> Result<Option<f64>> {
+    if count == 0 {
+        return Ok(None);
+    }
+    let lo = device_select(dev, x, n, (count - 1) / 2)? as f64;
+    let hi = if count % 2 == 0 {
+        device_select(dev, x, n, count / 2)? as f64
+    } else {
+        lo
+    };
+    Ok(Some((lo + hi) / 2.0))
+}
+
+/// Uploads an int16 image and converts it to f32 on the device (BLANK → NaN).
+pub fn upload_i16(dev: &GpuDevice, data: ArrayView2<i16>, s: &I16Scaling) -> Result<DeviceImage> {
+    let (ny, nx) = data.dim();
+    let host = buffer::contiguous(&data);
+    let raw = upload(dev, &host, "int16 image")?;
+    let mut out = alloc::<f32>(dev, nx * ny, "f32 image")?;
+    device_i16_to_f32(dev, &raw, nx * ny, &mut out, s)?;
+    Ok(DeviceImage { data: out, nx, ny })
+}
+
+/// int16 → f32 on the GPU (round trip through device memory). Units: DN.
+pub fn i16_to_f32(dev: &GpuDevice, data: ArrayView2<i16>, s: &I16Scaling) -> Result<Array2<f32>> {
+    upload_i16(dev, data, s)?.download(dev)
+}
+
+/// f32 → int16 on the GPU: round half away from zero, saturate to [−32767, 32767],
+/// NaN → −32768 (BLANK).
+pub fn f32_to_i16(dev: &GpuDevice, data: ArrayView2<f32>) -> Result<Array2<i16>> {
+    let img = DeviceImage::upload(dev, data)?;
+    let n = img.len();
+    let mut out = alloc::<i16>(dev, n, "int16 image")?;
+    device_f32_to_i16(dev, &img.data, n, &mut out)?;
+    let v = download_vec(dev, &out, n, "int16 image")?;
+    buffer::to_array(v, img.nx, img.ny)
+}
+
+/// Statistics of the non-NaN pixels, computed on the GPU.
+pub fn stats_f32(dev: &GpuDevice, data: ArrayView2<f32>) -> Result<Stats> {
+    let img = DeviceImage::upload(dev, data)?;
+    device_stats_f32(dev, &img.data, img.len())
+}
+
+/// Statistics of the pixels other than `blank`, computed on the GPU.
+pub fn stats_i16(dev: &GpuDevice, data: ArrayView2<i16>, blank: Option<i16>) -> Result<Stats> {
+    let host = buffer::contiguous(&data);
+    let raw = upload(dev, &host, "int16 image")?;
+    device_stats_i16(dev, &raw, host.len(), blank)
+}
+
+/// numpy `nanmedian` of the image (exact, by radix select on the GPU); `None` when every
+/// pixel is NaN.
+pub fn nanmedian(dev: &GpuDevice, data: ArrayView2<f32>) -> Result<Option<f64>> {
+    let img = DeviceImage::upload(dev, data)?;
+    let st = device_stats_f32(dev, &img.data, img.len())?;
+    device_nanmedian(dev, &img.data, img.len(), st.count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_round_trip() {
+        for v in [0.0f32, -0.0, 1.5, -1.5, f32::MAX, f32::MIN, 1e-40, -1e-40] {
+            let u = v.to_bits();
+            let k = if u & 0x8000_0000 != 0 {
+                !u
+            } else {
+                u | 0x8000_0000
+            };
+            assert_eq!(key_to_f32(k).to_bits(), v.to_bits());
+        }
+    }
+}

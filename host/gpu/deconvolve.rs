@@ -1,0 +1,205 @@
+//! Richardson–Lucy deconvolution on the GPU (aiapy semantics, semantics.md §3):
+//! cuFFT R2C/C2R in f32 with the element-wise steps fused in `kernels/rl.cu`.
+//!
+//! Missing (NaN) pixels are filled with 0 before and restored as NaN after; negatives are
+//! clipped to 0 (`clip_negative`); the initial estimate is the image; periodic boundary;
+//! the ratio is guarded by `max(e, floor)` (a deliberate deviation from aiapy's unguarded
+//! division, shared with the CPU path).
+
+use cudarc::cufft::sys::{double2, float2};
+use cudarc::driver::{CudaSlice, PushKernelArg};
+use ndarray::{Array2, ArrayView2};
+
+use crate::error::{Error, Result, Source};
+
+use super::buffer::{self, alloc};
+use super::device::GpuDevice;
+use super::fft::{spectrum_len, FftKind};
+use super::{cfg_1d, launch, DeviceImage};
+
+/// Options of one deconvolution.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeconvolveParams {
+    /// Richardson–Lucy iterations (aiapy default 25).
+    pub iterations: usize,
+    /// Floor of the estimate in the ratio `d / max(e, floor)` (DN); 1e-20 by default.
+    pub floor: f32,
+    /// Clip negative pixels to 0 first (aiapy `clip_negative=True`).
+    pub clip_negative: bool,
+}
+
+impl Default for DeconvolveParams {
+    fn default() -> Self {
+        DeconvolveParams {
+            iterations: 25,
+            floor: 1e-20,
+            clip_negative: true,
+        }
+    }
+}
+
+/// The optical transfer function `rfft2(fftshift(psf))` on the device (f32 complex half
+/// spectrum, unnormalised), for images of `ny x nx`.
+pub struct Otf {
+    pub(crate) spectrum: CudaSlice<float2>,
+    /// Columns of the images it applies to.
+    pub nx: usize,
+    /// Rows.
+    pub ny: usize,
+}
+
+fn shape_err(reason: String) -> Error {
+    Error::Shape {
+        file: Source::memory(),
+        reason,
+    }
+}
+
+/// OTF from a centred f64 PSF already on the device (peak at `[ny/2, nx/2]`, even sizes).
+pub fn otf_from_device_psf(
+    dev: &GpuDevice,
+    psf: &CudaSlice<f64>,
+    nx: usize,
+    ny: usize,
+) -> Result<Otf> {
+    if nx % 2 != 0 || ny % 2 != 0 || nx == 0 || ny == 0 {
+        return Err(shape_err(format!(
+            "PSF must have even sizes, got {ny} x {nx}"
+        )));
+    }
+    let n = nx * ny;
+    let m = spectrum_len(ny, nx);
+    let mut shifted = alloc::<f64>(dev, n, "shifted PSF")?;
+    let f = dev.function("rl", "otf_shift_f64")?;
+    let (nxi, nyi) = (nx as i32, ny as i32);
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(psf).arg(&mut shifted).arg(&nxi).arg(&nyi);
+    launch(b, cfg_1d(n), "otf_shift_f64")?;
+    let mut spec64 = alloc::<double2>(dev, m, "OTF (f64)")?;
+    dev.fft_plan(ny, nx, FftKind::D2Z)?
+        .d2z(&shifted, &mut spec64)?;
+    let mut spectrum = alloc::<float2>(dev, m, "OTF")?;
+    let f = dev.function("rl", "complex_f64_to_f32")?;
+    let m64 = m as i64;
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(&spec64).arg(&mut spectrum).arg(&m64);
+    launch(b, cfg_1d(m), "complex_f64_to_f32")?;
+    Ok(Otf { spectrum, nx, ny })
+}
+
+/// OTF of a centred host PSF (`[row, col]`, peak at `[ny/2, nx/2]`, even sizes).
+pub fn otf_from_psf(dev: &GpuDevice, psf: ArrayView2<f64>) -> Result<Otf> {
+    let (ny, nx) = psf.dim();
+    let host = buffer::contiguous(&psf);
+    if host.iter().any(|v| !v.is_finite()) {
+        return Err(Error::BadPsf {
+            file: Source::memory(),
+            reason: "non-finite PSF value".into(),
+        });
+    }
+    let d = buffer::upload(dev, &host, "PSF")?;
+    otf_from_device_psf(dev, &d, nx, ny)
+}
+
+/// Deconvolves a device image (consumed) with a cached OTF.
+pub fn deconvolve_device(
+    dev: &GpuDevice,
+    img: DeviceImage,
+    otf: &Otf,
+    p: &DeconvolveParams,
+) -> Result<DeviceImage> {
+    let (nx, ny) = (img.nx, img.ny);
+    if (nx, ny) != (otf.nx, otf.ny) {
+        return Err(shape_err(format!(
+            "image {ny} x {nx} but PSF/OTF {} x {}",
+            otf.ny, otf.nx
+        )));
+    }
+    let n = nx * ny;
+    let m = spectrum_len(ny, nx);
+    let n64 = n as i64;
+    let m64 = m as i64;
+    let scale = 1.0f32 / (n as f32);
+    let mut d = img.data;
+    let mut u = alloc::<f32>(dev, n, "RL estimate")?;
+    let mut e = alloc::<f32>(dev, n, "RL scratch")?;
+    let mut mask = alloc::<u8>(dev, n, "RL NaN mask")?;
+    let mut spec = alloc::<float2>(dev, m, "RL spectrum")?;
+    let fwd = dev.fft_plan(ny, nx, FftKind::R2C)?;
+    let inv = dev.fft_plan(ny, nx, FftKind::C2R)?;
+    let f_prep = dev.function("rl", "rl_prepare")?;
+    let f_mul = dev.function("rl", "rl_mul_otf")?;
+    let f_ratio = dev.function("rl", "rl_ratio")?;
+    let f_update = dev.function("rl", "rl_update")?;
+    let f_restore = dev.function("rl", "rl_restore")?;
+    let clip = p.clip_negative as i32;
+    let (c0, c1) = (0i32, 1i32);
+
+    let mut b = dev.stream.launch_builder(&f_prep);
+    b.arg(&mut d)
+        .arg(&mut u)
+        .arg(&mut mask)
+        .arg(&n64)
+        .arg(&clip);
+    launch(b, cfg_1d(n), "rl_prepare")?;
+    for _ in 0..p.iterations {
+        fwd.r2c(&u, &mut spec)?;
+        let mut b = dev.stream.launch_builder(&f_mul);
+        b.arg(&mut spec)
+            .arg(&otf.spectrum)
+            .arg(&m64)
+            .arg(&scale)
+            .arg(&c0);
+        launch(b, cfg_1d(m), "rl_mul_otf")?;
+        inv.c2r(&mut spec, &mut e)?;
+        let mut b = dev.stream.launch_builder(&f_ratio);
+        b.arg(&d).arg(&mut e).arg(&n64).arg(&p.floor);
+        launch(b, cfg_1d(n), "rl_ratio")?;
+        fwd.r2c(&e, &mut spec)?;
+        let mut b = dev.stream.launch_builder(&f_mul);
+        b.arg(&mut spec)
+            .arg(&otf.spectrum)
+            .arg(&m64)
+            .arg(&scale)
+            .arg(&c1);
+        launch(b, cfg_1d(m), "rl_mul_otf")?;
+        inv.c2r(&mut spec, &mut e)?;
+        let mut b = dev.stream.launch_builder(&f_update);
+        b.arg(&mut u).arg(&e).arg(&n64);
+        launch(b, cfg_1d(n), "rl_update")?;
+    }
+    let mut b = dev.stream.launch_builder(&f_restore);
+    b.arg(&mut u).arg(&mask).arg(&n64);
+    launch(b, cfg_1d(n), "rl_restore")?;
+    Ok(DeviceImage { data: u, nx, ny })
+}
+
+/// Deconvolves a host image (`[row, col]` f32 DN, NaN = missing) with a centred f64 PSF
+/// of the same, even, shape.
+pub fn deconvolve(
+    dev: &GpuDevice,
+    image: ArrayView2<f32>,
+    psf: ArrayView2<f64>,
+    p: &DeconvolveParams,
+) -> Result<Array2<f32>> {
+    if image.dim() != psf.dim() {
+        return Err(shape_err(format!(
+            "image {:?} and PSF {:?} differ",
+            image.dim(),
+            psf.dim()
+        )));
+    }
+    let otf = otf_from_psf(dev, psf)?;
+    deconvolve_with_otf(dev, image, &otf, p)
+}
+
+/// Deconvolves a host image with a precomputed OTF.
+pub fn deconvolve_with_otf(
+    dev: &GpuDevice,
+    image: ArrayView2<f32>,
+    otf: &Otf,
+    p: &DeconvolveParams,
+) -> Result<Array2<f32>> {
+    let img = DeviceImage::upload(dev, image)?;
+    deconvolve_device(dev, img, otf, p)?.download(dev)
+}

@@ -1,0 +1,401 @@
+//! Device discovery: library probe, device selection, compute capability → NVRTC target.
+//!
+//! Nothing here panics when CUDA is absent: the three libraries are probed with cudarc's
+//! `is_culib_present()` (a plain `dlopen` attempt) **before** any context is created, and
+//! every driver call that could still panic inside cudarc (a symbol missing from an old
+//! driver) runs under `catch_unwind`, so callers always get [`Error::BackendUnavailable`]
+//! or [`Error::Gpu`].
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use cudarc::driver::{CudaContext, CudaStream};
+
+use crate::error::{Error, Result};
+
+use super::fft::FftCache;
+use super::module::ModuleCache;
+
+/// NVRTC targets the GPU path compiles for (the `--gpu-architecture` value).
+///
+/// A fixed set because cudarc's option type wants `&'static str`, and because these are
+/// the data-centre generations the project cares about: V100 (`sm_70`, CUDA ≤ 12 only),
+/// T4 (`sm_75`), A100 (`sm_80`), A10/A40/RTX 30 (`sm_86`), L4/L40/RTX 40 (`sm_89`) and
+/// H100/H200 (`sm_90`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Arch {
+    /// Volta (V100).
+    Sm70,
+    /// Turing (T4).
+    Sm75,
+    /// Ampere data centre (A100).
+    Sm80,
+    /// Ampere (A10, A40, RTX 30).
+    Sm86,
+    /// Ada (L4, L40, RTX 40).
+    Sm89,
+    /// Hopper (H100, H200).
+    Sm90,
+}
+
+impl Arch {
+    /// Every supported target, oldest first.
+    pub const ALL: [Arch; 6] = [
+        Arch::Sm70,
+        Arch::Sm75,
+        Arch::Sm80,
+        Arch::Sm86,
+        Arch::Sm89,
+        Arch::Sm90,
+    ];
+
+    /// The NVRTC name, e.g. `"sm_90"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arch::Sm70 => "sm_70",
+            Arch::Sm75 => "sm_75",
+            Arch::Sm80 => "sm_80",
+            Arch::Sm86 => "sm_86",
+            Arch::Sm89 => "sm_89",
+            Arch::Sm90 => "sm_90",
+        }
+    }
+
+    /// Compute capability `(major, minor)` of this target.
+    pub fn capability(self) -> (i32, i32) {
+        match self {
+            Arch::Sm70 => (7, 0),
+            Arch::Sm75 => (7, 5),
+            Arch::Sm80 => (8, 0),
+            Arch::Sm86 => (8, 6),
+            Arch::Sm89 => (8, 9),
+            Arch::Sm90 => (9, 0),
+        }
+    }
+
+    /// The target for a device of compute capability `major.minor`: the highest target
+    /// `<=` the device's, and whether it matches exactly. `None` below 7.0.
+    ///
+    /// Without an exact match (e.g. 7.2, 8.7, 10.0, 12.0) the GPU path loads PTX for the
+    /// returned target, which the driver JIT-compiles for the actual device (PTX is
+    /// forward compatible; a cubin for another major version is not).
+    pub fn for_capability(major: i32, minor: i32) -> Option<(Arch, bool)> {
+        let best = Arch::ALL
+            .iter()
+            .rev()
+            .find(|a| a.capability() <= (major, minor))
+            .copied()?;
+        Some((best, best.capability() == (major, minor)))
+    }
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which CUDA libraries can be loaded on this machine (without touching a device).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Libraries {
+    /// The driver API, `libcuda.so` (installed with the NVIDIA driver).
+    pub driver: bool,
+    /// The run-time compiler, `libnvrtc.so.13` / `.12` / ... (CUDA toolkit or the PyPI
+    /// wheel `nvidia-cuda-nvrtc-cu12`).
+    pub nvrtc: bool,
+    /// cuFFT, `libcufft.so.12` / `.11` (needed by deconvolution and the PSF only).
+    pub cufft: bool,
+}
+
+impl Libraries {
+    /// Probes the three libraries with `dlopen` (cudarc's `is_culib_present`).
+    pub fn probe() -> Libraries {
+        // SAFETY: these only try to dlopen the library by its candidate names and drop it.
+        unsafe {
+            Libraries {
+                driver: cudarc::driver::sys::is_culib_present(),
+                nvrtc: cudarc::nvrtc::sys::is_culib_present(),
+                cufft: cudarc::cufft::sys::is_culib_present(),
+            }
+        }
+    }
+
+    /// `Ok` when the driver and NVRTC load; the error names what is missing and where
+    /// the libraries are searched.
+    pub fn require_core(&self) -> Result<()> {
+        let mut missing = Vec::new();
+        if !self.driver {
+            missing.push("libcuda (NVIDIA driver)");
+        }
+        if !self.nvrtc {
+            missing.push("libnvrtc (CUDA NVRTC)");
+        }
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(unavailable(format!(
+                "cannot load {} (searched with dlopen: LD_LIBRARY_PATH, the ldconfig cache, \
+                 the executable's rpath)",
+                missing.join(" and ")
+            )))
+        }
+    }
+
+    /// `Ok` when cuFFT loads.
+    pub fn require_cufft(&self) -> Result<()> {
+        if self.cufft {
+            Ok(())
+        } else {
+            Err(unavailable(
+                "cannot load libcufft (CUDA cuFFT ≥ 12, needed for deconvolution and the PSF); \
+                 searched with dlopen: LD_LIBRARY_PATH, the ldconfig cache, rpath"
+                    .into(),
+            ))
+        }
+    }
+}
+
+pub(crate) fn unavailable(reason: String) -> Error {
+    Error::BackendUnavailable { reason }
+}
+
+pub(crate) fn gpu_err(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Gpu {
+        file: crate::error::Source::memory(),
+        reason: format!("{what}: {e}"),
+    }
+}
+
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}
+
+/// Runs `f`, turning a panic inside cudarc (e.g. a driver symbol that cannot be loaded)
+/// into [`Error::BackendUnavailable`].
+pub(crate) fn guard<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => Err(unavailable(format!("{what}: {}", panic_message(p)))),
+    }
+}
+
+/// Number of CUDA devices visible to this process (after `CUDA_VISIBLE_DEVICES`, which
+/// the driver applies). Errors when the libraries or the driver are unusable.
+pub fn device_count() -> Result<usize> {
+    Libraries::probe().require_core()?;
+    guard("cuInit / cuDeviceGetCount", || {
+        CudaContext::device_count()
+            .map(|n| n.max(0) as usize)
+            .map_err(|e| unavailable(format!("CUDA driver: {e}")))
+    })
+}
+
+/// One CUDA device with its context, the stream all GPU work of this handle runs on, and
+/// the per-device caches (loaded kernel modules, cuFFT plans).
+///
+/// All operations on one `GpuDevice` are ordered on its single stream; create one handle
+/// per thread (or per device) for concurrency. `GpuDevice` is `Send + Sync`, but its
+/// operations serialise on the stream.
+pub struct GpuDevice {
+    pub(crate) ctx: Arc<CudaContext>,
+    pub(crate) stream: Arc<CudaStream>,
+    ordinal: usize,
+    name: String,
+    capability: (i32, i32),
+    arch: Arch,
+    exact_arch: bool,
+    pub(crate) modules: ModuleCache,
+    pub(crate) ffts: FftCache,
+}
+
+impl std::fmt::Debug for GpuDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl GpuDevice {
+    /// Opens visible device `ordinal` (0-based, counted after `CUDA_VISIBLE_DEVICES`).
+    ///
+    /// Errors: [`Error::BackendUnavailable`] when the driver or NVRTC library cannot be
+    /// loaded, there is no such device, or its compute capability is below 7.0;
+    /// [`Error::Gpu`] when the driver fails while creating the context.
+    pub fn open(ordinal: usize) -> Result<GpuDevice> {
+        Libraries::probe().require_core()?;
+        guard("opening the CUDA device", || Self::open_inner(ordinal))
+    }
+
+    fn open_inner(ordinal: usize) -> Result<GpuDevice> {
+        let count = CudaContext::device_count()
+            .map_err(|e| unavailable(format!("CUDA driver: {e}")))?
+            .max(0) as usize;
+        if ordinal >= count {
+            return Err(unavailable(format!(
+                "CUDA device {ordinal} requested but {count} visible (CUDA_VISIBLE_DEVICES={})",
+                std::env::var("CUDA_VISIBLE_DEVICES").unwrap_or_else(|_| "<unset>".into())
+            )));
+        }
+        let ctx = CudaContext::new(ordinal).map_err(|e| gpu_err("creating the CUDA context", e))?;
+        let name = ctx.name().unwrap_or_else(|_| "<unknown>".into());
+        let capability = ctx
+            .compute_capability()
+            .map_err(|e| gpu_err("querying the compute capability", e))?;
+        let Some((arch, exact_arch)) = Arch::for_capability(capability.0, capability.1) else {
+            return Err(unavailable(format!(
+                "{name} has compute capability {}.{}; the GPU path needs 7.0 or newer",
+                capability.0, capability.1
+            )));
+        };
+        // Every operation of this handle is ordered on one stream, so cudarc's per-buffer
+        // event tracking (for multi-stream safety) is not needed and only adds overhead.
+        // SAFETY: no buffer of this context has been created yet and all work of this
+        // handle is issued on `stream`.
+        unsafe { ctx.disable_event_tracking() };
+        let stream = ctx
+            .new_stream()
+            .map_err(|e| gpu_err("creating a CUDA stream", e))?;
+        Ok(GpuDevice {
+            ctx,
+            stream,
+            ordinal,
+            name,
+            capability,
+            arch,
+            exact_arch,
+            modules: ModuleCache::default(),
+            ffts: FftCache::default(),
+        })
+    }
+
+    /// The visible device index this handle was opened with.
+    pub fn ordinal(&self) -> usize {
+        self.ordinal
+    }
+
+    /// Device name as the driver reports it (e.g. `NVIDIA H200`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Compute capability `(major, minor)`.
+    pub fn compute_capability(&self) -> (i32, i32) {
+        self.capability
+    }
+
+    /// The NVRTC target the kernels are compiled for.
+    pub fn arch(&self) -> Arch {
+        self.arch
+    }
+
+    /// `None` when [`arch`](Self::arch) is the device's own architecture; otherwise a
+    /// note saying which lower target is used (loaded as PTX and JIT-compiled).
+    pub fn arch_note(&self) -> Option<String> {
+        if self.exact_arch {
+            None
+        } else {
+            Some(format!(
+                "compute capability {}.{} is not in the fixed target set; using {} as PTX \
+                 (JIT-compiled by the driver)",
+                self.capability.0, self.capability.1, self.arch
+            ))
+        }
+    }
+
+    /// Whether kernels are loaded as cubin (exact target) rather than PTX.
+    pub(crate) fn exact_arch(&self) -> bool {
+        self.exact_arch
+    }
+
+    /// Free and total device memory in bytes.
+    pub fn memory(&self) -> Result<(usize, usize)> {
+        self.ctx
+            .mem_get_info()
+            .map_err(|e| gpu_err("cuMemGetInfo", e))
+    }
+
+    /// One line describing the device, target and library versions.
+    pub fn describe(&self) -> String {
+        let nvrtc = super::module::nvrtc_version()
+            .map(|(a, b)| format!("{a}.{b}"))
+            .unwrap_or_else(|_| "?".into());
+        let mut s = format!(
+            "CUDA device {} ({}), compute capability {}.{}, target {}, NVRTC {nvrtc}",
+            self.ordinal, self.name, self.capability.0, self.capability.1, self.arch
+        );
+        if let Some(n) = self.arch_note() {
+            s.push_str("; ");
+            s.push_str(&n);
+        }
+        s
+    }
+
+    /// Waits until all work queued on this handle's stream has finished.
+    pub fn synchronize(&self) -> Result<()> {
+        self.stream
+            .synchronize()
+            .map_err(|e| gpu_err("stream synchronize", e))
+    }
+
+    /// Runs `f` (which queues work on this handle's stream) between two CUDA events and
+    /// returns its result with the device time in milliseconds between the events
+    /// (includes any host-side gaps when `f` synchronises, e.g. to read a statistic).
+    pub fn time_ms<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<(T, f32)> {
+        use cudarc::driver::sys::CUevent_flags;
+        let ev = || {
+            self.ctx
+                .new_event(Some(CUevent_flags::CU_EVENT_DEFAULT))
+                .map_err(|e| gpu_err("cuEventCreate", e))
+        };
+        let (a, b) = (ev()?, ev()?);
+        a.record(&self.stream)
+            .map_err(|e| gpu_err("cuEventRecord", e))?;
+        let out = f()?;
+        b.record(&self.stream)
+            .map_err(|e| gpu_err("cuEventRecord", e))?;
+        let ms = a
+            .elapsed_ms(&b)
+            .map_err(|e| gpu_err("cuEventElapsedTime", e))?;
+        Ok((out, ms))
+    }
+
+    /// The stream every operation of this handle runs on.
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    /// The driver context.
+    pub fn context(&self) -> &Arc<CudaContext> {
+        &self.ctx
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capability_maps_to_highest_lower_target() {
+        assert_eq!(Arch::for_capability(9, 0), Some((Arch::Sm90, true)));
+        assert_eq!(Arch::for_capability(7, 0), Some((Arch::Sm70, true)));
+        assert_eq!(Arch::for_capability(7, 2), Some((Arch::Sm70, false)));
+        assert_eq!(Arch::for_capability(8, 7), Some((Arch::Sm86, false)));
+        assert_eq!(Arch::for_capability(10, 0), Some((Arch::Sm90, false)));
+        assert_eq!(Arch::for_capability(12, 0), Some((Arch::Sm90, false)));
+        assert_eq!(Arch::for_capability(6, 1), None);
+        assert_eq!(Arch::Sm86.as_str(), "sm_86");
+    }
+
+    #[test]
+    fn handles_can_be_shared_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<GpuDevice>();
+        send_sync::<crate::gpu::DeviceImage>();
+        send_sync::<crate::gpu::Otf>();
+    }
+}

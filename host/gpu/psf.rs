@@ -1,0 +1,287 @@
+//! The AIA diffraction-pattern PSF synthesised on the GPU (semantics.md §2.2), f64.
+//!
+//! Per filter (entrance, focal plane): every spike Gaussian is accumulated inside its
+//! window by one thread block (`psf_accumulate`), ΣS by a reduction, ΣC analytically;
+//! `psf_combine` forms `0.18 S/ΣS + 0.82 C/ΣC`. The composite
+//! `fftshift(|FFT2(FFT2(P_f)·FFT2(P_e))|)/N²` is computed as D2Z, product, Z2D and a
+//! point reflection (`psf_finish`) — the same values, including the reflection that
+//! matters only for asymmetric orders.
+
+use cudarc::cufft::sys::double2;
+use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+use ndarray::Array2;
+
+use crate::error::{Error, Result, Source};
+
+use super::buffer::{alloc, alloc_zeros, download_vec, upload};
+use super::device::GpuDevice;
+use super::fft::{spectrum_len, FftKind};
+use super::{cfg_1d, launch, REDUCE_BLOCKS};
+
+/// One filter's mesh geometry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PsfFilter {
+    /// Spike spacing per diffraction order, in pixels.
+    pub spacing: f64,
+    /// Arm angles in degrees (x offsets use cos, y offsets sin).
+    pub angles_deg: Vec<f64>,
+}
+
+/// Parameters of the PSF model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PsfParams {
+    /// Grid size `n x n` (4096 for AIA; even).
+    pub n: usize,
+    /// Gaussian coefficient `w` of `exp(−w r²)` (4.5 by default; not a sigma), 1/px².
+    pub width: f64,
+    /// Entrance filter mesh.
+    pub entrance: PsfFilter,
+    /// Focal-plane filter mesh.
+    pub focal_plane: PsfFilter,
+    /// Diffraction orders (0 is skipped); −100..=100 by default.
+    pub orders: Vec<i32>,
+    /// Mesh pitch / width (363/34).
+    pub mesh_ratio: f64,
+    /// Fraction of the energy in the spikes (0.18).
+    pub spike_fraction: f64,
+    /// Fraction in the core (0.82).
+    pub core_fraction: f64,
+}
+
+impl PsfParams {
+    /// aiapy's model for an EUV channel (94, 131, 171, 193, 211, 304, 335 Å); `None` for
+    /// others. `preflight_core` selects the preflight core widths.
+    pub fn aia(channel: u32, preflight_core: bool) -> Option<PsfParams> {
+        // (angles, spacing_e, spacing_fp, preflight width) from semantics.md §2.1
+        let (angles, se, sfp, wpre): ([f64; 4], f64, f64, f64) = match channel {
+            94 => ([49.81, 40.16, -40.28, -49.92], 8.99, 0.207, 0.951),
+            131 => ([50.27, 40.17, -39.70, -49.95], 12.37, 0.289, 1.033),
+            171 => ([49.81, 39.57, -40.13, -50.38], 16.26, 0.377, 0.962),
+            193 => ([49.82, 39.57, -40.12, -50.37], 18.39, 0.425, 1.512),
+            211 => ([49.78, 40.08, -40.34, -49.95], 19.97, 0.465, 1.199),
+            304 => ([49.76, 40.18, -40.14, -49.90], 28.87, 0.670, 1.247),
+            335 => ([50.40, 39.80, -39.64, -50.25], 31.83, 0.738, 0.962),
+            _ => return None,
+        };
+        Some(PsfParams {
+            n: 4096,
+            width: if preflight_core { wpre } else { 4.5 },
+            entrance: PsfFilter {
+                spacing: se,
+                angles_deg: angles.to_vec(),
+            },
+            focal_plane: PsfFilter {
+                spacing: sfp,
+                angles_deg: vec![45.0, -45.0],
+            },
+            orders: (-100..=100).collect(),
+            mesh_ratio: 363.0 / 34.0,
+            spike_fraction: 0.18,
+            core_fraction: 0.82,
+        })
+    }
+}
+
+fn bad(reason: String) -> Error {
+    Error::BadPsf {
+        file: Source::memory(),
+        reason,
+    }
+}
+
+/// Window radius of the kernel (`psf_window_radius` in psf.cu).
+pub(crate) fn window_radius(w: f64) -> usize {
+    (746.0 / w).sqrt().ceil() as usize + 1
+}
+
+fn sinc(t: f64) -> f64 {
+    if t == 0.0 {
+        1.0
+    } else {
+        let x = std::f64::consts::PI * t;
+        x.sin() / x
+    }
+}
+
+/// Spike centres (in `i + 0.5` pixel coordinates) and amplitudes of one filter.
+pub(crate) fn spikes(p: &PsfParams, f: &PsfFilter) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let c = (p.n / 2) as f64 + 0.5;
+    let (mut cx, mut cy, mut amp) = (Vec::new(), Vec::new(), Vec::new());
+    for &m in &p.orders {
+        if m == 0 {
+            continue;
+        }
+        let i = sinc(m as f64 / p.mesh_ratio).powi(2);
+        for &a in &f.angles_deg {
+            let r = a.to_radians();
+            cx.push(c + f.spacing * r.cos() * m as f64);
+            cy.push(c + f.spacing * r.sin() * m as f64);
+            amp.push(i);
+        }
+    }
+    (cx, cy, amp)
+}
+
+fn device_sum(dev: &GpuDevice, x: &CudaSlice<f64>, n: usize) -> Result<f64> {
+    let fp = dev.function("psf", "psf_sum_partial")?;
+    let ff = dev.function("psf", "psf_sum_final")?;
+    let mut partial = alloc::<f64>(dev, REDUCE_BLOCKS, "PSF partial sums")?;
+    let mut total = alloc::<f64>(dev, 1, "PSF sum")?;
+    let n64 = n as i64;
+    let mut b = dev.stream.launch_builder(&fp);
+    b.arg(x).arg(&n64).arg(&mut partial);
+    launch(
+        b,
+        LaunchConfig {
+            grid_dim: (REDUCE_BLOCKS as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        },
+        "psf_sum_partial",
+    )?;
+    let m = REDUCE_BLOCKS as i32;
+    let mut b = dev.stream.launch_builder(&ff);
+    b.arg(&partial).arg(&m).arg(&mut total);
+    launch(
+        b,
+        LaunchConfig {
+            grid_dim: (1, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        },
+        "psf_sum_final",
+    )?;
+    Ok(download_vec(dev, &total, 1, "PSF sum")?[0])
+}
+
+/// One filter's `0.18 S/ΣS + 0.82 C/ΣC` on an `n x n` device grid.
+fn filter_grid(dev: &GpuDevice, p: &PsfParams, f: &PsfFilter) -> Result<CudaSlice<f64>> {
+    let n = p.n;
+    let w = p.width;
+    let radius = window_radius(w);
+    let mut grid = alloc_zeros::<f64>(dev, n * n, "PSF filter grid")?;
+    let (cx, cy, amp) = spikes(p, f);
+    if !cx.is_empty() {
+        let dcx = upload(dev, &cx, "PSF spike centres")?;
+        let dcy = upload(dev, &cy, "PSF spike centres")?;
+        let damp = upload(dev, &amp, "PSF spike amplitudes")?;
+        let func = dev.function("psf", "psf_accumulate")?;
+        let (ni, count, ri) = (n as i32, cx.len() as i32, radius as i32);
+        let mut b = dev.stream.launch_builder(&func);
+        b.arg(&mut grid)
+            .arg(&ni)
+            .arg(&dcx)
+            .arg(&dcy)
+            .arg(&damp)
+            .arg(&count)
+            .arg(&w)
+            .arg(&ri);
+        launch(
+            b,
+            LaunchConfig {
+                grid_dim: (cx.len() as u32, 1, 1),
+                block_dim: (256, 1, 1),
+                shared_mem_bytes: 0,
+            },
+            "psf_accumulate",
+        )?;
+    }
+    let sum_s = device_sum(dev, &grid, n * n)?;
+    // ΣC = (Σ_i exp(−w (i + 0.5 − c)²))² over the window (zero outside).
+    let c = (n / 2) as f64 + 0.5;
+    let lo = (n / 2).saturating_sub(radius);
+    let hi = (n / 2 + radius).min(n - 1);
+    let s1: f64 = (lo..=hi)
+        .map(|i| (-w * ((i as f64 + 0.5) - c).powi(2)).exp())
+        .sum();
+    let sum_c = s1 * s1;
+    let inv_s = if sum_s > 0.0 { 1.0 / sum_s } else { 0.0 };
+    let inv_c = 1.0 / sum_c;
+    let func = dev.function("psf", "psf_combine")?;
+    let (ni, ri) = (n as i32, radius as i32);
+    let mut b = dev.stream.launch_builder(&func);
+    b.arg(&mut grid)
+        .arg(&ni)
+        .arg(&inv_s)
+        .arg(&inv_c)
+        .arg(&w)
+        .arg(&ri)
+        .arg(&p.spike_fraction)
+        .arg(&p.core_fraction);
+    launch(b, cfg_1d(n * n), "psf_combine")?;
+    Ok(grid)
+}
+
+fn check(p: &PsfParams) -> Result<()> {
+    if p.n < 2 || p.n % 2 != 0 || p.n > 46_340 {
+        return Err(bad(format!("grid size {} must be even, 2..46340", p.n)));
+    }
+    if !(p.width.is_finite() && p.width > 0.0) || window_radius(p.width) > 64 {
+        return Err(bad(format!(
+            "Gaussian coefficient {} out of range (window radius must be <= 64 px)",
+            p.width
+        )));
+    }
+    let finite = [p.entrance.spacing, p.focal_plane.spacing, p.mesh_ratio]
+        .iter()
+        .chain(&p.entrance.angles_deg)
+        .chain(&p.focal_plane.angles_deg)
+        .all(|v| v.is_finite());
+    if !finite || p.mesh_ratio == 0.0 {
+        return Err(bad("non-finite mesh parameters".into()));
+    }
+    Ok(())
+}
+
+/// The centred PSF on the device (`n x n` f64, peak at `[n/2, n/2]`, Σ ≈ 1).
+pub fn psf_device(dev: &GpuDevice, p: &PsfParams) -> Result<CudaSlice<f64>> {
+    check(p)?;
+    let n = p.n;
+    let m = spectrum_len(n, n);
+    let mut focal = filter_grid(dev, p, &p.focal_plane)?;
+    let mut entrance = filter_grid(dev, p, &p.entrance)?;
+    let plan = dev.fft_plan(n, n, FftKind::D2Z)?;
+    let mut a = alloc::<double2>(dev, m, "PSF spectrum")?;
+    let mut bsp = alloc::<double2>(dev, m, "PSF spectrum")?;
+    plan.d2z(&focal, &mut a)?;
+    plan.d2z(&entrance, &mut bsp)?;
+    let f = dev.function("psf", "psf_mul_spectra")?;
+    let m64 = m as i64;
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(&mut a).arg(&bsp).arg(&m64);
+    launch(b, cfg_1d(m), "psf_mul_spectra")?;
+    drop(bsp);
+    dev.fft_plan(n, n, FftKind::Z2D)?.z2d(&mut a, &mut focal)?;
+    let f = dev.function("psf", "psf_finish")?;
+    let ni = n as i32;
+    let scale = 1.0 / (n as f64 * n as f64);
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(&focal).arg(&mut entrance).arg(&ni).arg(&scale);
+    launch(b, cfg_1d(n * n), "psf_finish")?;
+    Ok(entrance)
+}
+
+/// The centred PSF (`[row, col]`, `n x n`, f64, peak at `[n/2, n/2]`).
+pub fn psf(dev: &GpuDevice, p: &PsfParams) -> Result<Array2<f64>> {
+    let d = psf_device(dev, p)?;
+    let v = download_vec(dev, &d, p.n * p.n, "PSF")?;
+    super::buffer::to_array(v, p.n, p.n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spike_list_and_window() {
+        let p = PsfParams::aia(171, false).unwrap();
+        let (cx, cy, amp) = spikes(&p, &p.entrance);
+        assert_eq!(cx.len(), 800);
+        assert_eq!(cy.len(), 800);
+        // I_1 = sinc²(1/ρ) = 0.971469 (semantics.md §2.2)
+        let k = p.orders.iter().position(|&m| m == 1).unwrap() - 1; // m = 0 skipped
+        assert!((amp[4 * k] - 0.971469).abs() < 1e-6);
+        assert_eq!(window_radius(4.5), 14);
+        assert!(PsfParams::aia(1600, false).is_none());
+    }
+}

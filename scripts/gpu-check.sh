@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# GPU check in two halves.
+#
+#   bash scripts/gpu-check.sh          (here, no GPU needed) build the GPU test and timing
+#                                      binaries (release, --features cuda) and copy them to
+#                                      the git-ignored gpu-bundle/
+#   bash scripts/gpu-check.sh run      (on the GPU machine, from the repository root, with
+#                                      gpu-bundle/ carried over; no Rust needed there) run
+#                                      them and write a report to $OUT (default ./gpu-out):
+#       nvidia-smi.txt   the device
+#       nvrtc.txt        every kernel compiled by the machine's NVRTC (sm_70/80/90)
+#       parity.txt       GPU vs CPU-reference parity tests (the ignored ones included)
+#       unit.txt         the library's unit tests with --features cuda
+#       timings.txt/json per-stage CUDA-event timings, 4096², after warm-up
+#       report.md        summary with pass/fail per step
+#
+# Libraries on the GPU machine are found by dlopen: LD_LIBRARY_PATH, ldconfig, rpath; the
+# script adds /usr/local/cuda/lib64 (and targets/*/lib) when present. Environment knobs:
+# GPU_CHECK_REPS (timing repetitions, default 5), GPU_CHECK_SIZE (default 4096),
+# AIAPREP_GPU_INDEX (device, default 0).
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+BUNDLE=gpu-bundle
+
+build() {
+    set -e
+    mkdir -p "$BUNDLE"
+    local json
+    json=$(mktemp)
+    cargo test --release --features cuda --no-run --message-format=json \
+        --lib --test gpu_parity --test kernels_nvrtc >"$json"
+    cargo build --release --features cuda --example gpu_timing
+    python3 - "$json" "$BUNDLE" <<'PY'
+import json, shutil, sys, os
+src, dst = sys.argv[1], sys.argv[2]
+want = {"gpu_parity": "gpu_parity", "kernels_nvrtc": "kernels_nvrtc", "aiaprep": "unit_tests"}
+got = {}
+for line in open(src):
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") != "compiler-artifact" or not m.get("executable"):
+        continue
+    name = m["target"]["name"]
+    if name in want and m.get("profile", {}).get("test"):
+        got[want[name]] = m["executable"]
+missing = set(want.values()) - set(got)
+if missing:
+    sys.exit(f"gpu-check: test binaries not found: {sorted(missing)}")
+for new, exe in got.items():
+    shutil.copy2(exe, os.path.join(dst, new))
+    print(f"gpu-check: {dst}/{new} <- {exe}")
+PY
+    cp target/release/examples/gpu_timing "$BUNDLE/gpu_timing"
+    cp "${BASH_SOURCE[0]}" "$BUNDLE/gpu-check.sh"
+    # debug info off the copies: the bundle must travel (64 MiB limit)
+    if command -v strip >/dev/null; then
+        strip --strip-debug "$BUNDLE"/gpu_parity "$BUNDLE"/kernels_nvrtc "$BUNDLE"/unit_tests "$BUNDLE"/gpu_timing
+    fi
+    rm -f "$json"
+    echo "gpu-check: bundle ready in $BUNDLE/ ($(du -sh "$BUNDLE" | cut -f1)); on the GPU machine: bash scripts/gpu-check.sh run"
+}
+
+run() {
+    local out="${OUT:-$PWD/gpu-out}"
+    mkdir -p "$out"
+    for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/*/lib; do
+        [ -d "$d" ] && export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    done
+    local report="$out/report.md" status=0
+    {
+        echo "# aiaprep GPU check"
+        echo
+        echo "date: $(date -u +%FT%TZ); host: $(hostname)"
+        echo
+    } >"$report"
+    (nvidia-smi; nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total --format=csv) \
+        >"$out/nvidia-smi.txt" 2>&1 || true
+    step() { # name, timeout seconds, output file, command...
+        local name=$1 t=$2 file=$3
+        shift 3
+        local t0=$SECONDS rc
+        timeout "$t" "$@" >"$file" 2>&1
+        rc=$?
+        local line
+        line=$(grep -E "^test result:" "$file" | tail -n1)
+        echo "- **$name**: exit $rc in $((SECONDS - t0)) s ${line:+— $line}" >>"$report"
+        [ $rc -eq 0 ] || status=1
+    }
+    step "kernels compile with this machine's NVRTC" 300 "$out/nvrtc.txt" \
+        "$BUNDLE/kernels_nvrtc" --nocapture --test-threads=1
+    step "library unit tests" 300 "$out/unit.txt" "$BUNDLE/unit_tests" --test-threads=2
+    step "GPU parity (ignored tests included)" 600 "$out/parity.txt" \
+        "$BUNDLE/gpu_parity" --include-ignored --nocapture --test-threads=1
+    step "timings" 600 "$out/timings.txt" "$BUNDLE/gpu_timing" \
+        --size "${GPU_CHECK_SIZE:-4096}" --reps "${GPU_CHECK_REPS:-5}" \
+        --device "${AIAPREP_GPU_INDEX:-0}" --json "$out/timings.json"
+    {
+        echo
+        echo "## device"
+        echo '```'
+        tail -n 3 "$out/nvidia-smi.txt"
+        grep -m1 "^CUDA device" "$out/parity.txt" || true
+        echo '```'
+        echo "## parity"
+        echo '```'
+        grep -E "^(PARITY|test |stage times)" "$out/parity.txt" || true
+        echo '```'
+        echo "## timings (ms)"
+        echo '```'
+        sed -n '/^stage/,$p' "$out/timings.txt"
+        grep -E "^(first PSF|memory)" "$out/timings.txt" || true
+        echo '```'
+    } >>"$report"
+    cat "$report"
+    return $status
+}
+
+case "${1:-build}" in
+    build) build ;;
+    run) run ;;
+    *) echo "usage: $0 [build|run]" >&2; exit 2 ;;
+esac
