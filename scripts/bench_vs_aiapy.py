@@ -11,6 +11,9 @@ What is timed (median wall seconds of --repeat runs, each in a fresh process):
                    (PSF stage excluded from the comparison: the PSF is passed to aiapy, and
                    our RL time is reported by prep's own stage timer)
   --psf          : aiapy.psf.psf(171) once (about 5 minutes) vs aiaprep's PSF bench binary
+  --throughput N : N different synthetic files (default 16 when given without N): one
+                   `prep DIR` batch vs one Python process looping over the same files (read +
+                   register + int16 RICE write); images/s of each, the ratio, peak RSS
 Peak memory (max RSS) of each process is read with /usr/bin/time -v.
 
 The reference stack is installed from tests/parity/requirements.txt into .venv (created on
@@ -63,6 +66,25 @@ hdu = fits.CompImageHDU(d, hdr, compression_type="RICE_1")
 hdu.writeto(out, overwrite=True)
 t["write"] = time.perf_counter() - t0
 print("AIAPY_TIMES " + json.dumps(t))
+"""
+
+AIAPY_LOOP = r"""
+import sys, time, warnings, glob
+warnings.simplefilter("ignore")
+import numpy as np
+from astropy.io import fits
+import sunpy.map
+import aiapy.calibrate
+files, out = sorted(glob.glob(sys.argv[1] + "/*.fits")), sys.argv[2]
+t0 = time.perf_counter()
+for k, path in enumerate(files):
+    r = aiapy.calibrate.register(sunpy.map.Map(path))
+    d = np.asarray(r.data, dtype=np.float64)
+    blank = ~np.isfinite(d)
+    d = np.clip(np.round(np.where(blank, 0, d)), -32767, 32767).astype(np.int16)
+    d[blank] = -32768
+    fits.CompImageHDU(d, r.fits_header, compression_type="RICE_1").writeto(f"{out}/{k:04d}.fits", overwrite=True)
+print(f"AIAPY_TIMES {{\"loop\": {time.perf_counter() - t0}, \"n\": {len(files)}}}")
 """
 
 AIAPY_PSF = r"""
@@ -128,6 +150,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--deconvolve", action="store_true", help="also time 25 RL iterations")
     ap.add_argument("--psf", action="store_true", help="also time aiapy.psf.psf(171) once (~5 min)")
+    ap.add_argument("--throughput", type=int, nargs="?", const=16, default=0, metavar="N",
+                    help="time a batch of N files (default 16) instead of single images")
     args = ap.parse_args()
 
     py = ensure_venv()
@@ -144,6 +168,10 @@ def main():
     # The reference numpy is slowed by these (see the env notes); unset for a fair timing.
     env.pop("OPENBLAS_CORETYPE", None)
     env.pop("OPENBLAS_L2_SIZE", None)
+
+    if args.throughput:
+        throughput(args, py, ex, work, env)
+        return
 
     rows = []
 
@@ -192,6 +220,32 @@ def main():
         out2, _, rss2 = timed([ex / "psf_once", "--channel", "171", "--size", "4096"])
         o = float(re.search(r"psf_seconds=([\d.]+)", out2).group(1))
         print(f"\n== psf(171), 4096², orders -100..100\naiapy {a:.1f} s, aiaprep {o:.3f} s, ratio {a / o:.0f}x; peak RSS {rss:.0f} / {rss2:.0f} MB")
+
+
+def throughput(args, py, ex, work, env):
+    n = args.throughput
+    files = work / "batch"
+    subprocess.run(
+        [ex / "synth", "--out-dir", files, "--size", str(args.size), "--count", str(n), "--seed", "7000"],
+        check=True,
+        capture_output=True,
+    )
+    out_a, out_o = work / "batch_aiapy", work / "batch_ours"
+    out_a.mkdir()
+    stdout, a_wall, a_rss = timed([py, "-c", AIAPY_LOOP, files, out_a], env)
+    a_loop = parse_aiapy(stdout)["loop"]
+    stdout, o_wall, o_rss = timed(
+        [ex / "prep", files, "--out-dir", out_o, "--compress", "rice", "--overwrite", "--report", work / "report.json"]
+    )
+    rep = json.loads((work / "report.json").read_text())["summary"]
+    assert rep["done"] == n, rep
+    print(stdout.strip().splitlines()[-2:])
+    a_ips, o_ips = n / a_loop, rep["images_per_s"]
+    print(f"\n== throughput: {n} files {args.size}² int16 RICE_1, {os.cpu_count()} cores")
+    print(f"{'':<14}{'aiapy':>10}{'aiaprep':>10}")
+    print(f"{'images/s':<14}{a_ips:10.3f}{o_ips:10.3f}   ratio {o_ips / a_ips:.1f}x")
+    print(f"{'wall s':<14}{a_wall:10.1f}{o_wall:10.1f}   (process, incl. start-up)")
+    print(f"{'peak RSS MB':<14}{a_rss:10.0f}{o_rss:10.0f}")
 
 
 if __name__ == "__main__":
