@@ -194,6 +194,18 @@ pub(crate) fn resample_with(
         pv,
         fill: fill32,
         nan_taps: plane_owned.is_none() && summary.nan > 0,
+        nan_prefix: if plane_owned.is_none() && summary.nan > 0 {
+            let mut p = vec![0u32; ny + 1];
+            for &y in &nan_rows {
+                p[y + 1] = 1;
+            }
+            for y in 0..ny {
+                p[y + 1] += p[y];
+            }
+            p
+        } else {
+            Vec::new()
+        },
         bounds,
         cval: m as f32,
         ring,
@@ -345,6 +357,8 @@ struct Ctx<'a> {
     fill: f32,
     /// The plane is the raw input and has NaN pixels.
     nan_taps: bool,
+    /// With `nan_taps`: number of input rows containing NaN before each row (len ny + 1).
+    nan_prefix: Vec<u32>,
     /// `[x_lo, x_hi, y_lo, y_hi]`: the padded frame; outside → `cval`.
     bounds: [f64; 4],
     cval: f32,
@@ -357,6 +371,20 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// Could a tap of output columns `x0 .. x1` of this row read a NaN input pixel? (Rows
+    /// `floor(y) − 1 ..= floor(y) + 2` over the span, against the rows known to hold NaN.)
+    fn span_may_touch_nan(&self, rm: &RowMap, x0: usize, x1: usize) -> bool {
+        if !self.nan_taps || x1 <= x0 {
+            return false;
+        }
+        let (a, b) = (rm.at(x0)[1], rm.at(x1 - 1)[1]);
+        let ny = self.nan_prefix.len().saturating_sub(1) as f64;
+        let lo = (a.min(b).floor() - 1.0).clamp(0.0, ny) as usize;
+        let hi = (a.max(b).floor() + 3.0).clamp(0.0, ny) as usize;
+        self.nan_prefix.get(hi).copied().unwrap_or(0)
+            > self.nan_prefix.get(lo).copied().unwrap_or(0)
+    }
+
     /// The SIMD span description for tap offset `tap0` (first tap relative to the floor).
     fn span(&self, rm: RowMap, tap0: i32) -> Span<'_> {
         let (lo, hi) = self.clip.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
@@ -769,7 +797,7 @@ fn row_linear(out: &mut [f32], rm: RowMap, c: &Ctx) {
     let mut x0 = xa;
     if c.simd && xb > xa {
         if let Some(n) = simd::linear(&c.span(rm, 0), xa, &mut out[xa..xb]) {
-            if c.nan_taps {
+            if c.span_may_touch_nan(&rm, xa, xa + n) {
                 for x in xa..xa + n {
                     if out[x].is_nan() {
                         out[x] = general(x);
@@ -874,7 +902,7 @@ fn row_cubic<K: Cubic>(out: &mut [f32], rm: RowMap, c: &Ctx) {
     let mut x0 = xa;
     if c.simd && xb > xa {
         if let Some(n) = simd::cubic(&c.span(rm, -1), &K::COEF, xa, &mut out[xa..xb]) {
-            if c.nan_taps {
+            if c.span_may_touch_nan(&rm, xa, xa + n) {
                 for x in xa..xa + n {
                     if out[x].is_nan() {
                         out[x] = general(x);
