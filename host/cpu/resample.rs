@@ -29,6 +29,16 @@
 //!
 //! Padding farther than [`MAX_MATERIALISED_PAD`] pixels from the image is not stored: the
 //! spline coefficients there equal `missing` to ~1e-19 of the data range.
+//!
+//! Speed and memory: one pass for NaN count/min/max (and the rows holding NaN); the
+//! median only when needed (a sampled bracket and one pass, [`super::stats`]); for the
+//! spline one pass that fills and filters rows and one over column strips
+//! ([`super::spline`]) into a pooled coefficient plane ([`super::buffers`]); then one
+//! pass over the output rows, where each row's interior span (all taps inside the plane)
+//! runs the AVX2 + FMA kernels (`cpu/simd.rs`) when the CPU has them, and the few
+//! pixels near the frame edges take the general path. Missing pixels are marked
+//! sparsely ([`super::mask`]). Peak memory: the input, the plane and the output
+//! (≈ 200 MB for 4096²).
 
 // Index loops over small fixed-size tap/lane arrays read best as written.
 #![allow(clippy::needless_range_loop)]
