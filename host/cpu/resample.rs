@@ -125,7 +125,10 @@ pub(crate) fn resample_with(
         Missing::Nan => f64::NAN,
     };
     let pad = t.pad;
-    let padded_pixels = (nx + 2 * pad[0]) * (ny + 2 * pad[1]) - nx * ny;
+    let padded_pixels = nx
+        .saturating_add(pad[0].saturating_mul(2))
+        .saturating_mul(ny.saturating_add(pad[1].saturating_mul(2)))
+        .saturating_sub(nx * ny);
     // sunpy replaces NaN by the nanmedian of the padded image (padding included when it
     // is a number; when missing is NaN the padding is NaN and needs the fill too).
     let need_fill = summary.nan > 0 || (m.is_nan() && padded_pixels > 0);
@@ -545,6 +548,19 @@ impl Ctx<'_> {
         (lo, hi)
     }
 
+    /// Are all taps `floor + lo_tap ..= floor + hi_tap` on some axis in the unmaterialised
+    /// padding (beyond the stored plane, not reaching the mirrored frame edge)? Then every
+    /// tap reads the padding value.
+    #[inline(always)]
+    fn taps_all_padding(&self, ix: isize, iy: isize, lo_tap: isize, hi_tap: isize) -> bool {
+        let axis = |a: usize, i: isize| {
+            let (n, p, pe) = (self.n[a], self.pad[a], self.pe[a]);
+            (i + hi_tap < -pe && i + lo_tap >= -p)
+                || (i + lo_tap > n - 1 + pe && i + hi_tap <= n - 1 + p)
+        };
+        axis(0, ix) || axis(1, iy)
+    }
+
     #[inline(always)]
     fn taps_inside(&self, ix: isize, iy: isize, lo_tap: isize, hi_tap: isize) -> bool {
         ix + lo_tap >= -self.pe[0]
@@ -789,6 +805,9 @@ fn row_linear(out: &mut [f32], rm: RowMap, c: &Ctx) {
         }
         let (ix, tx) = floor_frac(xi);
         let (iy, ty) = floor_frac(yi);
+        if c.taps_all_padding(ix, iy, 0, 1) {
+            return c.finish(c.pv);
+        }
         c.finish(slow(ix, iy, tx as f32, ty as f32))
     };
     let fast_ok = |xi: f64, yi: f64| {
@@ -891,6 +910,9 @@ fn row_cubic<K: Cubic>(out: &mut [f32], rm: RowMap, c: &Ctx) {
         }
         let (ix, tx) = floor_frac(xi);
         let (iy, ty) = floor_frac(yi);
+        if c.taps_all_padding(ix, iy, -1, 2) {
+            return c.finish(c.pv);
+        }
         c.finish(slow(ix, iy, K::weights(tx as f32), K::weights(ty as f32)))
     };
     let fast_ok = |xi: f64, yi: f64| {
