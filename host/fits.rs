@@ -64,6 +64,24 @@ pub fn read(path: &Path) -> Result<AiaMap> {
     Ok(AiaMap::new(data, header, source))
 }
 
+/// True when `path` is a complete level-1.5 file: it opens as FITS, its first image HDU
+/// says `LVL_NUM = 1.5`, and the file is at least as long as that HDU's data unit (a file
+/// cut short by a crash is not complete). Reads the header only (microseconds). Used by
+/// batches to skip outputs that are already done.
+pub fn is_complete_level15(path: &Path) -> bool {
+    let Ok((mut f, _info, header)) = read::open_image(path) else {
+        return false;
+    };
+    let level_ok = header
+        .get_f64("LVL_NUM")
+        .is_some_and(|l| (l - 1.5).abs() < 1e-9);
+    let Ok(end) = f.data_end() else {
+        return false;
+    };
+    let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    level_ok && end <= len
+}
+
 /// Read the first 2-D image HDU of a FITS file as `f64` (cfitsio converts, `BZERO` and
 /// `BSCALE` applied, undefined pixels NaN), with its header in uncompressed form. Used to
 /// load saved PSFs. Errors as for [`read()`].

@@ -14,6 +14,8 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod batch;
+pub mod capi;
 pub mod cpu;
 pub mod deconvolve;
 pub mod error;

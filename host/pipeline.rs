@@ -1,1 +1,414 @@
-//! (in progress)
+//! The prep pipeline: stage order, backend choice, and one file in → one file out.
+//!
+//! Stage order (fixed): read → checks (AIA, geometry, full disk; LVL_NUM ≠ 1 warns) →
+//! pointing update (optional) → PSF deconvolution on the level-1 CCD grid (optional) →
+//! register → exposure normalisation (optional) → write (temporary name, then renamed).
+//! Deconvolution always comes before register, never after.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::deconvolve::{self, DeconvolveOptions};
+use crate::error::{Error, Result, Source};
+use crate::fits::{self, WriteOptions};
+use crate::geometry;
+use crate::map::AiaMap;
+use crate::normalize;
+use crate::pointing::{self, PointingTable};
+use crate::register::{self, RegisterOptions};
+
+/// Which implementation runs the compute stages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// A GPU when the driver, NVRTC, cuFFT and a device are all present, else the CPU.
+    #[default]
+    Auto,
+    /// The CPU (rayon) path.
+    Cpu,
+    /// The CUDA path; an error when it is not available.
+    Cuda,
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Backend::Auto),
+            "cpu" => Ok(Backend::Cpu),
+            "cuda" | "gpu" => Ok(Backend::Cuda),
+            _ => Err(format!("unknown backend '{s}' (auto, cpu, cuda)")),
+        }
+    }
+}
+
+/// The operations a backend implements. The pipeline does not care which one runs.
+pub trait Engine: Send + Sync {
+    /// Short name for logs ("cpu", "cuda:0 (NVIDIA H200)", ...).
+    fn name(&self) -> String;
+    /// PSF deconvolution of a level-1 map (see [`crate::deconvolve::deconvolve`]).
+    fn deconvolve(&self, map: &AiaMap, opts: &DeconvolveOptions) -> Result<AiaMap>;
+    /// Register a map to level 1.5 (see [`crate::register::register`]).
+    fn register(&self, map: &AiaMap, opts: &RegisterOptions) -> Result<AiaMap>;
+}
+
+/// The CPU implementation of [`Engine`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuEngine;
+
+impl Engine for CpuEngine {
+    fn name(&self) -> String {
+        format!("cpu ({} threads)", rayon::current_num_threads())
+    }
+    fn deconvolve(&self, map: &AiaMap, opts: &DeconvolveOptions) -> Result<AiaMap> {
+        deconvolve::deconvolve(map, opts)
+    }
+    fn register(&self, map: &AiaMap, opts: &RegisterOptions) -> Result<AiaMap> {
+        register::register(map, opts)
+    }
+}
+
+/// The engines chosen for a run, and a one-line explanation of the choice.
+#[derive(Clone)]
+pub struct Engines {
+    /// Runs the deconvolution.
+    pub deconvolve: Arc<dyn Engine>,
+    /// Runs the register.
+    pub register: Arc<dyn Engine>,
+    /// What was chosen and why, for the user.
+    pub description: String,
+}
+
+impl std::fmt::Debug for Engines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.description)
+    }
+}
+
+/// Choose the engines for a backend. `register_on_cpu` asks for the mixed flow (GPU
+/// deconvolution, CPU register).
+///
+/// `Auto` falls back to the CPU with the reason; `Cuda` without a usable GPU is
+/// [`Error::BackendUnavailable`].
+pub fn select_engines(backend: Backend, register_on_cpu: bool) -> Result<Engines> {
+    let cpu: Arc<dyn Engine> = Arc::new(CpuEngine);
+    match backend {
+        Backend::Cpu => Ok(Engines {
+            deconvolve: cpu.clone(),
+            register: cpu.clone(),
+            description: format!("backend: {} (asked for)", cpu.name()),
+        }),
+        Backend::Auto | Backend::Cuda => match gpu_engine() {
+            Ok(gpu) => {
+                let reg = if register_on_cpu {
+                    cpu.clone()
+                } else {
+                    gpu.clone()
+                };
+                let description = format!(
+                    "backend: deconvolve on {}, register on {}",
+                    gpu.name(),
+                    reg.name()
+                );
+                Ok(Engines {
+                    deconvolve: gpu,
+                    register: reg,
+                    description,
+                })
+            }
+            Err(reason) if backend == Backend::Auto => Ok(Engines {
+                deconvolve: cpu.clone(),
+                register: cpu.clone(),
+                description: format!("backend: {} (no GPU: {reason})", cpu.name()),
+            }),
+            Err(reason) => Err(Error::BackendUnavailable { reason }),
+        },
+    }
+}
+
+/// The GPU engine, or why there is none.
+fn gpu_engine() -> std::result::Result<Arc<dyn Engine>, String> {
+    Err("this build has no CUDA support (build with --features cuda)".to_string())
+}
+
+/// Everything a prep run can be asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct PrepOptions {
+    /// Register settings (interpolation, missing value, full-disk check).
+    pub register: RegisterOptions,
+    /// Deconvolve first (level 1.6) with these settings; `None` = no deconvolution.
+    pub deconvolve: Option<DeconvolveOptions>,
+    /// Update the pointing from this master pointing table first.
+    pub pointing: Option<Arc<PointingTable>>,
+    /// Divide by EXPTIME after register (DN/s).
+    pub normalize_exposure: bool,
+    /// Output type, compression, overwrite.
+    pub write: WriteOptions,
+    /// Write a log-scaled PNG beside the output.
+    pub quicklook: bool,
+}
+
+/// Wall time of each stage of one image (zero for stages that did not run).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageTimes {
+    /// Reading and decoding the input.
+    pub read: Duration,
+    /// AIA, geometry and full-disk checks.
+    pub check: Duration,
+    /// Pointing update.
+    pub pointing: Duration,
+    /// PSF deconvolution (including a PSF computed on first use).
+    pub deconvolve: Duration,
+    /// Register.
+    pub register: Duration,
+    /// Exposure normalisation.
+    pub normalize: Duration,
+    /// Encoding and writing the output.
+    pub write: Duration,
+    /// The quicklook PNG.
+    pub quicklook: Duration,
+}
+
+impl StageTimes {
+    /// The sum of all stages.
+    pub fn total(&self) -> Duration {
+        self.read
+            + self.check
+            + self.pointing
+            + self.deconvolve
+            + self.register
+            + self.normalize
+            + self.write
+            + self.quicklook
+    }
+
+    /// `(name, duration)` of each stage that ran, in order.
+    pub fn stages(&self) -> Vec<(&'static str, Duration)> {
+        [
+            ("read", self.read),
+            ("check", self.check),
+            ("pointing", self.pointing),
+            ("deconvolve", self.deconvolve),
+            ("register", self.register),
+            ("normalize", self.normalize),
+            ("write", self.write),
+            ("quicklook", self.quicklook),
+        ]
+        .into_iter()
+        .filter(|(_, d)| !d.is_zero())
+        .collect()
+    }
+}
+
+/// The result of preparing one file.
+#[derive(Debug, Clone)]
+pub struct PrepOutcome {
+    /// The output file written.
+    pub output: PathBuf,
+    /// Stage times.
+    pub times: StageTimes,
+    /// Warnings (LVL_NUM ≠ 1, pointing-table NaN entries, ...).
+    pub warnings: Vec<String>,
+}
+
+/// The output file name for an input: its stem (without `.fits`, `.fits.fz`, `.fts`,
+/// `.fz`) plus `_lev15.fits`, in `out_dir`.
+pub fn output_path(input: &Path, out_dir: &Path) -> PathBuf {
+    let name = input
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "image".to_string());
+    let lower = name.to_ascii_lowercase();
+    let mut stem = name.as_str();
+    for ext in [".fits.fz", ".fits.gz", ".fits", ".fts", ".fit", ".fz"] {
+        if lower.ends_with(ext) {
+            stem = &name[..name.len() - ext.len()];
+            break;
+        }
+    }
+    out_dir.join(format!("{stem}_lev15.fits"))
+}
+
+/// Check a freshly read level-1 map: an AIA image, usable geometry, full disk. Returns
+/// warnings (LVL_NUM other than 1, as aiapy warns).
+pub fn check_level1(map: &AiaMap) -> Result<Vec<String>> {
+    map.check_is_aia()?;
+    let g = map.geometry()?;
+    let mut warnings = Vec::new();
+    match map.level() {
+        Some(l) if (l - 1.0).abs() < 1e-9 => {}
+        Some(l) => warnings.push(format!(
+            "{}: LVL_NUM = {l}: registration should only be applied to level 1 data",
+            map.source
+        )),
+        None => warnings.push(format!(
+            "{}: no LVL_NUM keyword: registration should only be applied to level 1 data",
+            map.source
+        )),
+    }
+    if !geometry::contains_full_disk(&g) {
+        return Err(Error::NotFullDisk {
+            file: map.source.clone(),
+            reason: "the solar limb (RSUN_REF at DSUN_OBS) is not inside the frame edges, or the Sun centre is outside".into(),
+        });
+    }
+    Ok(warnings)
+}
+
+/// Prepare a map in memory: pointing → deconvolve → register → normalise. `times` gets
+/// the stage times; warnings are appended to `warnings`.
+pub fn prep_map(
+    map: AiaMap,
+    opts: &PrepOptions,
+    engines: &Engines,
+    times: &mut StageTimes,
+    warnings: &mut Vec<String>,
+) -> Result<AiaMap> {
+    let mut map = map;
+    if let Some(table) = &opts.pointing {
+        let t = Instant::now();
+        let (_row, w) = pointing::update_pointing_in_place(&mut map, table)?;
+        warnings.extend(w);
+        times.pointing = t.elapsed();
+    }
+    if let Some(d) = &opts.deconvolve {
+        let t = Instant::now();
+        map = engines.deconvolve.deconvolve(&map, d)?;
+        times.deconvolve = t.elapsed();
+    }
+    let t = Instant::now();
+    let mut out = engines.register.register(&map, &opts.register)?;
+    times.register = t.elapsed();
+    if opts.normalize_exposure {
+        let t = Instant::now();
+        normalize::normalize_exposure_in_place(&mut out)?;
+        times.normalize = t.elapsed();
+    }
+    Ok(out)
+}
+
+/// A level-1 map read and checked, ready for [`prep_map`].
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The map.
+    pub map: AiaMap,
+    /// Warnings so far.
+    pub warnings: Vec<String>,
+    /// Stage times so far (read, check).
+    pub times: StageTimes,
+}
+
+/// Read and check one level-1 file (the decode stage).
+pub fn load(input: &Path) -> Result<Loaded> {
+    let mut times = StageTimes::default();
+    let t = Instant::now();
+    let map = fits::read(input)?;
+    times.read = t.elapsed();
+    let t = Instant::now();
+    let warnings = check_level1(&map)?;
+    times.check = t.elapsed();
+    Ok(Loaded {
+        map,
+        warnings,
+        times,
+    })
+}
+
+/// Write a prepared map (the encode stage): HISTORY of the run, int16 scaling for
+/// exposure-normalised output, the file (temporary name, then renamed) and the quicklook.
+/// `engines` is only used for the HISTORY card.
+pub fn store(
+    mut out: AiaMap,
+    output: &Path,
+    opts: &PrepOptions,
+    engines: &Engines,
+    times: &mut StageTimes,
+) -> Result<()> {
+    out.header.push_history(&format!(
+        "aiaprep {} prep: {}; output {}",
+        crate::VERSION,
+        engines.description,
+        match opts.write.dtype {
+            fits::OutputType::I16 => "int16",
+            fits::OutputType::F32 => "float32",
+        }
+    ));
+    let mut wopts = opts.write;
+    if opts.normalize_exposure && wopts.dtype == fits::OutputType::I16 {
+        let e = normalize::original_exptime(&out.header).ok_or_else(|| Error::MissingKeyword {
+            file: out.source.clone(),
+            key: "EXPTIME (original, before normalisation)".into(),
+        })?;
+        wopts.scaling = Some(normalize::int16_scaling(e));
+    }
+    let t = Instant::now();
+    fits::write(&out, output, &wopts)?;
+    times.write = t.elapsed();
+    if opts.quicklook {
+        let t = Instant::now();
+        crate::quicklook::write_png(out.data.view(), &output.with_extension("png"))?;
+        times.quicklook = t.elapsed();
+    }
+    Ok(())
+}
+
+/// Prepare one file: read, check, process, write `output` (see the module docs).
+///
+/// An existing `output` is an [`Error::OutputExists`] unless `opts.write.overwrite`; the
+/// output is never one of the inputs and is never left partially written.
+pub fn prep_file(
+    input: &Path,
+    output: &Path,
+    opts: &PrepOptions,
+    engines: &Engines,
+) -> Result<PrepOutcome> {
+    if output.exists() && !opts.write.overwrite {
+        return Err(Error::OutputExists {
+            file: Source::file(output),
+        });
+    }
+    let Loaded {
+        map,
+        mut warnings,
+        mut times,
+    } = load(input)?;
+    let out = prep_map(map, opts, engines, &mut times, &mut warnings)?;
+    store(out, output, opts, engines, &mut times)?;
+    Ok(PrepOutcome {
+        output: output.to_path_buf(),
+        times,
+        warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_names() {
+        let d = Path::new("/o");
+        assert_eq!(
+            output_path(Path::new("/i/aia.lev1.171A_2011.fits"), d),
+            Path::new("/o/aia.lev1.171A_2011_lev15.fits")
+        );
+        assert_eq!(
+            output_path(Path::new("x.FITS.fz"), d),
+            Path::new("/o/x_lev15.fits")
+        );
+        assert_eq!(
+            output_path(Path::new("noext"), d),
+            Path::new("/o/noext_lev15.fits")
+        );
+    }
+
+    #[test]
+    fn backend_choice() {
+        let e = select_engines(Backend::Cpu, false).unwrap();
+        assert!(e.description.contains("cpu"));
+        let e = select_engines(Backend::Auto, false).unwrap();
+        assert!(e.description.contains("cpu"));
+        assert!("gpu".parse::<Backend>().is_ok());
+        assert!("tpu".parse::<Backend>().is_err());
+    }
+}

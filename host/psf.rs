@@ -175,3 +175,61 @@ pub fn psf_grid(
     }
     cpu::psf::composite(&mesh, opts, ny, nx, source)
 }
+
+/// The header written with a saved PSF (`prep --save-psf`): channel, model, core, orders,
+/// grid size and software version, so that `--psf` users can see what they load.
+pub fn psf_header(channel: u32, opts: &PsfOptions) -> crate::header::Header {
+    use crate::header::{Header, Value};
+    let mut h = Header::new();
+    h.set("TELESCOP", Value::Str("SDO/AIA".into()), None);
+    h.set(
+        "WAVELNTH",
+        Value::Int(i64::from(channel)),
+        Some("[angstrom] channel of the PSF model"),
+    );
+    h.set(
+        "PSFMODEL",
+        Value::Str("aiapy instrument model".into()),
+        Some("entrance + focal-plane mesh diffraction"),
+    );
+    h.set(
+        "PSFCORE",
+        Value::Str(
+            if opts.preflight_core {
+                "preflight"
+            } else {
+                "default"
+            }
+            .into(),
+        ),
+        Some("core width"),
+    );
+    h.set(
+        "PSFORDER",
+        Value::Str(opts.orders_label()),
+        Some("diffraction orders"),
+    );
+    h.set(
+        "PSFSIZE",
+        Value::Int(opts.size as i64),
+        Some("[pixel] grid size N"),
+    );
+    h.set(
+        "PSFPEAK",
+        Value::Str(format!("[{0}, {0}]", opts.size / 2)),
+        Some("0-based [row, col] of the peak"),
+    );
+    h.push_history(&format!(
+        "aiaprep {} psf: channel {channel}, orders {}, {} core, {}x{}, sum 1",
+        crate::VERSION,
+        opts.orders_label(),
+        if opts.preflight_core {
+            "preflight"
+        } else {
+            "default"
+        },
+        opts.size,
+        opts.size
+    ));
+    h
+}

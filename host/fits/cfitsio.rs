@@ -287,6 +287,21 @@ impl Fits {
         }))
     }
 
+    /// Byte offset (from the start of the file) of the end of the current HDU's data unit,
+    /// as its header declares it (cfitsio `ffghadll`).
+    pub(crate) fn data_end(&mut self) -> Result<u64> {
+        let (mut head, mut data, mut end): (sys::LONGLONG, sys::LONGLONG, sys::LONGLONG) =
+            (0, 0, 0);
+        let mut status = 0;
+        // SAFETY: open handle, out-pointers to locals.
+        unsafe { sys::ffghadll(self.ptr, &mut head, &mut data, &mut end, &mut status) };
+        self.check(status, "read the HDU address")?;
+        u64::try_from(end).map_err(|_| Error::Fits {
+            file: self.file.clone(),
+            reason: format!("negative HDU end {end}"),
+        })
+    }
+
     /// The current HDU's header as 80-character records; a tile-compressed HDU is
     /// converted to the header of the equivalent uncompressed image.
     ///

@@ -1,0 +1,127 @@
+//! The C ABI: the checked-in header is what cbindgen generates, and a C program built
+//! against the library gives the same result as the Rust API.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use aiaprep::register::{register, RegisterOptions};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `include/aiaprep.h` must be current. Regenerate with `AIAPREP_BLESS=1 cargo test --test capi`.
+#[test]
+fn header_is_current() {
+    let mut out = Vec::new();
+    let cfg = cbindgen::Config::from_file(root().join("cbindgen.toml")).expect("cbindgen.toml");
+    cbindgen::Builder::new()
+        .with_config(cfg)
+        .with_src(root().join("host").join("capi.rs"))
+        .generate()
+        .expect("cbindgen")
+        .write(&mut out);
+    let path = root().join("include").join("aiaprep.h");
+    if std::env::var_os("AIAPREP_BLESS").is_some() {
+        std::fs::write(&path, &out).unwrap();
+    }
+    let have = std::fs::read(&path).unwrap_or_default();
+    assert!(
+        have == out,
+        "include/aiaprep.h is stale: run AIAPREP_BLESS=1 cargo test --test capi"
+    );
+}
+
+/// target/<profile>/ (where the cdylib is), from this test binary's path (…/deps/capi-HASH).
+fn target_profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+}
+
+#[test]
+fn c_program_matches_rust_api() {
+    let dir = target_profile_dir();
+    let lib = dir.join("libaiaprep.so");
+    assert!(
+        lib.exists(),
+        "{} not built (crate-type cdylib)",
+        lib.display()
+    );
+    let tmp = std::env::temp_dir().join(format!("aiaprep-capi-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let exe = tmp.join("prep_c");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let st = Command::new(&cc)
+        .arg("-std=c99")
+        .arg("-Wall")
+        .arg("-Werror")
+        .arg(root().join("examples/c/prep.c"))
+        .arg("-I")
+        .arg(root().join("include"))
+        .arg("-L")
+        .arg(&dir)
+        .arg("-laiaprep")
+        .arg(format!("-Wl,-rpath,{}", dir.display()))
+        .arg("-o")
+        .arg(&exe)
+        .status()
+        .expect("run cc");
+    assert!(st.success(), "cc failed");
+
+    let input = common::data("aia_171_level1_128px.fits");
+    let output = tmp.join("out_lev15.fits");
+    let r = Command::new(&exe)
+        .arg(&input)
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let line = String::from_utf8_lossy(&r.stdout).to_string();
+
+    // The same through the Rust API.
+    let m = aiaprep::fits::read(&input).unwrap();
+    let reg = register(&m, &RegisterOptions::default()).unwrap();
+    let (nx, ny) = reg.shape_xy();
+    let vals: Vec<f64> = reg
+        .data
+        .iter()
+        .filter(|v| v.is_finite())
+        .map(|&v| v as f64)
+        .collect();
+    let mean = vals.iter().sum::<f64>() / vals.len() as f64;
+    let field = |k: &str| -> f64 {
+        let s = line.split(&format!("{k}=")).nth(1).unwrap();
+        s.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    assert!(line.contains(&format!("{nx}x{ny}")), "{line}");
+    assert_eq!(field("CRPIX1"), (nx as f64 + 1.0) / 2.0, "{line}");
+    assert!((field("CDELT1") - reg.header.get_f64("CDELT1").unwrap()).abs() < 1e-6);
+    assert_eq!(field("LVL_NUM"), 1.5);
+    assert!(
+        (field("mean") - mean).abs() <= 1e-6 * mean.abs().max(1.0),
+        "{line} vs {mean}"
+    );
+    // And the file it wrote reads back as the same image (int16-rounded).
+    let back = aiaprep::fits::read(&output).unwrap();
+    let max_diff = back
+        .data
+        .iter()
+        .zip(reg.data.iter())
+        .filter(|(a, b)| a.is_finite() && b.is_finite())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(max_diff <= 0.5 + 1e-3, "int16 rounding only: {max_diff}");
+
+    // A failure: the library's message reaches C and the exit status is non-zero.
+    let r = Command::new(&exe)
+        .arg(tmp.join("missing.fits"))
+        .arg(tmp.join("x.fits"))
+        .output()
+        .unwrap();
+    assert!(!r.status.success());
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(err.contains("missing.fits"), "{err}");
+    std::fs::remove_dir_all(&tmp).unwrap();
+}

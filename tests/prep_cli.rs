@@ -1,0 +1,271 @@
+//! The `prep` example as users run it: exit codes, failures that do not stop a batch,
+//! skip/overwrite/resume, reports, sharding. Runs the example binary that `cargo test`
+//! builds alongside the tests (with `--test prep_cli` alone cargo does not rebuild examples:
+//! run `cargo build --example prep` first).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use aiaprep::fits::{self, Compression, WriteOptions};
+use aiaprep::synth::{self, SynthOptions};
+
+/// target/<profile>/examples/prep, next to this test's deps/ folder.
+fn prep_exe() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let p = dir.join("examples").join("prep");
+    assert!(p.exists(), "{} not built", p.display());
+    p
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("aiaprep-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// `n` small synthetic level-1 files (256², binned geometry, RICE) in `dir/in`.
+fn inputs(dir: &Path, n: usize) -> Vec<PathBuf> {
+    let d = dir.join("in");
+    std::fs::create_dir_all(&d).unwrap();
+    (0..n)
+        .map(|k| {
+            let m = synth::level1(&SynthOptions {
+                size: 256,
+                seed: 100 + k as u64,
+                n_missing: 20,
+                ..SynthOptions::default()
+            });
+            let p = d.join(format!("aia_{k:02}.fits"));
+            let w = WriteOptions {
+                compress: Compression::Rice,
+                ..WriteOptions::default()
+            };
+            fits::write(&m, &p, &w).unwrap();
+            p
+        })
+        .collect()
+}
+
+fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(prep_exe());
+    c.args(args);
+    for k in [
+        "SLURM_ARRAY_TASK_ID",
+        "SLURM_PROCID",
+        "SLURM_NTASKS",
+        "OMPI_COMM_WORLD_RANK",
+        "PMI_RANK",
+    ] {
+        c.env_remove(k);
+    }
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn batch_with_a_bad_file_goes_on_and_exits_1() {
+    let dir = tmpdir("bad");
+    let ins = inputs(&dir, 2);
+    let bad = dir.join("in").join("broken.fits");
+    std::fs::write(&bad, b"SIMPLE  = this is not FITS").unwrap();
+    let out = dir.join("out");
+    let report = dir.join("report.json");
+    let r = run(
+        &[
+            s(&dir.join("in")),
+            "--out-dir",
+            s(&out),
+            "--backend",
+            "cpu",
+            "--report",
+            s(&report),
+        ],
+        &[],
+    );
+    assert_eq!(
+        r.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(err.contains("broken.fits"), "{err}");
+    for p in &ins {
+        let o = aiaprep::pipeline::output_path(p, &out);
+        let m = fits::read(&o).unwrap();
+        assert_eq!(m.header.get_f64("LVL_NUM"), Some(1.5));
+        assert_eq!(m.data.dim(), (256, 256));
+    }
+    assert!(!out.join("broken_lev15.fits").exists());
+    let j = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        j.contains("\"done\": 2") && j.contains("\"failed\": 1"),
+        "{j}"
+    );
+    assert!(
+        j.contains("broken.fits") && j.contains("\"register\""),
+        "{j}"
+    );
+    // No temporary files left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn rerun_skips_complete_outputs_and_overwrite_redoes_them() {
+    let dir = tmpdir("resume");
+    let ins = inputs(&dir, 2);
+    let out = dir.join("out");
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ins.iter().map(|p| s(p).to_string()).collect();
+        v.extend([
+            "--out-dir".into(),
+            s(&out).into(),
+            "--backend".into(),
+            "cpu".into(),
+        ]);
+        v.extend(extra.iter().map(|x| x.to_string()));
+        v
+    };
+    let a = args(&[]);
+    let r = run(&a.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    assert_eq!(r.status.code(), Some(0));
+    let o0 = aiaprep::pipeline::output_path(&ins[0], &out);
+    let o1 = aiaprep::pipeline::output_path(&ins[1], &out);
+    let before = std::fs::read(&o0).unwrap();
+    // Simulate an interrupted earlier run: one output missing, plus a stale temporary.
+    std::fs::remove_file(&o1).unwrap();
+    std::fs::write(out.join(".aia_01_lev15.fits.tmp-999999999-0"), b"partial").unwrap();
+    let r = run(&a.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    let so = String::from_utf8_lossy(&r.stdout);
+    assert_eq!(r.status.code(), Some(0), "{so}");
+    assert!(so.contains("1 done, 1 skipped"), "{so}");
+    assert_eq!(
+        std::fs::read(&o0).unwrap(),
+        before,
+        "a complete output is kept as is"
+    );
+    assert!(fits::is_complete_level15(&o1));
+    assert!(!out.join(".aia_01_lev15.fits.tmp-999999999-0").exists());
+    // A truncated file under the output name is not complete: reported, not skipped.
+    let bytes = std::fs::read(&o1).unwrap();
+    std::fs::write(&o1, &bytes[..bytes.len() / 2]).unwrap();
+    assert!(!fits::is_complete_level15(&o1));
+    let r = run(&a.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    assert_eq!(r.status.code(), Some(1));
+    // --overwrite redoes everything.
+    let b = args(&["--overwrite"]);
+    let r = run(&b.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    assert_eq!(r.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&r.stdout).contains("2 done"));
+    assert!(fits::is_complete_level15(&o1));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn shards_from_option_and_slurm_cover_the_inputs_once() {
+    let dir = tmpdir("shard");
+    let ins = inputs(&dir, 5);
+    let listing = dir.join("list.txt");
+    std::fs::write(
+        &listing,
+        ins.iter()
+            .map(|p| s(p).to_string() + "\n")
+            .collect::<String>(),
+    )
+    .unwrap();
+    let at = format!("@{}", s(&listing));
+    let mut seen = Vec::new();
+    for k in 0..2 {
+        let out = dir.join(format!("out{k}"));
+        let shard = format!("{k}/2");
+        let r = run(
+            &[
+                &at,
+                "--out-dir",
+                s(&out),
+                "--shard",
+                &shard,
+                "--backend",
+                "cpu",
+            ],
+            &[],
+        );
+        assert_eq!(r.status.code(), Some(0));
+        seen.extend(
+            std::fs::read_dir(&out)
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name()),
+        );
+    }
+    for id in 1..=3 {
+        let out = dir.join(format!("slurm{id}"));
+        let id = id.to_string();
+        let r = run(
+            &[&at, "--out-dir", s(&out), "--backend", "cpu"],
+            &[
+                ("SLURM_ARRAY_TASK_ID", &id),
+                ("SLURM_ARRAY_TASK_MIN", "1"),
+                ("SLURM_ARRAY_TASK_MAX", "3"),
+            ],
+        );
+        assert_eq!(r.status.code(), Some(0));
+        assert!(String::from_utf8_lossy(&r.stderr).contains("SLURM_ARRAY_TASK_ID"));
+        seen.extend(
+            std::fs::read_dir(&out)
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name()),
+        );
+    }
+    seen.sort();
+    let mut uniq = seen.clone();
+    uniq.dedup();
+    assert_eq!(seen.len(), 10, "each input once per scheme: {seen:?}");
+    assert_eq!(uniq.len(), 5);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn usage_errors_exit_2_and_cuda_without_gpu_is_a_clear_error() {
+    assert_eq!(run(&[], &[]).status.code(), Some(2));
+    assert_eq!(
+        run(&["--interp", "cubic", "x.fits", "--out-dir", "/tmp"], &[])
+            .status
+            .code(),
+        Some(2)
+    );
+    let dir = tmpdir("usage");
+    let ins = inputs(&dir, 1);
+    let r = run(
+        &[
+            s(&ins[0]),
+            "--out-dir",
+            s(&dir.join("o")),
+            "--backend",
+            "cuda",
+        ],
+        &[],
+    );
+    assert_ne!(r.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(err.contains("backend unavailable"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
