@@ -13,6 +13,14 @@
 //! * `LVL_NUM ≠ 1` is not an error here (the pipeline warns, as aiapy does);
 //! * the header gets `CROTA2 = 0` and an identity PC matrix (aiapy leaves PC ≈ I up to
 //!   1e-17 and removes CROTA2), `XCEN`/`YCEN` and a HISTORY card.
+//!
+//! Accuracy: ≤ 4e-7 of the data range from aiapy 0.10.2 (f32 pixels and coefficients),
+//! identical NaN masks (tests/register_parity.rs, also at 4096² on demand).
+//!
+//! Cost: rayon over output rows with AVX2 + FMA kernels where available; ≈ 80 ms for a
+//! 4096² spline register with missing pixels on 2 cores (aiapy: 2.8 s). Memory: the
+//! output plus one B-spline coefficient plane, which is kept in a small pool for the next
+//! call (`crate::cpu::buffers::release_scratch` frees it).
 
 use std::fmt;
 use std::str::FromStr;
@@ -33,7 +41,10 @@ pub enum Interpolation {
     /// Cubic B-spline with mirror prefilter (scipy order 3): aiapy's default and parity.
     #[default]
     Spline,
-    /// Cubic convolution, Keys a = −0.5 (SolarSoft `aia_prep` / IDL `ROT, CUBIC=−0.5`).
+    /// Cubic convolution, Keys a = −0.5 (SolarSoft `aia_prep` / IDL `ROT, CUBIC=−0.5`),
+    /// applied with the spline's rules: on the image padded with `missing` as sunpy pads
+    /// it, neighbours beyond the padded edge mirrored, positions outside the padded frame
+    /// → `missing`, NaN dilation k = 5, clipping. Reproduces quadratics exactly.
     Keys,
 }
 

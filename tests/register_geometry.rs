@@ -355,3 +355,74 @@ fn errors_name_the_file() {
         );
     }
 }
+
+/// Degenerate sizes (1 × 1, thin strips, small odd shapes), every interpolation and
+/// missing rule, with NaN pixels and a large roll: no panic, the right shape, values
+/// within the input range or NaN.
+#[test]
+fn tiny_and_odd_images() {
+    for &(nx, ny) in &[
+        (1usize, 1usize),
+        (2, 1),
+        (1, 3),
+        (2, 2),
+        (5, 4),
+        (7, 9),
+        (33, 17),
+    ] {
+        for &roll in &[0.0, -0.13, 45.0, 180.0] {
+            let mut h = Header::new();
+            for (k, v) in [
+                ("CRPIX1", (nx as f64 + 1.0) / 2.0 + 0.3),
+                ("CRPIX2", (ny as f64 + 1.0) / 2.0 - 0.2),
+                ("CRVAL1", 0.0),
+                ("CRVAL2", 0.0),
+                ("CDELT1", 0.6007),
+                ("CDELT2", 0.6007),
+                ("CROTA2", roll),
+                ("RSUN_OBS", 962.0),
+                ("DSUN_OBS", 1.49e11),
+            ] {
+                h.set_f64(k, v, None);
+            }
+            let data = Array2::from_shape_fn((ny, nx), |(j, i)| {
+                if (i * 7 + j * 3) % 5 == 4 {
+                    f32::NAN
+                } else {
+                    (i * 3 + j * 11) as f32 - 4.0
+                }
+            });
+            for interpolation in [
+                Interpolation::Nearest,
+                Interpolation::Linear,
+                Interpolation::Spline,
+                Interpolation::Keys,
+            ] {
+                for missing in [Missing::Min, Missing::Nan, Missing::Value(-100.0)] {
+                    let o = RegisterOptions {
+                        interpolation,
+                        missing,
+                        check_full_disk: false,
+                    };
+                    let m = AiaMap::new(data.clone(), h.clone(), Source::memory());
+                    let r = register(&m, &o).unwrap();
+                    assert_eq!(r.data.dim(), (ny, nx));
+                    let lo = data
+                        .iter()
+                        .filter(|v| !v.is_nan())
+                        .fold(-100.0f32, |a, &b| a.min(b));
+                    let hi = data
+                        .iter()
+                        .filter(|v| !v.is_nan())
+                        .fold(f32::MIN, |a, &b| a.max(b));
+                    for &v in r.data.iter() {
+                        assert!(
+                            v.is_nan() || (v >= lo && v <= hi),
+                            "{nx}x{ny} {roll} {interpolation} {missing}: {v}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -165,3 +165,39 @@ fn register_matches_aiapy() {
     }
     assert_eq!(seen.into_iter().collect::<Vec<_>>(), vec![0, 1, 3]);
 }
+
+/// Full-size parity (4096², including aiapy's 4094² case), against oracles made on demand
+/// by tests/parity/make_register_4096.py into `$AIAPREP_REG4096` (too large to commit).
+#[test]
+#[ignore = "needs $AIAPREP_REG4096 from tests/parity/make_register_4096.py"]
+fn register_matches_aiapy_4096() {
+    let dir =
+        std::path::PathBuf::from(std::env::var_os("AIAPREP_REG4096").expect("set AIAPREP_REG4096"));
+    for name in ["pad", "unpad"] {
+        let data = npy::read2(&dir.join(format!("{name}_in.npy"))).mapv(|v| v as f32);
+        let text = std::fs::read_to_string(dir.join(format!("{name}_header.txt"))).unwrap();
+        let theirs = npy::read2(&dir.join(format!("{name}_out.npy")));
+        let map = AiaMap::new(data, Header::parse(&text), Source::memory());
+        let ours = register(&map, &RegisterOptions::default()).unwrap();
+        assert_eq!(ours.data.dim(), (4096, 4096));
+        let off = (4096 - theirs.dim().0) / 2; // aiapy 4094²: CRPIX 2047.5 vs our 2048.5
+        let valid = map.data.iter().filter(|v| !v.is_nan());
+        let lo = valid.clone().fold(f32::INFINITY, |a, &b| a.min(b));
+        let hi = valid.fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        let range = (hi - lo) as f64;
+        let (mut worst, mut mask_diff) = (0.0f64, 0usize);
+        for ((j, i), &b) in theirs.indexed_iter() {
+            let a = ours.data[[j + off, i + off]] as f64;
+            if a.is_nan() || b.is_nan() {
+                mask_diff += (a.is_nan() != b.is_nan()) as usize;
+            } else {
+                worst = worst.max((a - b).abs() / range);
+            }
+        }
+        println!(
+            "{name}: aiapy {:?}: max |Δ|/range = {worst:.2e}, NaN-mask differences {mask_diff}",
+            theirs.dim()
+        );
+        assert!(worst <= 1e-5 && mask_diff == 0);
+    }
+}

@@ -278,12 +278,14 @@ mod x86 {
             let b = idx4(idx);
             // Two taps of each row for pixel pairs, then split into a (left) and b (right).
             let pair = |o: usize| {
-                // SAFETY: b[k] + w + 2 <= plane.len() (span_ok); unaligned reads.
-                let r = |k: usize| unsafe { (p.add(b[k] + o) as *const [f32; 2]).read_unaligned() };
-                let (q0, q1, q2, q3) = (r(0), r(1), r(2), r(3));
+                // SAFETY: b[k] + w + 2 <= plane.len() (span_ok); `_mm_loadl_epi64` reads
+                // 8 unaligned bytes.
+                let q = |k: usize| unsafe { _mm_loadl_epi64(p.add(b[k] + o) as *const __m128i) };
+                let lo2 = _mm_castsi128_ps(_mm_unpacklo_epi64(q(0), q(1))); // a0 b0 a1 b1
+                let hi2 = _mm_castsi128_ps(_mm_unpacklo_epi64(q(2), q(3))); // a2 b2 a3 b3
                 (
-                    _mm_setr_ps(q0[0], q1[0], q2[0], q3[0]),
-                    _mm_setr_ps(q0[1], q1[1], q2[1], q3[1]),
+                    _mm_shuffle_ps::<0b10_00_10_00>(lo2, hi2),
+                    _mm_shuffle_ps::<0b11_01_11_01>(lo2, hi2),
                 )
             };
             let (a0, b0) = pair(0);

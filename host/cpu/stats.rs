@@ -246,11 +246,15 @@ pub fn nan_median(data: &[f32], extra: Option<(f32, usize)>) -> Option<f64> {
 pub fn nan_median_counted(data: &[f32], valid: usize, extra: Option<(f32, usize)>) -> Option<f64> {
     let extra = extra.filter(|(v, c)| !v.is_nan() && *c > 0);
     let (ev, ec) = extra.unwrap_or((0.0, 0));
-    let n = valid + ec;
+    let n = valid.saturating_add(ec);
     if n == 0 {
         return None;
     }
     let (k1, k2) = ((n - 1) / 2, n / 2);
+    if ec > valid {
+        // The extra copies fill more than half of the ranks: both middle ranks are theirs.
+        return Some(ev as f64);
+    }
     if data.len() <= 1 << 18 {
         let mut all: Vec<f32> = data.iter().copied().filter(|v| !v.is_nan()).collect();
         return Some(pick(&mut all, 0, ev, ec, k1, k2));
@@ -439,6 +443,8 @@ mod tests {
             assert_eq!(nan_median(&v, None), naive(&v, None), "n={n}");
             let e = Some((-100.0f32, n / 3 + 1));
             assert_eq!(nan_median(&v, e), naive(&v, e), "n={n} extra");
+            let e = Some((5.0f32, n + 3)); // more padding than data
+            assert_eq!(nan_median(&v, e), naive(&v, e), "n={n} extra > valid");
             assert_eq!(radix_median(&v, e), naive(&v, e), "n={n} radix");
             // most values tied at the median (integer DN images)
             let t: Vec<f32> = v.iter().map(|x| (x / 50.0).round()).collect();

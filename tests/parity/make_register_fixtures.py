@@ -132,71 +132,76 @@ def run_case(case, data32, header, variants):
               np.isnan(out.data).sum())
 
 
-# (a) the real 128^2 level-1 file (binned, CDELT 19.18" -> 19.2")
-real = fits.getdata(REAL).astype(np.float32)
-real_h = fits.getheader(REAL)
-run_case("real128", real, real_h,
-         [(0, None, "o0"), (1, None, "o1"), (3, None, "o3"), (3, -100.0, "o3_m-100")])
+def main():
+    # (a) the real 128^2 level-1 file (binned, CDELT 19.18" -> 19.2")
+    real = fits.getdata(REAL).astype(np.float32)
+    real_h = fits.getheader(REAL)
+    run_case("real128", real, real_h,
+             [(0, None, "o0"), (1, None, "o1"), (3, None, "o3"), (3, -100.0, "o3_m-100")])
 
-# (b) synthetic binned full-disk maps, small roll, NaN clusters
-d, h = synthetic(256, -0.13, 1)
-run_case("syn256", d, h, [(0, None, "o0"), (1, None, "o1"), (3, None, "o3"), (3, np.nan, "o3_nan")])
-d, h = synthetic(512, -0.13, 2)
-run_case("syn512", d, h, [(3, None, "o3")])
+    # (b) synthetic binned full-disk maps, small roll, NaN clusters
+    d, h = synthetic(256, -0.13, 1)
+    run_case("syn256", d, h, [(0, None, "o0"), (1, None, "o1"), (3, None, "o3"), (3, np.nan, "o3_nan")])
+    d, h = synthetic(512, -0.13, 2)
+    run_case("syn512", d, h, [(3, None, "o3")])
 
-# (c) a large roll: wide padding, frame-edge behaviour; and NaN missing with padding
-d, h = synthetic(256, 30.0, 3)
-run_case("roll30", d, h, [(0, None, "o0"), (1, None, "o1"), (3, None, "o3"),
-                          (0, np.nan, "o0_nan"), (3, np.nan, "o3_nan")])
+    # (c) a large roll: wide padding, frame-edge behaviour; and NaN missing with padding
+    d, h = synthetic(256, 30.0, 3)
+    run_case("roll30", d, h, [(0, None, "o0"), (1, None, "o1"), (3, None, "o3"),
+                              (0, np.nan, "o0_nan"), (3, np.nan, "o3_nan")])
 
-with open(os.path.join(OUT, "reg_meta.txt"), "w") as f:
-    f.write("\n".join(meta_lines) + "\n")
+    with open(os.path.join(OUT, "reg_meta.txt"), "w") as f:
+        f.write("\n".join(meta_lines) + "\n")
 
-# contains_full_disk cases
-fd_lines = []
-
-
-def fd_case(name, m):
-    h = fits.Header(m.fits_header)
-    with open(os.path.join(OUT, f"reg_fd_{name}_header.txt"), "w") as f:
-        f.write(header_text(h))
-    ny, nx = m.data.shape
-    res = bool(contains_full_disk(m))
-    fd_lines.append(f"reg_fd_{name}_header.txt {nx} {ny} {str(res).lower()}")
-    print("fulldisk", name, nx, ny, res)
+    # contains_full_disk cases
+    fd_lines = []
 
 
-d, h = synthetic(512, -0.13, 2)
-full = sunpy.map.Map(d.astype(np.float64), h)
-fd_case("syn512", full)
-fd_case("real128", sunpy.map.Map(real.astype(np.float64), real_h))
-d30, h30 = synthetic(256, 30.0, 3)
-fd_case("roll30", sunpy.map.Map(d30.astype(np.float64), h30))
-# a cut-out: the central 200 x 150 pixels (the disk crosses the edges)
-fd_case("cutout", full.submap([150, 180] * u.pix, top_right=[349, 329] * u.pix))
-# a cut-out far off the disk (Sun centre outside, all edges off the disk)
-fd_case("offdisk", full.submap([0, 0] * u.pix, top_right=[59, 59] * u.pix))
-# Sun centre outside the frame after shifting the reference pixel
-hs = h.copy()
-hs["CRPIX1"] = h["CRPIX1"] + 600
-fd_case("shifted", sunpy.map.Map(d.astype(np.float64), hs))
-# disk touching one edge: move the centre 60 px towards the right edge
-hs = h.copy()
-hs["CRPIX1"] = h["CRPIX1"] + 60
-fd_case("touch_right", sunpy.map.Map(d.astype(np.float64), hs))
-# just inside: 40 px (the disk edge still clears the frame)
-hs = h.copy()
-hs["CRPIX1"] = h["CRPIX1"] + 40
-fd_case("near_right", sunpy.map.Map(d.astype(np.float64), hs))
-# a far-off-centre pointing (CRVAL != 0, reference pixel at the frame centre)
-hs = h.copy()
-hs["CRVAL1"] = 500.0
-hs["CRVAL2"] = -300.0
-fd_case("crval_off", sunpy.map.Map(d.astype(np.float64), hs))
-hs = h.copy()
-hs["CRVAL1"] = 150.0
-hs["CRVAL2"] = -100.0
-fd_case("crval_small", sunpy.map.Map(d.astype(np.float64), hs))
+    def fd_case(name, m):
+        h = fits.Header(m.fits_header)
+        with open(os.path.join(OUT, f"reg_fd_{name}_header.txt"), "w") as f:
+            f.write(header_text(h))
+        ny, nx = m.data.shape
+        res = bool(contains_full_disk(m))
+        fd_lines.append(f"reg_fd_{name}_header.txt {nx} {ny} {str(res).lower()}")
+        print("fulldisk", name, nx, ny, res)
 
-with open(os.path.join(OUT, "reg_fulldisk.txt"), "w") as f:
-    f.write("\n".join(fd_lines) + "\n")
+
+    d, h = synthetic(512, -0.13, 2)
+    full = sunpy.map.Map(d.astype(np.float64), h)
+    fd_case("syn512", full)
+    fd_case("real128", sunpy.map.Map(real.astype(np.float64), real_h))
+    d30, h30 = synthetic(256, 30.0, 3)
+    fd_case("roll30", sunpy.map.Map(d30.astype(np.float64), h30))
+    # a cut-out: the central 200 x 150 pixels (the disk crosses the edges)
+    fd_case("cutout", full.submap([150, 180] * u.pix, top_right=[349, 329] * u.pix))
+    # a cut-out far off the disk (Sun centre outside, all edges off the disk)
+    fd_case("offdisk", full.submap([0, 0] * u.pix, top_right=[59, 59] * u.pix))
+    # Sun centre outside the frame after shifting the reference pixel
+    hs = h.copy()
+    hs["CRPIX1"] = h["CRPIX1"] + 600
+    fd_case("shifted", sunpy.map.Map(d.astype(np.float64), hs))
+    # disk touching one edge: move the centre 60 px towards the right edge
+    hs = h.copy()
+    hs["CRPIX1"] = h["CRPIX1"] + 60
+    fd_case("touch_right", sunpy.map.Map(d.astype(np.float64), hs))
+    # just inside: 40 px (the disk edge still clears the frame)
+    hs = h.copy()
+    hs["CRPIX1"] = h["CRPIX1"] + 40
+    fd_case("near_right", sunpy.map.Map(d.astype(np.float64), hs))
+    # a far-off-centre pointing (CRVAL != 0, reference pixel at the frame centre)
+    hs = h.copy()
+    hs["CRVAL1"] = 500.0
+    hs["CRVAL2"] = -300.0
+    fd_case("crval_off", sunpy.map.Map(d.astype(np.float64), hs))
+    hs = h.copy()
+    hs["CRVAL1"] = 150.0
+    hs["CRVAL2"] = -100.0
+    fd_case("crval_small", sunpy.map.Map(d.astype(np.float64), hs))
+
+    with open(os.path.join(OUT, "reg_fulldisk.txt"), "w") as f:
+        f.write("\n".join(fd_lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
