@@ -41,7 +41,7 @@ use rustfft::num_complex::Complex;
 use crate::cpu;
 use crate::cpu::fft2::Fft2;
 use crate::error::{Error, Result, Source};
-use crate::header::Value;
+use crate::header::{Header, Value};
 use crate::map::AiaMap;
 use crate::psf::{self, PsfOptions};
 
@@ -105,32 +105,7 @@ impl Otf {
 
     fn from_psf_named(psf: ArrayView2<f64>, source: &Source) -> Result<Otf> {
         let (ny, nx) = psf.dim();
-        let bad = |reason: String| Error::BadPsf {
-            file: source.clone(),
-            reason,
-        };
-        if ny == 0 || nx == 0 {
-            return Err(bad("empty PSF".into()));
-        }
-        let mut sum = 0.0;
-        for (idx, &v) in psf.indexed_iter() {
-            if !v.is_finite() {
-                return Err(bad(format!(
-                    "non-finite value {v} at [{}, {}]",
-                    idx.0, idx.1
-                )));
-            }
-            if v < 0.0 {
-                return Err(bad(format!(
-                    "negative value {v:e} at [{}, {}]",
-                    idx.0, idx.1
-                )));
-            }
-            sum += v;
-        }
-        if sum <= 0.0 || !sum.is_finite() {
-            return Err(bad(format!("PSF sums to {sum}")));
-        }
+        check_psf(psf, source)?;
         let (hy, hx) = (ny / 2, nx / 2);
         let mut fft = Fft2::<f64>::new(ny, nx)?;
         let mut spec = fft.make_spectrum();
@@ -174,6 +149,41 @@ impl Otf {
         let n = ny as f64 * nx as f64;
         Some(Complex::new(c.re as f64 * n, c.im as f64 * n))
     }
+}
+
+/// Check that a PSF can be used: not empty, every value finite and ≥ 0, positive sum.
+/// Shared by the CPU and GPU engines.
+///
+/// Errors: [`Error::BadPsf`] naming `source` and the first offending value's index.
+pub fn check_psf(psf: ArrayView2<f64>, source: &Source) -> Result<()> {
+    let (ny, nx) = psf.dim();
+    let bad = |reason: String| Error::BadPsf {
+        file: source.clone(),
+        reason,
+    };
+    if ny == 0 || nx == 0 {
+        return Err(bad("empty PSF".into()));
+    }
+    let mut sum = 0.0;
+    for (idx, &v) in psf.indexed_iter() {
+        if !v.is_finite() {
+            return Err(bad(format!(
+                "non-finite value {v} at [{}, {}]",
+                idx.0, idx.1
+            )));
+        }
+        if v < 0.0 {
+            return Err(bad(format!(
+                "negative value {v:e} at [{}, {}]",
+                idx.0, idx.1
+            )));
+        }
+        sum += v;
+    }
+    if sum <= 0.0 || !sum.is_finite() {
+        return Err(bad(format!("PSF sums to {sum}")));
+    }
+    Ok(())
 }
 
 /// Richardson–Lucy deconvolution of `image` (`[row, col]`, DN) with `otf`; see the module
@@ -288,23 +298,56 @@ fn fits_str(s: &str) -> String {
         .collect()
 }
 
-/// Deconvolve `map` (see the module docs). The output map has the same shape, source and
-/// header, plus the record of the deconvolution:
-/// `HISTORY aiaprep <version> deconvolve: Richardson-Lucy, N iterations, PSF <model channel
-/// 171 orders -100..100 | file NAME>, clip_negative=true`, `DECONV = T`, `DECONVIT = N`,
-/// `DECONPSF = '<short label>'` (`'AIA 171 model'`, with `preflight` and/or `orders …` when
-/// not the defaults, or the array's label). `LVL_NUM` is unchanged.
+/// Which PSF a deconvolution of a given map uses (see [`select_psf`]).
+#[derive(Debug, Clone)]
+pub enum PsfChoice {
+    /// The instrument model of `channel` (Å) with these options, on the map's grid.
+    Model {
+        /// The map's channel (`WAVELNTH`, Å), one with a model.
+        channel: u32,
+        /// Orders and core (the size is the map's shape).
+        options: PsfOptions,
+    },
+    /// A user PSF of the map's shape.
+    Array {
+        /// The PSF, `[row, col]`, peak at `[ny/2, nx/2]`.
+        psf: Arc<Array2<f64>>,
+        /// Its description.
+        label: String,
+    },
+}
+
+/// The PSF of a deconvolution and how the header describes it.
+#[derive(Debug, Clone)]
+pub struct PsfSelection {
+    /// The PSF.
+    pub choice: PsfChoice,
+    /// For the HISTORY card: `model channel 171 orders -100..100[, preflight core]` or
+    /// `file LABEL`.
+    pub long: String,
+    /// For `DECONPSF`: `AIA 171 model[ preflight][ orders …]` or the array's label.
+    pub short: String,
+}
+
+/// Choose the PSF for deconvolving `map` with `opts` and check what can be checked
+/// without computing it (shared by the CPU and GPU engines).
 ///
-/// Errors (naming `map.source`): [`Error::NoPsfModel`] for a channel without a model,
-/// [`Error::MissingKeyword`]/[`Error::BadKeyword`] for `WAVELNTH` (model PSF only),
-/// [`Error::InvalidOption`] for odd image sizes with the model PSF, [`Error::Shape`] when an
-/// array PSF's shape differs from the image's, [`Error::BadPsf`] for an unusable array PSF.
-pub fn deconvolve(map: &AiaMap, opts: &DeconvolveOptions) -> Result<AiaMap> {
+/// Errors (naming `map.source`): [`Error::MissingKeyword`]/[`Error::BadKeyword`] for
+/// `WAVELNTH` and [`Error::NoPsfModel`] for a channel without a model (model PSF only);
+/// [`Error::Shape`] when an array PSF's shape differs from the image's. The model grid's
+/// even-size rule and the array's values are checked when the OTF is made
+/// ([`psf::psf_grid`], [`check_psf`]).
+pub fn select_psf(map: &AiaMap, opts: &DeconvolveOptions) -> Result<PsfSelection> {
     let shape = map.data.dim();
-    let (otf, long, short) = match &opts.psf {
+    match &opts.psf {
         PsfSource::Model(po) => {
             let ch = map.wavelength()?;
-            let otf = model_otf_named(ch, shape, po, &map.source)?;
+            if psf::mesh_parameters(ch).is_none() {
+                return Err(Error::NoPsfModel {
+                    file: map.source.clone(),
+                    channel: ch.to_string(),
+                });
+            }
             let pre = if po.preflight_core {
                 ", preflight core"
             } else {
@@ -318,7 +361,14 @@ pub fn deconvolve(map: &AiaMap, opts: &DeconvolveOptions) -> Result<AiaMap> {
             if !po.has_default_orders() {
                 short.push_str(&format!(" orders {}", po.orders_label()));
             }
-            (otf, long, short)
+            Ok(PsfSelection {
+                choice: PsfChoice::Model {
+                    channel: ch,
+                    options: po.clone(),
+                },
+                long,
+                short,
+            })
         }
         PsfSource::Array { psf, label } => {
             if psf.dim() != shape {
@@ -333,24 +383,29 @@ pub fn deconvolve(map: &AiaMap, opts: &DeconvolveOptions) -> Result<AiaMap> {
                     ),
                 });
             }
-            let otf = array_otf(psf, &map.source)?;
-            (otf, format!("file {label}"), label.clone())
+            Ok(PsfSelection {
+                choice: PsfChoice::Array {
+                    psf: psf.clone(),
+                    label: label.clone(),
+                },
+                long: format!("file {label}"),
+                short: label.clone(),
+            })
         }
-    };
-    let data = cpu::deconvolve::richardson_lucy(
-        map.data.view(),
-        &otf.scaled,
-        otf.shape,
-        opts.iterations,
-        opts.clip_negative,
-        &map.source,
-    )?;
+    }
+}
+
+/// The header of a deconvolved map: `map`'s header plus
+/// `HISTORY aiaprep <version> deconvolve: Richardson-Lucy, N iterations, PSF <long>,
+/// clip_negative=<bool>`, `DECONV = T`, `DECONVIT = N`, `DECONPSF = '<short>'` (FITS
+/// string, ≤ 68 printable ASCII characters). `LVL_NUM` is unchanged.
+pub fn deconvolved_header(map: &AiaMap, opts: &DeconvolveOptions, psf: &PsfSelection) -> Header {
     let mut header = map.header.clone();
     header.push_history(&format!(
         "aiaprep {} deconvolve: Richardson-Lucy, {} iterations, PSF {}, clip_negative={}",
         crate::VERSION,
         opts.iterations,
-        long,
+        psf.long,
         opts.clip_negative
     ));
     header.set(
@@ -365,8 +420,39 @@ pub fn deconvolve(map: &AiaMap, opts: &DeconvolveOptions) -> Result<AiaMap> {
     );
     header.set(
         "DECONPSF",
-        Value::Str(fits_str(&short)),
+        Value::Str(fits_str(&psf.short)),
         Some("PSF used for deconvolution"),
     );
+    header
+}
+
+/// Deconvolve `map` (see the module docs) on the CPU. The output map has the same shape,
+/// source and header, plus the record of the deconvolution ([`deconvolved_header`]):
+/// `HISTORY aiaprep <version> deconvolve: Richardson-Lucy, N iterations, PSF <model channel
+/// 171 orders -100..100 | file NAME>, clip_negative=true`, `DECONV = T`, `DECONVIT = N`,
+/// `DECONPSF = '<short label>'` (`'AIA 171 model'`, with `preflight` and/or `orders …` when
+/// not the defaults, or the array's label). `LVL_NUM` is unchanged.
+///
+/// Errors (naming `map.source`): [`Error::NoPsfModel`] for a channel without a model,
+/// [`Error::MissingKeyword`]/[`Error::BadKeyword`] for `WAVELNTH` (model PSF only),
+/// [`Error::InvalidOption`] for odd image sizes with the model PSF, [`Error::Shape`] when an
+/// array PSF's shape differs from the image's, [`Error::BadPsf`] for an unusable array PSF.
+pub fn deconvolve(map: &AiaMap, opts: &DeconvolveOptions) -> Result<AiaMap> {
+    let sel = select_psf(map, opts)?;
+    let otf = match &sel.choice {
+        PsfChoice::Model { channel, options } => {
+            model_otf_named(*channel, map.data.dim(), options, &map.source)?
+        }
+        PsfChoice::Array { psf, .. } => array_otf(psf, &map.source)?,
+    };
+    let data = cpu::deconvolve::richardson_lucy(
+        map.data.view(),
+        &otf.scaled,
+        otf.shape,
+        opts.iterations,
+        opts.clip_negative,
+        &map.source,
+    )?;
+    let header = deconvolved_header(map, opts, &sel);
     Ok(AiaMap::new(data, header, map.source.clone()))
 }

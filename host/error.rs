@@ -121,4 +121,32 @@ impl Error {
             Error::BackendUnavailable { .. } => None,
         }
     }
+
+    /// This error naming `file` where it names `<memory>` (errors from lower layers, e.g.
+    /// the GPU operations, that did not know which file the pixels came from).
+    pub fn in_file(mut self, file: &Source) -> Error {
+        let slot = match &mut self {
+            Error::Io { file, .. }
+            | Error::Fits { file, .. }
+            | Error::NotAia { file, .. }
+            | Error::MissingKeyword { file, .. }
+            | Error::BadKeyword { file, .. }
+            | Error::NotFullDisk { file, .. }
+            | Error::OutputExists { file }
+            | Error::WouldOverwriteInput { file }
+            | Error::InvalidOption { file, .. }
+            | Error::NoPsfModel { file, .. }
+            | Error::Shape { file, .. }
+            | Error::BadPsf { file, .. }
+            | Error::Pointing { file, .. }
+            | Error::Gpu { file, .. } => Some(file),
+            Error::BackendUnavailable { .. } => None,
+        };
+        if let Some(f) = slot {
+            if f.0.is_none() {
+                *f = file.clone();
+            }
+        }
+        self
+    }
 }

@@ -127,8 +127,19 @@ pub fn select_engines(backend: Backend, register_on_cpu: bool) -> Result<Engines
 }
 
 /// The GPU engine, or why there is none.
+#[cfg(not(feature = "cuda"))]
 fn gpu_engine() -> std::result::Result<Arc<dyn Engine>, String> {
     Err("this build has no CUDA support (build with --features cuda)".to_string())
+}
+
+/// The GPU engine ([`crate::gpu::engine::shared`]: device `AIAPREP_GPU_INDEX`, else the
+/// node-local rank's), or why there is none (no driver, NVRTC or device, ...).
+#[cfg(feature = "cuda")]
+fn gpu_engine() -> std::result::Result<Arc<dyn Engine>, String> {
+    match crate::gpu::engine::shared() {
+        Ok(e) => Ok(e),
+        Err(e) => Err(crate::gpu::engine::reason(&e)),
+    }
 }
 
 /// Everything a prep run can be asked to do.
@@ -406,9 +417,28 @@ mod tests {
     fn backend_choice() {
         let e = select_engines(Backend::Cpu, false).unwrap();
         assert!(e.description.contains("cpu"));
-        let e = select_engines(Backend::Auto, false).unwrap();
-        assert!(e.description.contains("cpu"));
         assert!("gpu".parse::<Backend>().is_ok());
         assert!("tpu".parse::<Backend>().is_err());
+        // auto: the GPU when one is usable, else the CPU with the reason; cuda: the GPU
+        // or BackendUnavailable — never a panic.
+        let auto = select_engines(Backend::Auto, false).unwrap();
+        match select_engines(Backend::Cuda, false) {
+            Ok(g) => {
+                assert!(g.deconvolve.name().starts_with("cuda:"), "{g:?}");
+                assert!(g.register.name().starts_with("cuda:"), "{g:?}");
+                assert!(auto.register.name().starts_with("cuda:"), "{auto:?}");
+                let mixed = select_engines(Backend::Cuda, true).unwrap();
+                assert!(mixed.deconvolve.name().starts_with("cuda:"));
+                assert!(mixed.register.name().starts_with("cpu"));
+            }
+            Err(Error::BackendUnavailable { reason }) => {
+                assert!(!reason.is_empty());
+                assert!(auto.description.contains("cpu"), "{auto:?}");
+                assert!(auto.description.contains(&reason), "{auto:?}");
+                #[cfg(not(feature = "cuda"))]
+                assert!(reason.contains("--features cuda"), "{reason}");
+            }
+            Err(e) => panic!("unexpected error kind: {e:?}"),
+        }
     }
 }

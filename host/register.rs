@@ -27,9 +27,9 @@ use std::str::FromStr;
 
 use crate::cpu::resample::resample;
 use crate::error::{Error, Result};
-use crate::geometry::{full_disk_check, register_transform, target_scale};
-use crate::header::Value;
-use crate::map::AiaMap;
+use crate::geometry::{full_disk_check, register_transform, target_scale, RegisterTransform};
+use crate::header::{Header, Value};
+use crate::map::{AiaMap, Geometry};
 
 /// The interpolation kernel of `register`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -147,14 +147,38 @@ impl Default for RegisterOptions {
     }
 }
 
-/// Register a level-1 map to level 1.5 (module docs). Returns a new map of the same shape.
+/// What [`plan`] derives from a map before any pixel is touched: the geometry, the target
+/// plate scale and the output → input transform. Shared by every engine (CPU and GPU), so
+/// that they check, resample and label maps identically.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// The input geometry (from the header).
+    pub geometry: Geometry,
+    /// The output plate scale, arcsec per pixel (0.6 for full frames; a multiple of 0.6
+    /// for binned images, as aiapy).
+    pub target_scale: f64,
+    /// The resampling transform (input = ref + R⁻¹/s · (out − c)), output shape and
+    /// sunpy's padding.
+    pub transform: RegisterTransform,
+}
+
+impl Plan {
+    /// The roll removed, in degrees: `atan2(R[1][0], R[0][0])` of the input rotation.
+    pub fn roll_deg(&self) -> f64 {
+        let r = &self.geometry.rotation;
+        r[1][0].atan2(r[0][0]).to_degrees()
+    }
+}
+
+/// Validate a map and the options for register and derive the [`Plan`]. Does not look at
+/// the pixels.
 ///
-/// Errors (naming `map.source`): [`Error::MissingKeyword`] / [`Error::BadKeyword`] from the
-/// geometry keywords, [`Error::NotFullDisk`] (with the failing edge or the centre) when
-/// `check_full_disk` is set and the test fails, [`Error::InvalidOption`] for a
-/// non-finite or absurd scale factor, a singular rotation matrix or a non-finite
-/// `Missing::Value`, [`Error::Shape`] for an empty image.
-pub fn register(map: &AiaMap, opts: &RegisterOptions) -> Result<AiaMap> {
+/// Errors (naming `map.source`): [`Error::Shape`] for an empty image;
+/// [`Error::MissingKeyword`] / [`Error::BadKeyword`] from the geometry keywords;
+/// [`Error::NotFullDisk`] (with the failing edge or the centre) when `check_full_disk` is
+/// set and the test fails; [`Error::InvalidOption`] for a non-finite `Missing::Value`, a
+/// non-finite or absurd scale factor (outside 1e-3..=1e3) or a singular rotation matrix.
+pub fn plan(map: &AiaMap, opts: &RegisterOptions) -> Result<Plan> {
     let (nx, ny) = map.shape_xy();
     if nx == 0 || ny == 0 {
         return Err(Error::Shape {
@@ -195,11 +219,30 @@ pub fn register(map: &AiaMap, opts: &RegisterOptions) -> Result<AiaMap> {
             reason: format!("rotation matrix {:?} is singular", g.rotation),
         });
     }
+    Ok(Plan {
+        geometry: g,
+        target_scale: scale,
+        transform: t,
+    })
+}
 
-    let r = resample(map.data.view(), &t, opts.interpolation, opts.missing);
-
+/// The level-1.5 header of a registered map: the input header with `LVL_NUM = 1.5`,
+/// `NAXIS1/2` of the output, `CDELT1/2` = the target scale (arcsec/px), `CRPIX1/2` =
+/// `(N + 1)/2` (1-based array centre), `CROTA2 = 0` and an identity PC matrix (CROTA1 and
+/// CD removed), `R_SUN = RSUN_OBS / CDELT1` (pixels), `XCEN`/`YCEN` = CRVAL (arcsec, when
+/// present), and a HISTORY card naming the version, the interpolation, the missing value
+/// (`missing_used`, DN: the value the resampler used, shown for `Missing::Min`), the scale
+/// factor and the roll removed (degrees).
+pub fn level15_header(
+    map: &AiaMap,
+    plan: &Plan,
+    opts: &RegisterOptions,
+    missing_used: f64,
+) -> Header {
+    let g = &plan.geometry;
+    let (nx, ny) = plan.transform.out_shape;
+    let scale = plan.target_scale;
     let mut h = map.header.clone();
-    let roll = g.rotation[1][0].atan2(g.rotation[0][0]).to_degrees();
     h.set_f64("LVL_NUM", 1.5, None);
     h.set("NAXIS1", Value::Int(nx as i64), None);
     h.set("NAXIS2", Value::Int(ny as i64), None);
@@ -228,7 +271,7 @@ pub fn register(map: &AiaMap, opts: &RegisterOptions) -> Result<AiaMap> {
         h.set_f64("YCEN", g.crval[1], None);
     }
     let missing = match opts.missing {
-        Missing::Min => format!("min ({})", r.missing),
+        Missing::Min => format!("min ({missing_used})"),
         other => other.to_string(),
     };
     h.push_history(&format!(
@@ -236,9 +279,26 @@ pub fn register(map: &AiaMap, opts: &RegisterOptions) -> Result<AiaMap> {
         crate::VERSION,
         opts.interpolation,
         missing,
-        s,
-        roll
+        plan.transform.scale_factor,
+        plan.roll_deg()
     ));
+    h
+}
+
+/// Register a level-1 map to level 1.5 (module docs) on the CPU. Returns a new map of the
+/// same shape: [`plan`], then [`crate::cpu::resample::resample`], then
+/// [`level15_header`].
+///
+/// Errors: those of [`plan`].
+pub fn register(map: &AiaMap, opts: &RegisterOptions) -> Result<AiaMap> {
+    let p = plan(map, opts)?;
+    let r = resample(
+        map.data.view(),
+        &p.transform,
+        opts.interpolation,
+        opts.missing,
+    );
+    let h = level15_header(map, &p, opts, r.missing);
     Ok(AiaMap::new(r.data, h, map.source.clone()))
 }
 

@@ -39,6 +39,8 @@ AIA_DEV float aia_nanf() { return __int_as_float(0x7fc00000); }
 // NaN test that survives any math flags (x != x only for NaN).
 AIA_DEV bool aia_isnan(float x) { return x != x; }
 AIA_DEV bool aia_isnan_d(double x) { return x != x; }
+// Finite test on the bits (exponent not all ones), independent of math flags.
+AIA_DEV bool aia_isfinite(float x) { return (__float_as_int(x) & 0x7f800000) != 0x7f800000; }
 
 // Global thread index along x and the grid-stride step, as 64-bit integers.
 AIA_DEV long long aia_gid() { return (long long)blockIdx.x * blockDim.x + threadIdx.x; }

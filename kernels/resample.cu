@@ -262,13 +262,15 @@ extern "C" __global__ void resample_affine(const float* __restrict__ src,
     out[(long long)y * p.nx_out + x] = rs_output_pixel(src, dmask, p, x, y);
 }
 
-// dst ((nx + 2 pad) x (ny + 2 pad)) = src surrounded by `pad` pixels of `value`.
+// dst ((nx + 2 pad_x) x (ny + 2 pad_y)) = src surrounded by pad_x columns and pad_y rows
+// of `value` on each side (sunpy's padding; `value` may be NaN: padding that is missing data).
 extern "C" __global__ void pad_constant(const float* __restrict__ src, int nx, int ny,
-                                        float* __restrict__ dst, int pad, float value) {
-    int nxp = nx + 2 * pad, nyp = ny + 2 * pad;
+                                        float* __restrict__ dst, int pad_x, int pad_y,
+                                        float value) {
+    int nxp = nx + 2 * pad_x, nyp = ny + 2 * pad_y;
     long long n = (long long)nxp * nyp;
     for (long long i = aia_gid(); i < n; i += aia_gstride()) {
-        int y = (int)(i / nxp) - pad, x = (int)(i % nxp) - pad;
+        int y = (int)(i / nxp) - pad_y, x = (int)(i % nxp) - pad_x;
         dst[i] = (x >= 0 && x < nx && y >= 0 && y < ny) ? src[(long long)y * nx + x] : value;
     }
 }

@@ -427,27 +427,30 @@ fn resample_identity_reproduces_input_and_boundary_is_strict() {
 #[test]
 fn pad_constant_surrounds_the_image() {
     let mut rng = Rng(8);
-    let (nx, ny, pad) = (7usize, 5usize, 3usize);
+    let (nx, ny) = (7usize, 5usize);
     let img = random_image(&mut rng, nx, ny);
-    let mut t = Tape::default();
-    t.i32(&[nx as i32, ny as i32, pad as i32])
-        .f32(&[-9.0])
-        .f32(&img);
-    let Some(mut r) = run("pad", &t) else {
-        return;
-    };
-    let got = r.f32();
-    let (px, py) = (nx + 2 * pad, ny + 2 * pad);
-    assert_eq!(got.len(), px * py);
-    for y in 0..py {
-        for x in 0..px {
-            let inside = x >= pad && x < nx + pad && y >= pad && y < ny + pad;
-            let want = if inside {
-                img[(y - pad) * nx + x - pad]
-            } else {
-                -9.0
-            };
-            assert_eq!(got[y * px + x], want);
+    // equal, unequal and one-axis padding (sunpy pads each axis by its own amount)
+    for (pad_x, pad_y) in [(3usize, 3usize), (2, 4), (0, 1)] {
+        let mut t = Tape::default();
+        t.i32(&[nx as i32, ny as i32, pad_x as i32, pad_y as i32])
+            .f32(&[-9.0])
+            .f32(&img);
+        let Some(mut r) = run("pad", &t) else {
+            return;
+        };
+        let got = r.f32();
+        let (px, py) = (nx + 2 * pad_x, ny + 2 * pad_y);
+        assert_eq!(got.len(), px * py);
+        for y in 0..py {
+            for x in 0..px {
+                let inside = x >= pad_x && x < nx + pad_x && y >= pad_y && y < ny + pad_y;
+                let want = if inside {
+                    img[(y - pad_y) * nx + x - pad_x]
+                } else {
+                    -9.0
+                };
+                assert_eq!(got[y * px + x], want, "pad {pad_x} x {pad_y} at ({x}, {y})");
+            }
         }
     }
 }
@@ -460,15 +463,18 @@ fn richardson_lucy_elementwise_steps() {
     let mut d: Vec<f32> = (0..n).map(|_| rng.range(-20.0, 900.0) as f32).collect();
     d[4] = f32::NAN;
     d[17] = f32::NAN;
+    d[23] = f32::INFINITY; // non-finite = missing, as on the CPU path
+    d[24] = f32::NEG_INFINITY;
     let mut e: Vec<f32> = (0..n).map(|_| rng.range(0.5, 1000.0) as f32).collect();
     e[9] = -3.0; // guarded by the floor
     e[10] = 0.0;
+    e[11] = 1e-38; // d / e overflows f32: 0 with the CPU rule
+    d[11] = 500.0;
     let c: Vec<f32> = (0..n).map(|_| rng.range(0.5, 1.5) as f32).collect();
     let spec: Vec<f32> = (0..2 * m).map(|_| rng.range(-1e4, 1e4) as f32).collect();
     let otf: Vec<f32> = (0..2 * m).map(|_| rng.range(-1.0, 1.0) as f32).collect();
     let scale = 1.0f32 / 4096.0;
-    let floor = 1e-20f32;
-    for clip in [0, 1] {
+    for (clip, floor) in [(0, 1e-20f32), (1, 1e-20), (0, 0.0), (1, 0.0)] {
         let mut t = Tape::default();
         t.i32(&[clip])
             .f32(&[scale, floor])
@@ -491,7 +497,7 @@ fn richardson_lucy_elementwise_steps() {
         let want_dp: Vec<f64> = d
             .iter()
             .map(|&v| {
-                if v.is_nan() || (clip == 1 && v < 0.0) {
+                if !v.is_finite() || (clip == 1 && v < 0.0) {
                     0.0
                 } else {
                     v as f64
@@ -501,7 +507,7 @@ fn richardson_lucy_elementwise_steps() {
         assert_close_f32(&dp, &want_dp, 0.0, 0.0, "prepared d");
         assert_close_f32(&u0, &want_dp, 0.0, 0.0, "u0 = d");
         for i in 0..n {
-            assert_eq!(mask[i], d[i].is_nan() as u8);
+            assert_eq!(mask[i], !d[i].is_finite() as u8);
         }
         for k in 0..m {
             let (a, b) = (spec[2 * k] as f64, spec[2 * k + 1] as f64);
@@ -515,15 +521,32 @@ fn richardson_lucy_elementwise_steps() {
                 assert!((mulc[2 * k + q] as f64 - want_c[q]).abs() <= 1e-6 * mag);
             }
         }
-        let want_ratio: Vec<f64> = (0..n)
-            .map(|i| want_dp[i] / (e[i] as f64).max(floor as f64))
-            .collect();
-        assert_close_f32(&ratio, &want_ratio, 1e-6, 0.0, "ratio");
-        assert!(ratio[9] > 1e20 || want_dp[9] == 0.0, "floor used for e < 0");
+        if floor > 0.0 {
+            let want_ratio: Vec<f64> = (0..n)
+                .map(|i| want_dp[i] / (e[i] as f64).max(floor as f64))
+                .collect();
+            assert_close_f32(&ratio, &want_ratio, 1e-6, 0.0, "ratio");
+            assert!(ratio[9] > 1e20 || want_dp[9] == 0.0, "floor used for e < 0");
+        } else {
+            // floor 0: the CPU path's guard, bit for bit (quotient where finite, else 0)
+            for i in 0..n {
+                let want = aiaprep::cpu::deconvolve::ratio(want_dp[i] as f32, e[i]);
+                assert_eq!(ratio[i].to_bits(), want.to_bits(), "ratio[{i}]");
+            }
+            assert!(ratio[9] < 0.0 || want_dp[9] == 0.0, "e < 0 divides as is");
+            assert_eq!(ratio[10], 0.0, "e = 0");
+            assert_eq!(ratio[11], 0.0, "overflow");
+        }
         let want_upd: Vec<f64> = (0..n).map(|i| want_dp[i] * c[i] as f64).collect();
         assert_close_f32(&upd, &want_upd, 1e-6, 0.0, "update");
         let want_rest: Vec<f64> = (0..n)
-            .map(|i| if d[i].is_nan() { f64::NAN } else { want_upd[i] })
+            .map(|i| {
+                if d[i].is_finite() {
+                    want_upd[i]
+                } else {
+                    f64::NAN
+                }
+            })
             .collect();
         assert_close_f32(&restored, &want_rest, 1e-6, 0.0, "restore");
     }
@@ -916,4 +939,191 @@ fn fulldisk_cases_cover_both_outcomes() {
     assert_eq!(full, 0);
     let cut = run_case((96, 80), 25.0, [300.0, -200.0], [40.0, 47.0]).unwrap();
     assert!(cut > 0);
+}
+
+// ------------------------------------------------------ the GPU register chain vs the CPU
+
+/// The GPU engine's register (`aiaprep::gpu::engine::resample`) composed from the emulated
+/// kernels in the same order and with the same parameters — sunpy padding by `(px, py)`
+/// with `missing` (NaN allowed), nanmedian fill of the padded image, k × k dilated mask,
+/// FIR spline prefilter, resample with the clip range of [`aiaprep::cpu::resample::Rules`],
+/// deferred clipping on the host — against the crate's CPU register on synthetic level-1
+/// frames with missing pixels: max |Δ| ≤ 1e-3 DN and identical NaN masks.
+#[test]
+fn register_chain_matches_the_cpu_register() {
+    use aiaprep::cpu::resample::{apply_deferred_clip, ClipRule, Rules};
+    use aiaprep::cpu::stats::summarize;
+    use aiaprep::register::{self, Interpolation, Missing, RegisterOptions};
+    use aiaprep::synth::{level1, SynthOptions};
+
+    let all = [
+        Interpolation::Nearest,
+        Interpolation::Linear,
+        Interpolation::Spline,
+        Interpolation::Keys,
+    ];
+    // (roll °, full-frame CDELT ″, missing, interpolations): pad 1 (the default geometry),
+    // a large pad with NaN padding, and no pad with a `missing` below the data (deferred
+    // clipping).
+    let cases: [(f64, f64, Missing, &[Interpolation]); 3] = [
+        (-0.13, 0.6007, Missing::Min, &all),
+        (
+            25.0,
+            0.6007,
+            Missing::Nan,
+            &[Interpolation::Linear, Interpolation::Spline],
+        ),
+        (
+            0.0,
+            0.5994,
+            Missing::Value(-50.0),
+            &[Interpolation::Nearest, Interpolation::Spline],
+        ),
+    ];
+    for (roll, cdelt, missing, interps) in cases {
+        let map = level1(&SynthOptions {
+            size: 512,
+            n_missing: 60,
+            roll_deg: roll,
+            cdelt,
+            ..SynthOptions::default()
+        });
+        let (nx, ny) = map.shape_xy();
+        let data: Vec<f32> = map.data.iter().copied().collect();
+        let s = summarize(&data);
+        assert!(s.nan > 0, "the input must have missing pixels");
+        for &interp in interps {
+            let opts = RegisterOptions {
+                interpolation: interp,
+                missing,
+                check_full_disk: true,
+            };
+            let plan = register::plan(&map, &opts).unwrap();
+            let t = plan.transform;
+            let rules = Rules::new(&s, missing, t.pad, nx, ny);
+            let m = rules.missing as f32;
+            let [px, py] = t.pad;
+            // 1. pad
+            let mut tp = Tape::default();
+            tp.i32(&[nx as i32, ny as i32, px as i32, py as i32])
+                .f32(&[m])
+                .f32(&data);
+            let Some(mut r) = run("pad", &tp) else {
+                return;
+            };
+            let padded = r.f32();
+            let (pnx, pny) = (nx + 2 * px, ny + 2 * py);
+            // 2. NaN fill (nanmedian of the padded image) and dilated mask
+            let any_nan = padded.iter().any(|v| v.is_nan());
+            assert_eq!(any_nan, rules.need_fill);
+            let fill = nanmedian(&padded).unwrap_or(0.0) as f32;
+            let half = if interp == Interpolation::Nearest || interp == Interpolation::Linear {
+                0
+            } else {
+                2
+            };
+            let mut tm = Tape::default();
+            tm.i32(&[pnx as i32, pny as i32, half])
+                .f32(&[fill])
+                .f32(&padded);
+            let mut r = run("mask", &tm).unwrap();
+            let filled = r.f32();
+            let _mask = r.u8();
+            let dmask = r.u8();
+            // 3. spline coefficients (FIR, the GPU default)
+            let filled_keep = filled.clone();
+            let src = if interp == Interpolation::Spline {
+                emu_prefilter(&filled, pnx, pny, 0).unwrap()
+            } else {
+                filled
+            };
+            // 4. resample
+            let g = Geo {
+                refp: [t.reference[0] + px as f64, t.reference[1] + py as f64],
+                m: t.matrix,
+                c: t.out_center,
+                nin: [pnx, pny],
+                nout: [t.out_shape.0, t.out_shape.1],
+            };
+            let clip = match rules.clip {
+                ClipRule::Known(lo, hi) => Some((lo, hi)),
+                ClipRule::Deferred { .. } => None,
+            };
+            let code = match interp {
+                Interpolation::Nearest => 0,
+                Interpolation::Linear => 1,
+                Interpolation::Spline => 2,
+                Interpolation::Keys => 3,
+            };
+            let tr = resample_tape(&g, code, m, clip, &src, any_nan.then_some(&dmask[..]));
+            let out = run("resample", &tr).unwrap().f32();
+            let mut got =
+                ndarray::Array2::from_shape_vec((t.out_shape.1, t.out_shape.0), out).unwrap();
+            if let ClipRule::Deferred {
+                missing,
+                in_min,
+                in_max,
+            } = rules.clip
+            {
+                apply_deferred_clip(&mut got, missing, in_min, in_max);
+            }
+            // the CPU register
+            let want = register::register(&map, &opts).unwrap();
+            // GPU vs CPU: 1e-3 DN, or 5e-7 of the value above 2000 DN, where the CPU's own
+            // f32 rounding (f32 weights and recursive prefilter) reaches ~2.6 ulps.
+            let (mut worst, mut nan, mut above) = (0.0f64, 0usize, 0usize);
+            for (i, (&a, &b)) in got.iter().zip(want.data.iter()).enumerate() {
+                assert_eq!(
+                    a.is_nan(),
+                    b.is_nan(),
+                    "{interp} roll {roll} {missing}: NaN mask differs at {i} ({a} vs {b})"
+                );
+                if a.is_nan() {
+                    nan += 1;
+                    continue;
+                }
+                let d = (a as f64 - b as f64).abs();
+                worst = worst.max(d);
+                above += (d > 1e-3) as usize;
+                assert!(
+                    d <= 1e-3f64.max(5e-7 * (b as f64).abs()),
+                    "{interp} roll {roll} {missing}: pixel {i}: GPU {a} vs CPU {b}"
+                );
+            }
+            // GPU vs the exact (f64) interpolation of the same padded, filled image, on a
+            // sample of the pixels inside the padded frame: ≤ 1e-3 DN everywhere.
+            let f64img: Vec<f64> = filled_keep.iter().map(|&v| v as f64).collect();
+            let coef = if interp == Interpolation::Spline {
+                bspline_coeffs_2d(&f64img, pnx, pny)
+            } else {
+                f64img
+            };
+            let (lo, hi) = match rules.clip {
+                ClipRule::Known(lo, hi) => (lo as f64, hi as f64),
+                ClipRule::Deferred { .. } => (f64::NEG_INFINITY, f64::INFINITY),
+            };
+            let mut worst_exact = 0.0f64;
+            for (k, &a) in got.iter().enumerate().step_by(7) {
+                let (xi, yi) = g.map(k % t.out_shape.0, k / t.out_shape.0);
+                let inside =
+                    xi >= 0.0 && yi >= 0.0 && xi <= (pnx - 1) as f64 && yi <= (pny - 1) as f64;
+                if a.is_nan() || !inside {
+                    continue;
+                }
+                let exact = naive_sample(&coef, pnx, pny, xi, yi, code as u32).clamp(lo, hi);
+                worst_exact = worst_exact.max((a as f64 - exact).abs());
+            }
+            eprintln!(
+                "emulated GPU register {interp}, roll {roll}, missing {missing}, pad {:?}: \
+                 max |GPU - CPU| = {worst:e} DN ({above} pixels above 1e-3 DN), \
+                 max |GPU - exact| = {worst_exact:e} DN, {nan} NaN",
+                t.pad
+            );
+            assert!(nan > 0);
+            assert!(
+                worst_exact <= 1e-3,
+                "{interp} roll {roll} {missing}: max |GPU - exact| {worst_exact:e} DN"
+            );
+        }
+    }
 }

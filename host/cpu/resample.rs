@@ -52,7 +52,7 @@ use super::simd::{self, Span};
 use super::spline::{
     bspline3_weights, keys_weights, prefilter_block_with, prefilter_columns, BS3, KEYS,
 };
-use super::stats::{nan_median_counted, summarize, summarize_rows};
+use super::stats::{nan_median_counted, summarize, summarize_rows, Summary};
 use crate::geometry::{RegisterTransform, RowMap, MAX_MATERIALISED_PAD};
 use crate::register::{Interpolation, Missing};
 
@@ -72,17 +72,93 @@ pub struct Resampled {
     pub missing_in: usize,
 }
 
-/// How the clipping range is known.
-enum Clip {
-    /// Known before resampling: clamp on the fly.
+/// How the clipping range (sunpy §6.4) is known.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ClipRule {
+    /// Known before resampling, `(lower, upper)` in DN: clamp every interpolated value.
     Known(f32, f32),
     /// Depends on the output's extrema (a user `missing` outside the data range and no
-    /// padding): computed after resampling and masking.
+    /// padding): computed after resampling and masking by [`apply_deferred_clip`].
     Deferred {
+        /// The `missing` value, DN.
         missing: f64,
+        /// NaN-ignoring minimum of the input, DN.
         in_min: f64,
+        /// NaN-ignoring maximum of the input, DN.
         in_max: f64,
     },
+}
+
+/// The values sunpy's rules derive from the input before any pixel is resampled — the
+/// one place these formulas live, shared by [`resample`] and the GPU engine.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rules {
+    /// The `missing` value (DN): the data minimum for [`Missing::Min`], the value for
+    /// [`Missing::Value`], NaN for [`Missing::Nan`]. It fills sunpy's padding and every
+    /// output position outside the padded input.
+    pub missing: f64,
+    /// Number of padding pixels (`(nx + 2 px)(ny + 2 py) − nx ny`, saturating).
+    pub padded_pixels: usize,
+    /// NaN pixels of the (padded) input must be replaced by the NaN-ignoring median: there
+    /// are NaN input pixels, or the padding is NaN (`missing` NaN and padding present).
+    pub need_fill: bool,
+    /// The median counts the padding (`padded_pixels` copies of `missing`), as sunpy's
+    /// `nanmedian` of the padded image does when `missing` is a number.
+    pub fill_counts_padding: bool,
+    /// The clipping range.
+    pub clip: ClipRule,
+}
+
+impl Rules {
+    /// The rules for an `nx × ny` input whose NaN count and NaN-ignoring extrema are
+    /// `summary` (at least one pixel not NaN), resampled with `missing` and sunpy's
+    /// padding `pad = [px, py]` (pixels on each side).
+    pub fn new(
+        summary: &Summary,
+        missing: Missing,
+        pad: [usize; 2],
+        nx: usize,
+        ny: usize,
+    ) -> Rules {
+        let m = match missing {
+            Missing::Min => summary.min as f64,
+            Missing::Value(v) => v,
+            Missing::Nan => f64::NAN,
+        };
+        let padded_pixels = nx
+            .saturating_add(pad[0].saturating_mul(2))
+            .saturating_mul(ny.saturating_add(pad[1].saturating_mul(2)))
+            .saturating_sub(nx * ny);
+        // sunpy replaces NaN by the nanmedian of the padded image (padding included when
+        // it is a number; when missing is NaN the padding is NaN and needs the fill too).
+        let need_fill = summary.nan > 0 || (m.is_nan() && padded_pixels > 0);
+        let fill_counts_padding = !m.is_nan() && padded_pixels > 0;
+        let clip = if m.is_nan() {
+            ClipRule::Known(summary.min, summary.max)
+        } else {
+            let (mut lo, mut hi) = (summary.min as f64, summary.max as f64);
+            if padded_pixels > 0 {
+                lo = lo.min(m);
+                hi = hi.max(m);
+            }
+            if m >= lo && m <= hi {
+                ClipRule::Known(lo as f32, hi as f32)
+            } else {
+                ClipRule::Deferred {
+                    missing: m,
+                    in_min: lo,
+                    in_max: hi,
+                }
+            }
+        };
+        Rules {
+            missing: m,
+            padded_pixels,
+            need_fill,
+            fill_counts_padding,
+            clip,
+        }
+    }
 }
 
 /// Resample `input` (`[row, col]`, NaN = missing) through `t` with sunpy/scipy semantics
@@ -119,45 +195,21 @@ pub(crate) fn resample_with(
             missing_in: summary.nan,
         };
     }
-    let m = match missing {
-        Missing::Min => summary.min as f64,
-        Missing::Value(v) => v,
-        Missing::Nan => f64::NAN,
-    };
+    let rules = Rules::new(&summary, missing, t.pad, nx, ny);
+    let m = rules.missing;
     let pad = t.pad;
-    let padded_pixels = nx
-        .saturating_add(pad[0].saturating_mul(2))
-        .saturating_mul(ny.saturating_add(pad[1].saturating_mul(2)))
-        .saturating_sub(nx * ny);
-    // sunpy replaces NaN by the nanmedian of the padded image (padding included when it
-    // is a number; when missing is NaN the padding is NaN and needs the fill too).
-    let need_fill = summary.nan > 0 || (m.is_nan() && padded_pixels > 0);
-    let fill = if need_fill {
-        let extra = (!m.is_nan() && padded_pixels > 0).then_some((m as f32, padded_pixels));
+    let padded_pixels = rules.padded_pixels;
+    let fill = if rules.need_fill {
+        let extra = rules
+            .fill_counts_padding
+            .then_some((m as f32, padded_pixels));
         nan_median_counted(data, data.len() - summary.nan, extra)
     } else {
         None
     };
     let fill32 = fill.unwrap_or(0.0) as f32;
     let pv = if m.is_nan() { fill32 } else { m as f32 };
-    let clip = if m.is_nan() {
-        Clip::Known(summary.min, summary.max)
-    } else {
-        let (mut lo, mut hi) = (summary.min as f64, summary.max as f64);
-        if padded_pixels > 0 {
-            lo = lo.min(m);
-            hi = hi.max(m);
-        }
-        if m >= lo && m <= hi {
-            Clip::Known(lo as f32, hi as f32)
-        } else {
-            Clip::Deferred {
-                missing: m,
-                in_min: lo,
-                in_max: hi,
-            }
-        }
-    };
+    let clip = rules.clip;
 
     // The plane that is sampled: the padded B-spline coefficients, or the input itself
     // (NaN taps are replaced by the fill when read).
@@ -223,8 +275,8 @@ pub(crate) fn resample_with(
         cval: m as f32,
         ring,
         clip: match clip {
-            Clip::Known(lo, hi) => Some((lo, hi)),
-            Clip::Deferred { .. } => None,
+            ClipRule::Known(lo, hi) => Some((lo, hi)),
+            ClipRule::Deferred { .. } => None,
         },
         simd: allow_simd && simd::available(),
     };
@@ -255,12 +307,12 @@ pub(crate) fn resample_with(
     let mut out = Array2::from_shape_vec((ony, onx), out_vec)
         .unwrap_or_else(|_| Array2::from_elem((ony, onx), f32::NAN));
     let clip_range = match clip {
-        Clip::Known(lo, hi) => Some((lo as f64, hi as f64)),
-        Clip::Deferred {
+        ClipRule::Known(lo, hi) => Some((lo as f64, hi as f64)),
+        ClipRule::Deferred {
             missing,
             in_min,
             in_max,
-        } => deferred_clip(&mut out, missing, in_min, in_max),
+        } => apply_deferred_clip(&mut out, missing, in_min, in_max),
     };
     Resampled {
         data: out,
@@ -274,7 +326,14 @@ pub(crate) fn resample_with(
 /// sunpy's clipping when `missing` lies outside the input range (§6.4):
 /// `lower = nanmin(max(missing, nanmin(out)), nanmin(in))`,
 /// `upper = nanmax(min(missing, nanmax(out)), nanmax(in))`; skipped if all output is NaN.
-fn deferred_clip(out: &mut Array2<f32>, m: f64, in_min: f64, in_max: f64) -> Option<(f64, f64)> {
+/// Returns the range applied (DN). For [`ClipRule::Deferred`], after resampling and the
+/// NaN rule (the GPU engine applies it to the downloaded output).
+pub fn apply_deferred_clip(
+    out: &mut Array2<f32>,
+    m: f64,
+    in_min: f64,
+    in_max: f64,
+) -> Option<(f64, f64)> {
     let s = summarize(out.as_slice().unwrap_or(&[]));
     if s.nan == out.len() {
         return None;

@@ -2,9 +2,12 @@
 //! cuFFT R2C/C2R in f32 with the element-wise steps fused in `kernels/rl.cu`.
 //!
 //! Missing (NaN) pixels are filled with 0 before and restored as NaN after; negatives are
-//! clipped to 0 (`clip_negative`); the initial estimate is the image; periodic boundary;
-//! the ratio is guarded by `max(e, floor)` (a deliberate deviation from aiapy's unguarded
-//! division, shared with the CPU path).
+//! clipped to 0 (`clip_negative`); the initial estimate is the image; periodic boundary.
+//! The ratio `d / e` is guarded (a deliberate deviation from aiapy's unguarded division):
+//! by default exactly as the CPU path ([`crate::cpu::deconvolve::ratio`]: the quotient
+//! where it is finite, else 0); with [`DeconvolveParams::floor`] > 0 by `d / max(e, floor)`.
+//! Any size works (odd sizes too): the PSF peak at `[ny/2, nx/2]` is moved to `[0, 0]`
+//! (`ifftshift`, as the CPU path).
 
 use cudarc::cufft::sys::{double2, float2};
 use cudarc::driver::{CudaSlice, PushKernelArg};
@@ -22,7 +25,8 @@ use super::{cfg_1d, launch, DeviceImage};
 pub struct DeconvolveParams {
     /// Richardson–Lucy iterations (aiapy default 25).
     pub iterations: usize,
-    /// Floor of the estimate in the ratio `d / max(e, floor)` (DN); 1e-20 by default.
+    /// Guard of the ratio `d / e`: 0 (the default) = the CPU path's rule (the quotient
+    /// where finite, else 0); > 0 = `d / max(e, floor)` (DN).
     pub floor: f32,
     /// Clip negative pixels to 0 first (aiapy `clip_negative=True`).
     pub clip_negative: bool,
@@ -32,14 +36,15 @@ impl Default for DeconvolveParams {
     fn default() -> Self {
         DeconvolveParams {
             iterations: 25,
-            floor: 1e-20,
+            floor: 0.0,
             clip_negative: true,
         }
     }
 }
 
-/// The optical transfer function `rfft2(fftshift(psf))` on the device (f32 complex half
-/// spectrum, unnormalised), for images of `ny x nx`.
+/// The optical transfer function `rfft2(ifftshift(psf))` on the device (f32 complex half
+/// spectrum, row-major `ny x (nx/2 + 1)`, unnormalised, computed in f64 and rounded), for
+/// images of `ny x nx`.
 pub struct Otf {
     pub(crate) spectrum: CudaSlice<float2>,
     /// Columns of the images it applies to.
@@ -55,16 +60,22 @@ fn shape_err(reason: String) -> Error {
     }
 }
 
-/// OTF from a centred f64 PSF already on the device (peak at `[ny/2, nx/2]`, even sizes).
+/// OTF from a centred f64 PSF already on the device (`ny x nx` values, peak at
+/// `[ny/2, nx/2]`; any non-zero size).
 pub fn otf_from_device_psf(
     dev: &GpuDevice,
     psf: &CudaSlice<f64>,
     nx: usize,
     ny: usize,
 ) -> Result<Otf> {
-    if nx % 2 != 0 || ny % 2 != 0 || nx == 0 || ny == 0 {
+    if nx == 0 || ny == 0 {
+        return Err(shape_err(format!("empty PSF ({ny} x {nx})")));
+    }
+    if psf.len() < nx * ny {
         return Err(shape_err(format!(
-            "PSF must have even sizes, got {ny} x {nx}"
+            "PSF buffer holds {} values, {ny} x {nx} needs {}",
+            psf.len(),
+            nx * ny
         )));
     }
     let n = nx * ny;
@@ -87,7 +98,7 @@ pub fn otf_from_device_psf(
     Ok(Otf { spectrum, nx, ny })
 }
 
-/// OTF of a centred host PSF (`[row, col]`, peak at `[ny/2, nx/2]`, even sizes).
+/// OTF of a centred host PSF (`[row, col]`, peak at `[ny/2, nx/2]`).
 pub fn otf_from_psf(dev: &GpuDevice, psf: ArrayView2<f64>) -> Result<Otf> {
     let (ny, nx) = psf.dim();
     let host = buffer::contiguous(&psf);
@@ -175,7 +186,7 @@ pub fn deconvolve_device(
 }
 
 /// Deconvolves a host image (`[row, col]` f32 DN, NaN = missing) with a centred f64 PSF
-/// of the same, even, shape.
+/// of the same shape.
 pub fn deconvolve(
     dev: &GpuDevice,
     image: ArrayView2<f32>,

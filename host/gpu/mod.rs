@@ -6,6 +6,9 @@
 //!   and loaded modules per device;
 //! * [`buffer`] — device and pinned host buffers with typed errors;
 //! * [`fft`] — cuFFT 2-D real plans cached per shape, lengths checked before every exec;
+//! * [`engine`] — [`GpuEngine`], the [`crate::pipeline::Engine`] of the CUDA backend
+//!   (what `select_engines(Backend::Cuda | Backend::Auto, _)` returns), matching the CPU
+//!   engine's results and header records;
 //! * operations: [`convert`], [`register`], [`deconvolve`], [`psf`], [`fulldisk`], each
 //!   taking host slices / ndarray views plus plain parameter structs, and a
 //!   device-resident form used by [`pipeline::GpuPipeline`], which keeps one image on the
@@ -49,6 +52,7 @@ pub mod buffer;
 pub mod convert;
 pub mod deconvolve;
 pub mod device;
+pub mod engine;
 pub mod fft;
 pub mod fulldisk;
 pub mod module;
@@ -65,6 +69,7 @@ pub use buffer::PinnedBuffer;
 pub use convert::{I16Scaling, Stats};
 pub use deconvolve::{DeconvolveParams, Otf};
 pub use device::{device_count, Arch, GpuDevice, Libraries};
+pub use engine::GpuEngine;
 pub use fft::FftKind;
 pub use fulldisk::FullDiskParams;
 pub use pipeline::{

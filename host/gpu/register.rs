@@ -1,9 +1,9 @@
 //! Affine resampling for register on the GPU (`kernels/resample.cu`), sunpy/scipy rules.
 //!
 //! Steps on the device, for an input already in f32 with NaN = missing:
-//! 1. pad by `pad` pixels of `missing` on each side (sunpy pads before rotating, so the
-//!    spline's mirror boundary acts on the padded frame); the reference pixel moves by
-//!    `pad`;
+//! 1. pad by `pad = (px, py)` pixels of `missing` on each side (sunpy pads before
+//!    rotating, so the spline's mirror boundary acts on the padded frame); the reference
+//!    pixel moves by `pad`. A NaN `missing` makes the padding missing data (step 2);
 //! 2. if there are NaNs: fill them with `nan_fill` (default: the exact `nanmedian`,
 //!    computed on the device), keep a mask and dilate it with a k × k box (k = 1 for
 //!    nearest/linear, 5 for spline/keys);
@@ -91,7 +91,8 @@ pub struct RegisterParams {
     /// Interpolation kernel.
     pub interpolation: Interpolation,
     /// Value for output pixels that sample outside the (padded) input, in DN; also the
-    /// padding value. Must be finite when `pad > 0`.
+    /// padding value. NaN is allowed: the padding is then missing data, as in sunpy (it
+    /// is filled with the median and masked like NaN input pixels).
     pub missing: f32,
     /// Clip the output to `[lo, hi]` (DN) before the NaN rule; `None` = no clipping.
     pub clip: Option<(f32, f32)>,
@@ -192,10 +193,11 @@ fn check_params(p: &RegisterParams, nx: usize, ny: usize) -> Result<()> {
     if !finite {
         return Err(invalid("register: non-finite geometry".into()));
     }
-    if (p.pad.0 > 0 || p.pad.1 > 0) && !p.missing.is_finite() {
-        return Err(invalid(
-            "register: padding needs a finite `missing` value".into(),
-        ));
+    if p.missing.is_infinite() {
+        return Err(invalid(format!(
+            "register: missing value {} is not finite (NaN is allowed)",
+            p.missing
+        )));
     }
     if let Some((lo, hi)) = p.clip {
         if lo.is_nan() || hi.is_nan() || lo > hi {
@@ -217,23 +219,20 @@ pub fn register_device(
     let n = nx * ny;
     let mut src: CudaSlice<f32> = if px == 0 && py == 0 {
         img.data
-    } else if px == py {
+    } else {
         let f = dev.function("resample", "pad_constant")?;
         let mut dst = alloc::<f32>(dev, n, "padded image")?;
-        let (inx, iny, pad) = (img.nx as i32, img.ny as i32, px as i32);
+        let (inx, iny, pxi, pyi) = (img.nx as i32, img.ny as i32, px as i32, py as i32);
         let mut b = dev.stream.launch_builder(&f);
         b.arg(&img.data)
             .arg(&inx)
             .arg(&iny)
             .arg(&mut dst)
-            .arg(&pad)
+            .arg(&pxi)
+            .arg(&pyi)
             .arg(&p.missing);
         launch(b, cfg_1d(n), "pad_constant")?;
         dst
-    } else {
-        return Err(invalid(format!(
-            "register: unequal padding {px} x {py} is not supported on the GPU"
-        )));
     };
 
     // NaN handling (sunpy's wrapper): only when there are NaNs.

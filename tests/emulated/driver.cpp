@@ -125,9 +125,9 @@ void cmd_pad(In& in, Out& out) {
     auto iv = in.get<int>();
     auto val = in.get<float>();
     auto src = in.get<float>();
-    int nx = iv[0], ny = iv[1], pad = iv[2];
-    std::vector<float> dst((size_t)(nx + 2 * pad) * (ny + 2 * pad));
-    aia_emu::launch(d3(4), d3(3), [&] { pad_constant(src.data(), nx, ny, dst.data(), pad, val[0]); });
+    int nx = iv[0], ny = iv[1], px = iv[2], py = iv.size() > 3 ? iv[3] : iv[2];
+    std::vector<float> dst((size_t)(nx + 2 * px) * (ny + 2 * py));
+    aia_emu::launch(d3(4), d3(3), [&] { pad_constant(src.data(), nx, ny, dst.data(), px, py, val[0]); });
     out.put(dst);
 }
 
