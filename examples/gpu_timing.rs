@@ -1,7 +1,10 @@
 //! GPU timing harness (feature `cuda`): per-stage CUDA-event timings on a synthetic
 //! 4096² AIA-like int16 frame after warm-up, against the project's targets for an H200
 //! (25 RL iterations ≤ 25 ms, register spline ≤ 0.5 ms incl. prefilter, PSF ≤ 20 ms,
-//! end to end ≤ 40 ms).
+//! end to end ≤ 40 ms), plus the host wall time of the pipeline's [`GpuEngine`]
+//! (`engine.*`: f32 map in and out, transfers included; what `prep --backend cuda` runs).
+//!
+//! [`GpuEngine`]: aiaprep::gpu::GpuEngine
 //!
 //! ```text
 //! cargo run --release --features cuda --example gpu_timing -- [--size 4096] [--reps 5] \
@@ -253,6 +256,45 @@ fn run() -> aiaprep::Result<()> {
             None,
         ));
         rows.push((format!("{p}.total"), m(|t| t.total_ms), Some(40.0)));
+    }
+
+    // ---- the pipeline's engine (what `prep --backend cuda` runs): f32 map in, f32 map
+    // out, host wall time including the transfers; a synthetic level-1 171 Å map.
+    drop(pl);
+    drop(otf);
+    drop(base);
+    drop(base_blank);
+    {
+        use aiaprep::deconvolve::DeconvolveOptions;
+        use aiaprep::pipeline::Engine;
+        use aiaprep::register::RegisterOptions;
+        let engine = aiaprep::gpu::GpuEngine::open(a.device)?;
+        let map = aiaprep::synth::level1(&aiaprep::synth::SynthOptions {
+            size: n,
+            ..Default::default()
+        });
+        let dopts = DeconvolveOptions::default();
+        let ropts = RegisterOptions::default();
+        let t0 = Instant::now();
+        let _ = engine.deconvolve(&map, &dopts)?;
+        println!(
+            "engine: first deconvolve (incl. CPU PSF model + device OTF): {:.1} ms",
+            t0.elapsed().as_secs_f64() * 1e3
+        );
+        let _ = engine.register(&map, &ropts)?;
+        let wall = |f: &dyn Fn() -> aiaprep::Result<()>| -> aiaprep::Result<f32> {
+            let mut v = Vec::new();
+            for _ in 0..reps {
+                let t = Instant::now();
+                f()?;
+                v.push((t.elapsed().as_secs_f64() * 1e3) as f32);
+            }
+            Ok(median(v))
+        };
+        let ms = wall(&|| engine.deconvolve(&map, &dopts).map(|_| ()))?;
+        rows.push(("engine.deconvolve_f32_wall".into(), ms, None));
+        let ms = wall(&|| engine.register(&map, &ropts).map(|_| ()))?;
+        rows.push(("engine.register_spline_f32_wall".into(), ms, None));
     }
 
     println!(

@@ -9,9 +9,14 @@
 #                                      them and write a report to $OUT (default ./gpu-out):
 #       nvidia-smi.txt   the device
 #       nvrtc.txt        every kernel compiled by the machine's NVRTC (sm_70/80/90)
-#       parity.txt       GPU vs CPU-reference parity tests (the ignored ones included)
+#       parity.txt       tests/gpu_parity.rs with the ignored tests included: every *_cuda
+#                        test compares the GPU (GpuEngine, gpu::*) with the crate's CPU
+#                        path on the same input (register, deconvolve, PSF, full disk,
+#                        int16, whole prep runs through select_engines(cuda) and the mixed
+#                        flow); the *_cpu twins check the CPU path against naive oracles
 #       unit.txt         the library's unit tests with --features cuda
-#       timings.txt/json per-stage CUDA-event timings, 4096², after warm-up
+#       timings.txt/json per-stage CUDA-event timings, 4096², after warm-up, and the
+#                        GpuEngine's host wall times (engine.*)
 #       report.md        summary with pass/fail per step
 #
 # Libraries on the GPU machine are found by dlopen: LD_LIBRARY_PATH, ldconfig, rpath; the
@@ -110,7 +115,7 @@ run() {
         echo "## timings (ms)"
         echo '```'
         sed -n '/^stage/,$p' "$out/timings.txt"
-        grep -E "^(first PSF|memory)" "$out/timings.txt" || true
+        grep -E "^(first PSF|memory|engine:)" "$out/timings.txt" || true
         echo '```'
     } >>"$report"
     cat "$report"

@@ -1,517 +1,642 @@
-//! GPU results against CPU references, one test body per operation, instantiated per
-//! backend in the style of candle's `test_device!`:
+//! The CUDA path against the CPU path, one test body per operation, instantiated per
+//! device in the style of candle's `test_device!`:
 //!
-//! * `*_cuda` runs the operation on the GPU (`--features cuda`). These are `#[ignore]`d
-//!   so that machines without a GPU report them as **ignored**, not passed; the GPU runner
-//!   includes them: `cargo test --release --features cuda --test gpu_parity --
-//!   --include-ignored` (what `scripts/gpu-check.sh run` does). Run there without a
-//!   usable GPU they fail with the reason.
-//! * `*_cpu` runs the same body on `Backend::Cpu`. Until the crate's CPU path is merged
-//!   that backend is the naive reference itself, so these are ignored as placeholders;
-//!   the lead switches `Backend::Cpu` to `aiaprep::cpu` / `aiaprep::register` and
-//!   removes their `#[ignore]`.
+//! * `*_cpu` runs the body on the crate's CPU path (`CpuEngine`, `register::register`,
+//!   `deconvolve::deconvolve`, `psf::psf`, `geometry::contains_full_disk`, the FITS int16
+//!   writer) and checks it against an independent oracle — the naive f64 implementations
+//!   in `tests/naive/` or an exact property. These run everywhere.
+//! * `*_cuda` (`--features cuda`) runs the same body on the GPU ([`GpuEngine`] from
+//!   `aiaprep::gpu::engine::shared()`: device `AIAPREP_GPU_INDEX`, else the node-local
+//!   rank's) and compares every result with the CPU path's on the same input. They are
+//!   `#[ignore]`d so that machines without a GPU report them as **ignored**, not passed;
+//!   the GPU runner includes them (`scripts/gpu-check.sh run`, or
+//!   `cargo test --release --features cuda --test gpu_parity -- --include-ignored`).
+//!   Run without a usable GPU they fail with the reason.
 //!
-//! The reference in every body is the naive f64 implementation in `tests/naive/`.
-//! Tolerances: f32 paths 1e-5 of the data range; RL (25 f32 iterations through cuFFT)
-//! 2e-4; the f64 PSF 1e-12.
+//! Inputs: synthetic level-1 frames (`aiaprep::synth::level1`, 512², binned geometry) with
+//! missing pixels, plus small random images where a naive oracle must stay cheap.
+//!
+//! Tolerances, GPU vs CPU (the issue's, with one documented widening):
+//! * register: NaN masks identical, headers identical, `|Δ| ≤ 1e-3 DN`, or `5e-7·|v|`
+//!   where that is larger (values above 2000 DN). The CPU path interpolates with f32
+//!   weights and a recursive f32 prefilter; its own error against the exact f64
+//!   interpolation reaches ~1.3e-3 DN (≈ 2.6 ulp) near 5000 DN, while the GPU kernels
+//!   (f64 weights) stay within 5e-4 DN of it (tests/kernels_emulated.rs,
+//!   `register_chain_matches_the_cpu_register`), so 1e-3 DN flat cannot hold for bright
+//!   pixels whatever the GPU does. The count of pixels above 1e-3 DN is printed.
+//! * deconvolution (25 Richardson–Lucy iterations): relative L2 ≤ 1e-5 over the finite
+//!   pixels, NaN masks and headers identical;
+//! * PSF: max |Δ| ≤ 1e-6 of the peak;
+//! * full-disk test: identical;
+//! * int16 conversion: identical except ±1 on exact .5 ties; after a whole prep run, ±1
+//!   only where the two float results straddle a rounding boundary.
 
 #![allow(dead_code)]
 
 mod naive;
 use naive::*;
 
-/// Where an operation runs.
-enum Backend {
+use std::sync::Arc;
+
+use aiaprep::deconvolve::{self, DeconvolveOptions, PsfSource};
+use aiaprep::geometry;
+use aiaprep::map::{AiaMap, Geometry};
+use aiaprep::pipeline::{self, CpuEngine, Engine, PrepOptions, StageTimes};
+use aiaprep::psf::{self, PsfOptions};
+use aiaprep::register::{self, Interpolation, Missing, RegisterOptions};
+use aiaprep::synth::{level1, SynthOptions};
+use ndarray::Array2;
+
+#[cfg(feature = "cuda")]
+use aiaprep::gpu::GpuEngine;
+
+/// Where the body runs.
+enum Device {
+    /// The crate's CPU path.
     Cpu,
+    /// The CUDA path.
     #[cfg(feature = "cuda")]
-    Cuda(Box<aiaprep::gpu::GpuDevice>),
+    Cuda(Arc<GpuEngine>),
 }
 
-impl Backend {
-    fn name(&self) -> &'static str {
-        match self {
-            Backend::Cpu => "CPU",
-            #[cfg(feature = "cuda")]
-            Backend::Cuda(_) => "GPU",
-        }
+impl Device {
+    fn name(&self) -> String {
+        self.engine().name()
+    }
+
+    fn is_cpu(&self) -> bool {
+        matches!(self, Device::Cpu)
     }
 
     #[cfg(feature = "cuda")]
-    fn cuda() -> Backend {
-        let idx = std::env::var("AIAPREP_GPU_INDEX")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        match aiaprep::gpu::GpuDevice::open(idx) {
-            Ok(d) => {
-                eprintln!("{}", d.describe());
-                Backend::Cuda(Box::new(d))
+    fn cuda() -> Device {
+        match aiaprep::gpu::engine::shared() {
+            Ok(e) => {
+                eprintln!("{}", e.device().describe());
+                Device::Cuda(e)
             }
             Err(e) => panic!("GPU test run without a usable GPU: {e}"),
         }
     }
-}
 
-/// One resample case, in the terms of the sunpy chain.
-struct RegisterCase {
-    img: Vec<f32>,
-    nx: usize,
-    ny: usize,
-    geo: Geo,
-    interp: u32,
-    missing: f32,
-    clip: Option<(f32, f32)>,
-    pad: usize,
-}
-
-impl Backend {
-    fn register(&self, c: &RegisterCase) -> Vec<f32> {
+    fn engine(&self) -> Arc<dyn Engine> {
         match self {
-            Backend::Cpu => reference_register(c)
-                .into_iter()
-                .map(|v| v as f32)
-                .collect(),
+            Device::Cpu => Arc::new(CpuEngine),
             #[cfg(feature = "cuda")]
-            Backend::Cuda(dev) => {
-                use aiaprep::gpu::register::{register, Interpolation, Prefilter, RegisterParams};
-                let p = RegisterParams {
-                    out_shape: (c.geo.nout[0], c.geo.nout[1]),
-                    reference_pixel: c.geo.refp,
-                    matrix: c.geo.m,
-                    out_center: Some(c.geo.c),
-                    interpolation: Interpolation::from_u32(c.interp).unwrap(),
-                    missing: c.missing,
-                    clip: c.clip,
-                    pad: (c.pad, c.pad),
-                    nan_fill: None,
-                    prefilter: Prefilter::Fir,
-                };
-                let a = ndarray::ArrayView2::from_shape((c.ny, c.nx), &c.img).unwrap();
-                register(dev, a, &p).unwrap().into_raw_vec_and_offset().0
+            Device::Cuda(e) => e.clone(),
+        }
+    }
+
+    /// The model PSF of `channel` on an `n × n` grid.
+    fn psf(&self, channel: u32, opts: &PsfOptions) -> Array2<f64> {
+        match self {
+            Device::Cpu => psf::psf(channel, opts).unwrap(),
+            #[cfg(feature = "cuda")]
+            Device::Cuda(e) => {
+                let mut p = aiaprep::gpu::PsfParams::aia(channel, opts.preflight_core).unwrap();
+                p.n = opts.size;
+                p.orders = opts.orders.clone();
+                aiaprep::gpu::psf::psf(e.device(), &p).unwrap()
             }
         }
     }
 
-    fn deconvolve(&self, img: &[f32], psf: &[f64], nx: usize, ny: usize, iters: usize) -> Vec<f64> {
+    fn contains_full_disk(&self, g: &Geometry) -> bool {
         match self {
-            Backend::Cpu => richardson_lucy(img, psf, nx, ny, iters, 1e-20),
+            Device::Cpu => geometry::contains_full_disk(g),
             #[cfg(feature = "cuda")]
-            Backend::Cuda(dev) => {
-                use aiaprep::gpu::deconvolve::{deconvolve, DeconvolveParams};
-                let a = ndarray::ArrayView2::from_shape((ny, nx), img).unwrap();
-                let p = ndarray::ArrayView2::from_shape((ny, nx), psf).unwrap();
-                let prm = DeconvolveParams {
-                    iterations: iters,
-                    ..Default::default()
-                };
-                deconvolve(dev, a, p, &prm)
+            Device::Cuda(e) => {
+                let p = aiaprep::gpu::FullDiskParams::from_geometry(g);
+                aiaprep::gpu::fulldisk::contains_full_disk(e.device(), &p).unwrap()
+            }
+        }
+    }
+
+    /// f32 → int16 as written to files (round half away from zero, saturate, NaN → BLANK).
+    fn to_i16(&self, values: &Array2<f32>) -> Vec<i16> {
+        match self {
+            Device::Cpu => cpu_fits_int16(values),
+            #[cfg(feature = "cuda")]
+            Device::Cuda(e) => {
+                aiaprep::gpu::convert::f32_to_i16(e.device(), values.view())
                     .unwrap()
-                    .iter()
-                    .map(|&v| v as f64)
-                    .collect()
+                    .into_raw_vec_and_offset()
+                    .0
             }
         }
     }
 
-    fn psf(&self, n: usize, w: f64, orders: &[i32], filters: [(f64, &[f64]); 2]) -> Vec<f64> {
-        let rho = 363.0 / 34.0;
+    /// The pipeline backend of this device.
+    fn backend(&self) -> pipeline::Backend {
         match self {
-            Backend::Cpu => aia_psf(n, w, orders, rho, filters),
+            Device::Cpu => pipeline::Backend::Cpu,
             #[cfg(feature = "cuda")]
-            Backend::Cuda(dev) => {
-                use aiaprep::gpu::psf::{psf, PsfFilter, PsfParams};
-                let p = PsfParams {
-                    n,
-                    width: w,
-                    focal_plane: PsfFilter {
-                        spacing: filters[0].0,
-                        angles_deg: filters[0].1.to_vec(),
-                    },
-                    entrance: PsfFilter {
-                        spacing: filters[1].0,
-                        angles_deg: filters[1].1.to_vec(),
-                    },
-                    orders: orders.to_vec(),
-                    mesh_ratio: rho,
-                    spike_fraction: 0.18,
-                    core_fraction: 0.82,
-                };
-                psf(dev, &p).unwrap().into_raw_vec_and_offset().0
-            }
+            Device::Cuda(_) => pipeline::Backend::Cuda,
         }
     }
-
-    fn edge_count(&self, w: &Wcs, shape: (usize, usize), limit: f64) -> u64 {
-        match self {
-            Backend::Cpu => border(shape)
-                .into_iter()
-                .filter(|&(x, y)| w.distance(x as f64, y as f64) <= limit)
-                .count() as u64,
-            #[cfg(feature = "cuda")]
-            Backend::Cuda(dev) => {
-                use aiaprep::gpu::fulldisk::{edge_on_disk_count, FullDiskParams};
-                let rsun = 6.96e8;
-                let p = FullDiskParams {
-                    shape,
-                    reference_pixel: w.refp,
-                    rotation: w.pc,
-                    cdelt: w.cdelt_arcsec,
-                    crval: w.crval_arcsec,
-                    rsun_ref: rsun,
-                    dsun_obs: rsun / limit.sin(),
-                };
-                edge_on_disk_count(dev, &p).unwrap()
-            }
-        }
-    }
-
-    /// (i16 → f32, f32 → i16, stats of the f32 values (count, min, max, sum), nanmedian)
-    fn convert(&self, raw: &[i16], vals: &[f32]) -> (Vec<f32>, Vec<i16>, [f64; 4], Option<f64>) {
-        match self {
-            Backend::Cpu => {
-                let f = raw
-                    .iter()
-                    .map(|&v| if v == -32768 { f32::NAN } else { v as f32 })
-                    .collect();
-                let s = vals.iter().map(|&v| to_i16(v as f64)).collect();
-                let fin: Vec<f64> = vals
-                    .iter()
-                    .filter(|v| !v.is_nan())
-                    .map(|&v| v as f64)
-                    .collect();
-                let st = [
-                    fin.len() as f64,
-                    fin.iter().cloned().fold(f64::INFINITY, f64::min),
-                    fin.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
-                    fin.iter().sum(),
-                ];
-                (f, s, st, nanmedian(vals))
-            }
-            #[cfg(feature = "cuda")]
-            Backend::Cuda(dev) => {
-                use aiaprep::gpu::convert::*;
-                let r = ndarray::ArrayView2::from_shape((1, raw.len()), raw).unwrap();
-                let v = ndarray::ArrayView2::from_shape((1, vals.len()), vals).unwrap();
-                let f = i16_to_f32(dev, r, &I16Scaling::default()).unwrap();
-                let s = f32_to_i16(dev, v).unwrap();
-                let st = stats_f32(dev, v).unwrap();
-                let med = nanmedian(dev, v).unwrap();
-                (
-                    f.into_raw_vec_and_offset().0,
-                    s.into_raw_vec_and_offset().0,
-                    [st.count as f64, st.min, st.max, st.sum],
-                    med,
-                )
-            }
-        }
-    }
-
-    /// int16 level 1 → (optional RL) → register (missing = min, clip to input) → int16.
-    fn pipeline(
-        &self,
-        raw: &[i16],
-        nx: usize,
-        ny: usize,
-        geo: &Geo,
-        psf: Option<&[f64]>,
-    ) -> Vec<i16> {
-        match self {
-            Backend::Cpu => reference_pipeline(raw, nx, ny, geo, psf),
-            #[cfg(feature = "cuda")]
-            Backend::Cuda(dev) => {
-                use aiaprep::gpu::pipeline::{
-                    GpuPipeline, Job, OutputKind, PipelineOutput, RegisterJob,
-                };
-                use aiaprep::gpu::register::{Interpolation, Prefilter, RegisterParams};
-                use aiaprep::gpu::{DeconvolveParams, I16Scaling};
-                let mut pl = GpuPipeline::new(dev);
-                if let Some(p) = psf {
-                    pl.set_psf(171, ndarray::ArrayView2::from_shape((ny, nx), p).unwrap())
-                        .unwrap();
-                }
-                let job = Job {
-                    channel: 171,
-                    scaling: I16Scaling::default(),
-                    deconvolve: psf.map(|_| DeconvolveParams::default()),
-                    register: Some(RegisterJob {
-                        params: RegisterParams {
-                            out_shape: (geo.nout[0], geo.nout[1]),
-                            reference_pixel: geo.refp,
-                            matrix: geo.m,
-                            out_center: Some(geo.c),
-                            interpolation: Interpolation::Spline,
-                            missing: 0.0,
-                            clip: None,
-                            pad: (0, 0),
-                            nan_fill: None,
-                            prefilter: Prefilter::Fir,
-                        },
-                        missing_from_data: true,
-                        clip_to_input: true,
-                    }),
-                    output: OutputKind::I16,
-                };
-                let a = ndarray::ArrayView2::from_shape((ny, nx), raw).unwrap();
-                let r = pl.run_i16(a, &job).unwrap();
-                eprintln!("stage times (ms): {:?}", r.times);
-                let PipelineOutput::I16(out) = r.data else {
-                    panic!("expected int16 output")
-                };
-                let out = out.into_raw_vec_and_offset().0;
-                // the reported statistics are those of the returned pixels
-                let vals: Vec<f64> = out
-                    .iter()
-                    .filter(|&&v| v != -32768)
-                    .map(|&v| v as f64)
-                    .collect();
-                assert_eq!(r.stats.count as usize, vals.len());
-                assert_eq!(
-                    r.stats.min,
-                    vals.iter().cloned().fold(f64::INFINITY, f64::min)
-                );
-                assert_eq!(
-                    r.stats.max,
-                    vals.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
-                );
-                assert_eq!(r.stats.sum, vals.iter().sum::<f64>());
-                out
-            }
-        }
-    }
-}
-
-fn border((nx, ny): (usize, usize)) -> Vec<(usize, usize)> {
-    let mut v = Vec::new();
-    for x in 0..nx {
-        v.push((x, 0));
-        v.push((x, ny - 1));
-    }
-    for y in 1..ny - 1 {
-        v.push((0, y));
-        v.push((nx - 1, y));
-    }
-    v
-}
-
-/// sunpy's chain in f64: pad with `missing`, NaN → nanmedian, dilated mask, resample,
-/// clip, NaN rule.
-fn reference_register(c: &RegisterCase) -> Vec<f64> {
-    let (nx, ny) = (c.nx + 2 * c.pad, c.ny + 2 * c.pad);
-    let padded = pad(&c.img, c.nx, c.ny, c.pad, c.missing);
-    let fill = nanmedian(&padded).unwrap_or(0.0) as f32;
-    let k = if c.interp <= 1 { 1 } else { 5 };
-    let any_nan = padded.iter().any(|v| v.is_nan());
-    let (filled, dmask) = fill_and_dilate(&padded, nx, ny, fill, k);
-    let mut g = c.geo;
-    g.nin = [nx, ny];
-    g.refp = [c.geo.refp[0] + c.pad as f64, c.geo.refp[1] + c.pad as f64];
-    let img64: Vec<f64> = filled.iter().map(|&v| v as f64).collect();
-    naive_resample(
-        &img64,
-        if any_nan { Some(&dmask) } else { None },
-        &g,
-        c.interp,
-        c.missing as f64,
-        c.clip.map(|(a, b)| (a as f64, b as f64)),
-    )
-}
-
-fn reference_pipeline(
-    raw: &[i16],
-    nx: usize,
-    ny: usize,
-    geo: &Geo,
-    psf: Option<&[f64]>,
-) -> Vec<i16> {
-    let mut img: Vec<f32> = raw
-        .iter()
-        .map(|&v| if v == -32768 { f32::NAN } else { v as f32 })
-        .collect();
-    if let Some(p) = psf {
-        img = richardson_lucy(&img, p, nx, ny, 25, 1e-20)
-            .into_iter()
-            .map(|v| v as f32)
-            .collect();
-    }
-    let fin: Vec<f32> = img.iter().cloned().filter(|v| !v.is_nan()).collect();
-    let lo = fin.iter().cloned().fold(f32::INFINITY, f32::min);
-    let hi = fin.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-    let c = RegisterCase {
-        img,
-        nx,
-        ny,
-        geo: *geo,
-        interp: 2,
-        missing: lo,
-        clip: Some((lo, hi)),
-        pad: 0,
-    };
-    reference_register(&c).into_iter().map(to_i16).collect()
 }
 
 macro_rules! test_device {
     ($body:ident, $cpu:ident, $cuda:ident) => {
         #[test]
-        #[ignore = "placeholder until the crate's CPU path is wired into Backend::Cpu"]
         fn $cpu() {
-            $body(&Backend::Cpu)
+            $body(&Device::Cpu)
         }
 
         #[cfg(feature = "cuda")]
         #[test]
         #[ignore = "needs a CUDA GPU: cargo test --features cuda --test gpu_parity -- --include-ignored"]
         fn $cuda() {
-            $body(&Backend::cuda())
+            $body(&Device::cuda())
         }
     };
 }
 
-fn assert_close(b: &Backend, got: &[f32], want: &[f64], abs: f64, what: &str) -> f64 {
+// ------------------------------------------------------------------ helpers
+
+fn synth(size: usize, roll: f64, cdelt: f64) -> AiaMap {
+    let map = level1(&SynthOptions {
+        size,
+        n_missing: 60,
+        roll_deg: roll,
+        cdelt,
+        ..SynthOptions::default()
+    });
+    assert!(
+        map.data.iter().any(|v| v.is_nan()),
+        "inputs need missing pixels"
+    );
+    map
+}
+
+fn finite_range(v: impl Iterator<Item = f32>) -> (f32, f32) {
+    v.filter(|x| !x.is_nan())
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), x| {
+            (a.min(x), b.max(x))
+        })
+}
+
+/// The register difference rule (module docs): NaN masks identical, and
+/// `|got − want| ≤ max(abs, rel·|want|)`. Returns (max |Δ|, pixels above `abs`, NaN count).
+fn assert_register_close(
+    got: &[f32],
+    want: &[f64],
+    abs: f64,
+    rel: f64,
+    what: &str,
+) -> (f64, usize, usize) {
     assert_eq!(got.len(), want.len(), "{what}: length");
-    let mut worst = 0.0f64;
+    let (mut worst, mut above, mut nan) = (0.0f64, 0usize, 0usize);
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        if g.is_nan() || w.is_nan() {
-            assert!(g.is_nan() && w.is_nan(), "{what}[{i}]: got {g}, want {w}");
+        assert_eq!(
+            g.is_nan(),
+            w.is_nan(),
+            "{what}: NaN mask differs at pixel {i} (got {g}, want {w})"
+        );
+        if g.is_nan() {
+            nan += 1;
             continue;
         }
         let d = (g as f64 - w).abs();
         worst = worst.max(d);
+        above += (d > abs) as usize;
         assert!(
-            d <= abs,
-            "{what}[{i}]: got {g}, want {w}, |d| {d:e} > {abs:e}"
+            d <= abs.max(rel * w.abs()),
+            "{what}: pixel {i}: got {g}, want {w}, |Δ| {d:e}"
         );
     }
-    eprintln!(
-        "PARITY {what}: max |{} - ref| = {worst:e} (tolerance {abs:e})",
-        b.name()
-    );
-    worst
+    (worst, above, nan)
 }
 
-fn register_body(b: &Backend) {
-    let mut rng = Rng(2024);
-    let (nx, ny) = (160usize, 136usize);
-    let mut img = random_image(&mut rng, nx, ny);
-    for k in 0..40 {
-        img[(k * 7919) % (nx * ny)] = f32::NAN;
+/// Relative L2 difference over the pixels finite in both, with identical NaN masks.
+fn relative_l2(got: &Array2<f32>, want: &Array2<f32>, what: &str) -> f64 {
+    assert_eq!(got.dim(), want.dim(), "{what}: shape");
+    let (mut num, mut den) = (0.0f64, 0.0f64);
+    for (i, (&g, &w)) in got.iter().zip(want.iter()).enumerate() {
+        assert_eq!(g.is_nan(), w.is_nan(), "{what}: NaN mask differs at {i}");
+        if !g.is_nan() {
+            num += (g as f64 - w as f64).powi(2);
+            den += (w as f64).powi(2);
+        }
     }
-    let range = 600.0;
-    for (deg, scale, pad) in [(12.5, 0.98, 0usize), (-0.13, 1.0012, 2)] {
-        for interp in 0..4u32 {
-            let geo = rotation_geo([nx, ny], [150, 150], deg, scale);
-            let lo = img
-                .iter()
-                .cloned()
-                .filter(|v| !v.is_nan())
-                .fold(f32::INFINITY, f32::min);
-            let hi = img
-                .iter()
-                .cloned()
-                .filter(|v| !v.is_nan())
-                .fold(f32::NEG_INFINITY, f32::max);
-            let c = RegisterCase {
-                img: img.clone(),
-                nx,
-                ny,
-                geo,
-                interp,
-                missing: lo,
-                clip: Some((lo, hi)),
-                pad,
-            };
-            let got = b.register(&c);
-            let want = reference_register(&c);
-            assert_close(
-                b,
-                &got,
-                &want,
-                1e-5 * range,
-                &format!("register interp {interp} roll {deg} pad {pad}"),
+    assert!(den > 0.0, "{what}: all-zero reference");
+    (num / den).sqrt()
+}
+
+/// The crate's CPU int16 conversion as it reaches a file: `fits::write` (int16, no
+/// compression), read back with cfitsio (BLANK → NaN → −32768 here). The file goes to the
+/// system temporary directory (the test binary also runs from scripts/gpu-check.sh's
+/// bundle on machines without the build tree).
+fn cpu_fits_int16(values: &Array2<f32>) -> Vec<i16> {
+    let dir = std::env::temp_dir();
+    let tid: String = format!("{:?}", std::thread::current().id())
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    let path = dir.join(format!(
+        "gpu_parity_int16_{}_{tid}.fits",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&path);
+    let mut header = aiaprep::synth::header(&SynthOptions::default());
+    header.remove("BLANK");
+    let map = AiaMap::new(values.clone(), header, aiaprep::Source::memory());
+    let opts = aiaprep::fits::WriteOptions {
+        overwrite: true,
+        ..Default::default()
+    };
+    aiaprep::fits::write(&map, &path, &opts).unwrap();
+    let (back, _) = aiaprep::fits::read_image_f64(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    back.iter()
+        .map(|&v| if v.is_nan() { -32768 } else { v as i16 })
+        .collect()
+}
+
+/// sunpy's register chain in f64 (tests/naive), with `missing`, the padding value and the
+/// clip range derived here as sunpy does (semantics.md §6.2–§6.4), independently of the
+/// crate's resampler. The transform is the crate's `geometry::register_transform`
+/// (checked against sunpy in tests/register_geometry.rs).
+fn naive_register(map: &AiaMap, opts: &RegisterOptions) -> Vec<f64> {
+    let g = map.geometry().unwrap();
+    let t = geometry::register_transform(&g);
+    let (nx, ny) = map.shape_xy();
+    assert_eq!(t.pad[0], t.pad[1], "square inputs pad equally");
+    let p = t.pad[0];
+    let img: Vec<f32> = map.data.iter().copied().collect();
+    let (lo, hi) = finite_range(img.iter().copied());
+    let m: f32 = match opts.missing {
+        Missing::Min => lo,
+        Missing::Value(v) => v as f32,
+        Missing::Nan => f32::NAN,
+    };
+    let padded = pad(&img, nx, ny, p, m);
+    let (pnx, pny) = (nx + 2 * p, ny + 2 * p);
+    let fill = nanmedian(&padded).unwrap_or(0.0) as f32;
+    let k = match opts.interpolation {
+        Interpolation::Nearest | Interpolation::Linear => 1,
+        _ => 5,
+    };
+    let any_nan = padded.iter().any(|v| v.is_nan());
+    let (filled, dmask) = fill_and_dilate(&padded, pnx, pny, fill, k);
+    let geo = Geo {
+        refp: [t.reference[0] + p as f64, t.reference[1] + p as f64],
+        m: t.matrix,
+        c: t.out_center,
+        nin: [pnx, pny],
+        nout: [nx, ny],
+    };
+    let code = match opts.interpolation {
+        Interpolation::Nearest => 0,
+        Interpolation::Linear => 1,
+        Interpolation::Spline => 2,
+        Interpolation::Keys => 3,
+    };
+    // sunpy's clip range: the input range (with `missing` when padded), unless `missing`
+    // lies outside it, then one that depends on the output.
+    let (l, h) = if m.is_nan() || p == 0 {
+        (lo as f64, hi as f64)
+    } else {
+        ((lo.min(m)) as f64, (hi.max(m)) as f64)
+    };
+    let m64 = m as f64;
+    let inside = m64 >= l && m64 <= h;
+    let deferred = !(m.is_nan() || inside);
+    let img64: Vec<f64> = filled.iter().map(|&v| v as f64).collect();
+    let mut out = naive_resample(
+        &img64,
+        any_nan.then_some(&dmask[..]),
+        &geo,
+        code,
+        m64,
+        (!deferred).then_some((l, h)),
+    );
+    if deferred {
+        let fin = out.iter().copied().filter(|v| !v.is_nan());
+        let omin = fin.clone().fold(f64::INFINITY, f64::min);
+        let omax = fin.fold(f64::NEG_INFINITY, f64::max);
+        let (lower, upper) = (m64.max(omin).min(l), m64.min(omax).max(h));
+        for v in &mut out {
+            *v = v.clamp(lower, upper);
+        }
+    }
+    out
+}
+
+fn register_cases() -> Vec<(AiaMap, RegisterOptions)> {
+    let all = [
+        Interpolation::Nearest,
+        Interpolation::Linear,
+        Interpolation::Spline,
+        Interpolation::Keys,
+    ];
+    // (roll °, full-frame CDELT ″, missing, interpolations): the default geometry (pad 1),
+    // a large roll with NaN padding, no padding with `missing` below the data (sunpy's
+    // output-dependent clipping).
+    let cases: [(f64, f64, Missing, &[Interpolation]); 3] = [
+        (-0.13, 0.6007, Missing::Min, &all),
+        (
+            25.0,
+            0.6007,
+            Missing::Nan,
+            &[Interpolation::Linear, Interpolation::Spline],
+        ),
+        (
+            0.0,
+            0.5994,
+            Missing::Value(-50.0),
+            &[Interpolation::Nearest, Interpolation::Spline],
+        ),
+    ];
+    let mut v = Vec::new();
+    for (roll, cdelt, missing, interps) in cases {
+        let map = synth(512, roll, cdelt);
+        for &interpolation in interps {
+            v.push((
+                map.clone(),
+                RegisterOptions {
+                    interpolation,
+                    missing,
+                    check_full_disk: true,
+                },
+            ));
+        }
+    }
+    v
+}
+
+// ------------------------------------------------------------------ register
+
+fn register_body(d: &Device) {
+    let engine = d.engine();
+    for (map, opts) in register_cases() {
+        let what = format!(
+            "register {} missing {} roll {:.2}",
+            opts.interpolation,
+            opts.missing,
+            map.header.get_f64("CROTA2").unwrap_or(0.0)
+        );
+        let got = engine.register(&map, &opts).unwrap();
+        let g: Vec<f32> = got.data.iter().copied().collect();
+        assert_eq!(got.data.dim(), map.data.dim());
+        assert_eq!(got.header.get_f64("LVL_NUM"), Some(1.5));
+        assert_eq!(got.header.get_f64("CRPIX1"), Some(256.5));
+        assert_eq!(got.header.get_f64("CROTA2"), Some(0.0));
+        if d.is_cpu() {
+            // the CPU path vs sunpy's chain in f64
+            let want = naive_register(&map, &opts);
+            let (worst, above, nan) = assert_register_close(&g, &want, 2e-3, 5e-7, &what);
+            assert!(nan > 0, "{what}: no missing output pixel");
+            eprintln!(
+                "PARITY {what}: max |{} - f64 reference| = {worst:e} DN ({above} pixels above 2e-3, {nan} NaN)",
+                d.name()
+            );
+        } else {
+            let want = register::register(&map, &opts).unwrap();
+            assert_eq!(got.header, want.header, "{what}: header");
+            let w: Vec<f64> = want.data.iter().map(|&v| v as f64).collect();
+            let (worst, above, nan) = assert_register_close(&g, &w, 1e-3, 5e-7, &what);
+            eprintln!(
+                "PARITY {what}: max |{} - CPU| = {worst:e} DN ({above} pixels above 1e-3 DN, {nan} NaN)",
+                d.name()
             );
         }
     }
 }
 test_device!(register_body, register_cpu, register_cuda);
 
-fn small_psf(nx: usize, ny: usize) -> Vec<f64> {
-    // a normalised, slightly asymmetric blob centred at [ny/2, nx/2]
-    let mut p = vec![0.0; nx * ny];
-    let (cx, cy) = ((nx / 2) as f64, (ny / 2) as f64);
-    for j in 0..ny {
-        for i in 0..nx {
-            let (dx, dy) = (i as f64 - cx, j as f64 - cy);
-            p[j * nx + i] = (-(dx * dx) / 1.3 - (dy * dy) / 0.8 - 0.2 * dx * dy).exp();
+// ------------------------------------------------------------------ deconvolve
+
+/// A normalised Gaussian blob truncated to a (2r+1)² window, centred at `[ny/2, nx/2]`,
+/// slightly asymmetric (exercises the correlation with conj H).
+fn compact_psf(nx: usize, ny: usize, r: usize) -> Array2<f64> {
+    let mut p = Array2::zeros((ny, nx));
+    let (cx, cy) = (nx / 2, ny / 2);
+    for j in cy - r..=cy + r {
+        for i in cx - r..=cx + r {
+            let (dx, dy) = (i as f64 - cx as f64, j as f64 - cy as f64);
+            p[[j, i]] = (-(dx * dx) / 1.3 - (dy * dy) / 0.8 - 0.2 * dx * dy + 0.1 * dx).exp();
         }
     }
-    let s: f64 = p.iter().sum();
-    p.iter().map(|v| v / s).collect()
+    let s = p.sum();
+    p / s
 }
 
-fn deconvolve_body(b: &Backend) {
-    let mut rng = Rng(7);
-    let (nx, ny) = (32usize, 24usize);
-    let mut img = random_image(&mut rng, nx, ny);
-    img[5] = f32::NAN;
-    img[100] = -12.0;
-    let psf = small_psf(nx, ny);
-    let got: Vec<f32> = b
-        .deconvolve(&img, &psf, nx, ny, 25)
-        .into_iter()
-        .map(|v| v as f32)
-        .collect();
-    let want = richardson_lucy(&img, &psf, nx, ny, 25, 1e-20);
-    let max = want
-        .iter()
-        .cloned()
-        .filter(|v| !v.is_nan())
-        .fold(0.0, f64::max);
-    assert_close(b, &got, &want, 2e-4 * max, "deconvolve 25 iterations");
+fn deconvolve_body(d: &Device) {
+    let engine = d.engine();
+    let full = synth(512, -0.13, 0.6007);
+    // an odd-sized cut-out (the OTF shift for odd sizes), with an infinite pixel
+    let mut odd = AiaMap::new(
+        full.data.slice(ndarray::s![100..353, 130..385]).to_owned(),
+        full.header.clone(),
+        full.source.clone(),
+    );
+    odd.data[[7, 9]] = f32::INFINITY;
+    let cases: Vec<(&str, AiaMap, DeconvolveOptions)> = vec![
+        (
+            "model PSF 171, 512²",
+            full.clone(),
+            DeconvolveOptions::default(),
+        ),
+        (
+            "compact PSF, 512², 10 iterations",
+            full.clone(),
+            DeconvolveOptions {
+                iterations: 10,
+                clip_negative: true,
+                psf: PsfSource::Array {
+                    psf: Arc::new(compact_psf(512, 512, 3)),
+                    label: "compact".into(),
+                },
+            },
+        ),
+        (
+            "compact PSF, 253 x 255",
+            odd.clone(),
+            DeconvolveOptions {
+                iterations: 25,
+                clip_negative: true,
+                psf: PsfSource::Array {
+                    psf: Arc::new(compact_psf(255, 253, 3)),
+                    label: "compact odd".into(),
+                },
+            },
+        ),
+    ];
+    for (what, map, opts) in cases {
+        let got = engine.deconvolve(&map, &opts).unwrap();
+        assert_eq!(got.header.get("DECONV"), Some(&aiaprep::Value::Bool(true)));
+        for (&o, &i) in got.data.iter().zip(map.data.iter()) {
+            assert_eq!(o.is_nan(), !i.is_finite(), "{what}: missing pixels");
+        }
+        if d.is_cpu() {
+            match &opts.psf {
+                PsfSource::Array { psf, .. } => {
+                    // vs Richardson–Lucy by direct convolution in f64
+                    let (ny, nx) = map.data.dim();
+                    let img: Vec<f32> = map
+                        .data
+                        .iter()
+                        .map(|&v| if v.is_finite() { v } else { f32::NAN })
+                        .collect();
+                    let want = richardson_lucy(
+                        &img,
+                        psf.as_slice().unwrap(),
+                        nx,
+                        ny,
+                        opts.iterations,
+                        1e-20,
+                    );
+                    let want =
+                        Array2::from_shape_vec((ny, nx), want.iter().map(|&v| v as f32).collect())
+                            .unwrap();
+                    let rel = relative_l2(&got.data, &want, what);
+                    eprintln!(
+                        "PARITY deconvolve {what}: relative L2 |CPU - f64 reference| = {rel:e}"
+                    );
+                    assert!(rel <= 1e-5, "{what}: relative L2 {rel:e}");
+                }
+                PsfSource::Model(_) => {
+                    // Richardson–Lucy with a PSF of sum 1 conserves the flux of the
+                    // (clipped, zero-filled) image exactly, iteration by iteration.
+                    let flux_in: f64 = map
+                        .data
+                        .iter()
+                        .filter(|v| v.is_finite())
+                        .map(|&v| v.max(0.0) as f64)
+                        .sum();
+                    let flux_out: f64 = got
+                        .data
+                        .iter()
+                        .filter(|v| !v.is_nan())
+                        .map(|&v| v as f64)
+                        .sum();
+                    let rel = (flux_out / flux_in - 1.0).abs();
+                    eprintln!("PARITY deconvolve {what}: CPU flux change {rel:e}");
+                    assert!(rel <= 1e-5, "{what}: flux {flux_out} vs {flux_in}");
+                    // and it sharpens: the brightest pixel gets brighter
+                    let (_, max_in) = finite_range(map.data.iter().copied());
+                    let (_, max_out) = finite_range(got.data.iter().copied());
+                    assert!(max_out > max_in * 1.05, "{what}: {max_out} vs {max_in}");
+                }
+            }
+        } else {
+            let want = deconvolve::deconvolve(&map, &opts).unwrap();
+            assert_eq!(got.header, want.header, "{what}: header");
+            let rel = relative_l2(&got.data, &want.data, what);
+            eprintln!(
+                "PARITY deconvolve {what}: relative L2 |{} - CPU| = {rel:e} (tolerance 1e-5)",
+                d.name()
+            );
+            assert!(rel <= 1e-5, "{what}: relative L2 {rel:e}");
+        }
+    }
+    // errors name the file, as on the CPU
+    let mut bad = full.clone();
+    bad.source = aiaprep::Source::file("/data/x.fits");
+    let neg = {
+        let mut p = compact_psf(512, 512, 1);
+        p[[0, 0]] = -1.0;
+        p
+    };
+    let e = engine
+        .deconvolve(
+            &bad,
+            &DeconvolveOptions {
+                psf: PsfSource::Array {
+                    psf: Arc::new(neg),
+                    label: "negative".into(),
+                },
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(e, aiaprep::Error::BadPsf { .. }), "{e:?}");
+    assert!(e.to_string().contains("/data/x.fits"), "{e}");
 }
 test_device!(deconvolve_body, deconvolve_cpu, deconvolve_cuda);
 
-fn psf_body(b: &Backend) {
-    let n = 64;
-    let entrance: &[f64] = &[49.81, 39.57, -40.13, -50.38];
-    let focal: &[f64] = &[45.0, -45.0];
+// ------------------------------------------------------------------ PSF
+
+fn psf_body(d: &Device) {
+    // small grids with few orders, both cores: vs the naive model (CPU) / the CPU (GPU)
     let orders: Vec<i32> = (-3..=3).collect();
-    for w in [4.5, 0.962] {
-        let got = b.psf(n, w, &orders, [(1.9, focal), (9.3, entrance)]);
-        let want = aia_psf(n, w, &orders, 363.0 / 34.0, [(1.9, focal), (9.3, entrance)]);
-        let got32: Vec<f32> = got.iter().map(|&v| v as f32).collect();
-        let worst = got
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
-        assert!(worst <= 1e-12, "psf w {w}: max |d| {worst:e}");
-        let _ = got32;
-        let s: f64 = got.iter().sum();
-        assert!((s - 1.0).abs() < 1e-9, "psf sum {s}");
-        let peak = got
-            .iter()
-            .enumerate()
-            .max_by(|a, b| a.1.partial_cmp(b.1).unwrap())
-            .unwrap()
-            .0;
-        assert_eq!(peak, (n / 2) * n + n / 2, "peak at [n/2, n/2]");
-        eprintln!(
-            "PARITY psf n {n} w {w}: max |{} - ref| = {worst:e}",
-            b.name()
-        );
+    for (channel, preflight) in [(171u32, false), (171, true), (193, false)] {
+        let opts = PsfOptions {
+            orders: orders.clone(),
+            preflight_core: preflight,
+            size: 64,
+        };
+        let got = d.psf(channel, &opts);
+        let mesh = psf::mesh_parameters(channel).unwrap();
+        let w = if preflight {
+            mesh.width_preflight
+        } else {
+            mesh.width
+        };
+        let want: Vec<f64> = if d.is_cpu() {
+            aia_psf(
+                64,
+                w,
+                &orders,
+                mesh.mesh_pitch_um / mesh.mesh_width_um,
+                [
+                    (mesh.spacing_fp, &[45.0, -45.0][..]),
+                    (mesh.spacing_e, &mesh.angle_arm_deg[..]),
+                ],
+            )
+        } else {
+            psf::psf(channel, &opts).unwrap().iter().copied().collect()
+        };
+        check_psf(d, &got, &want, &format!("{channel} {preflight} 64²"));
+    }
+    // the full model (orders −100..100) on a 512² grid: GPU vs CPU; CPU: sum and peak
+    let opts = PsfOptions {
+        size: 512,
+        ..PsfOptions::default()
+    };
+    let got = d.psf(171, &opts);
+    let s = got.sum();
+    assert!((s - 1.0).abs() < 1e-9, "sum {s}");
+    let peak = got
+        .indexed_iter()
+        .max_by(|a, b| a.1.partial_cmp(b.1).unwrap())
+        .unwrap()
+        .0;
+    assert_eq!(peak, (256, 256), "peak at [n/2, n/2]");
+    if !d.is_cpu() {
+        let want: Vec<f64> = psf::psf(171, &opts).unwrap().iter().copied().collect();
+        check_psf(d, &got, &want, "171 512²");
     }
 }
 test_device!(psf_body, psf_cpu, psf_cuda);
+
+fn check_psf(d: &Device, got: &Array2<f64>, want: &[f64], what: &str) {
+    let peak = want.iter().cloned().fold(0.0, f64::max);
+    let worst = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    // the CPU model matches aiapy to rounding; the GPU's to 1e-6 of the peak
+    let tol = if d.is_cpu() { 1e-12 } else { 1e-6 * peak };
+    eprintln!(
+        "PARITY psf {what}: max |{} - ref| = {worst:e} (peak {peak:.6}, tolerance {tol:e})",
+        d.name()
+    );
+    assert!(worst <= tol, "psf {what}: max |Δ| {worst:e} > {tol:e}");
+}
 
 /// The full 4096² model for 171 Å against the reference values of semantics.md §2.2.
 #[cfg(feature = "cuda")]
 #[test]
 #[ignore = "needs a CUDA GPU: cargo test --features cuda --test gpu_parity -- --include-ignored"]
 fn psf_171_full_size_matches_reference_values_cuda() {
-    let Backend::Cuda(dev) = Backend::cuda() else {
+    let Device::Cuda(e) = Device::cuda() else {
         unreachable!()
     };
     let p = aiaprep::gpu::PsfParams::aia(171, false).unwrap();
-    let psf = aiaprep::gpu::psf::psf(&dev, &p).unwrap();
+    let psf = aiaprep::gpu::psf::psf(e.device(), &p).unwrap();
     let checks = [
         ((2048, 2048), 6.416521245e-01),
         ((2048, 2049), 1.856251695e-02),
@@ -537,49 +662,105 @@ fn psf_171_full_size_matches_reference_values_cuda() {
     );
 }
 
-fn fulldisk_body(b: &Backend) {
-    let limit = (6.96e8f64 / 1.496e11).asin();
-    let cases = [
-        (
-            (128usize, 128usize),
-            19.18,
-            [1.5, -2.0],
-            0.019413f64,
-            [63.8, 64.2],
-            true,
-        ),
-        ((96, 80), 25.0, [300.0, -200.0], 12.0, [40.0, 47.0], false),
-        ((512, 512), 4.8, [0.0, 0.0], -30.0, [255.5, 255.5], true),
-    ];
-    for (shape, cdelt, crval, roll, refp, full) in cases {
-        let (s, c) = roll.to_radians().sin_cos();
-        let w = Wcs {
-            refp,
-            pc: [[c, -s], [s, c]],
-            cdelt_arcsec: [cdelt, cdelt],
-            crval_arcsec: crval,
-        };
-        let got = b.edge_count(&w, shape, limit);
-        let want = border(shape)
-            .into_iter()
-            .filter(|&(x, y)| w.distance(x as f64, y as f64) <= limit)
-            .count() as u64;
-        assert_eq!(got, want, "{shape:?}");
-        assert_eq!(got == 0, full, "{shape:?}");
+// ------------------------------------------------------------------ full disk
+
+/// sunpy's test done naively: no border pixel centre on the disk (exact TAN deprojection
+/// in tests/naive) and the Sun centre inside the outer pixel edges (CRVAL = 0 here, so the
+/// centre is the reference pixel).
+fn naive_full_disk(g: &Geometry) -> bool {
+    assert_eq!(g.crval, [0.0, 0.0]);
+    let w = Wcs {
+        refp: g.reference_pixel(),
+        pc: g.rotation,
+        cdelt_arcsec: g.cdelt,
+        crval_arcsec: g.crval,
+    };
+    let limit = (g.rsun_ref / g.dsun_obs).asin();
+    let edge_clear = border(g.shape)
+        .into_iter()
+        .all(|(x, y)| w.distance(x as f64, y as f64) > limit);
+    let c = g.reference_pixel();
+    let centre_in = c[0] >= -0.5
+        && c[0] <= g.shape.0 as f64 - 0.5
+        && c[1] >= -0.5
+        && c[1] <= g.shape.1 as f64 - 0.5;
+    edge_clear && centre_in
+}
+
+fn border((nx, ny): (usize, usize)) -> Vec<(usize, usize)> {
+    let mut v = Vec::new();
+    for x in 0..nx {
+        v.push((x, 0));
+        v.push((x, ny - 1));
     }
+    for y in 1..ny - 1 {
+        v.push((0, y));
+        v.push((nx - 1, y));
+    }
+    v
+}
+
+fn fulldisk_body(d: &Device) {
+    let g4096 = aiaprep::synth::header(&SynthOptions::default());
+    let g4096 = AiaMap::new(Array2::zeros((1, 1)), g4096, aiaprep::Source::memory());
+    let mut base = g4096.geometry().unwrap();
+    base.shape = (4096, 4096);
+    let roll30 = {
+        let h = aiaprep::synth::header(&SynthOptions {
+            size: 512,
+            roll_deg: 30.0,
+            ..SynthOptions::default()
+        });
+        let mut g = AiaMap::new(Array2::zeros((1, 1)), h, aiaprep::Source::memory())
+            .geometry()
+            .unwrap();
+        g.shape = (512, 512);
+        g
+    };
+    // (geometry, expected): full frame; binned and rolled; a centred 1000² cut-out; the
+    // limb across the right edge; the Sun centre outside; a frame just large enough.
+    let mut cases = vec![(base, true), (roll30, true)];
+    let mut cut = base;
+    cut.shape = (1000, 1000);
+    cut.crpix = [500.5, 500.5];
+    cases.push((cut, false));
+    let mut right = base;
+    right.crpix = [base.crpix[0] + 500.0, base.crpix[1]];
+    cases.push((right, false));
+    let mut outside = base;
+    outside.crpix = [-3000.0, 2045.7];
+    cases.push((outside, false));
+    let mut tight = base;
+    tight.shape = (3300, 3300);
+    tight.crpix = [1650.5, 1650.5];
+    cases.push((tight, true));
+    for (k, (g, expected)) in cases.iter().enumerate() {
+        let got = d.contains_full_disk(g);
+        let want = if d.is_cpu() {
+            naive_full_disk(g)
+        } else {
+            geometry::contains_full_disk(g)
+        };
+        assert_eq!(got, want, "case {k}: {g:?}");
+        assert_eq!(got, *expected, "case {k}: {g:?}");
+    }
+    eprintln!(
+        "PARITY fulldisk: {} cases identical on {}",
+        cases.len(),
+        d.name()
+    );
 }
 test_device!(fulldisk_body, fulldisk_cpu, fulldisk_cuda);
 
-fn convert_body(b: &Backend) {
+// ------------------------------------------------------------------ int16 conversion
+
+fn convert_body(d: &Device) {
     let mut rng = Rng(1);
-    let mut raw: Vec<i16> = (0..100_000)
-        .map(|_| (rng.next_u64() % 65536) as u16 as i16)
-        .collect();
-    raw[0] = -32768;
-    let mut vals: Vec<f32> = (0..300_001)
+    let (ny, nx) = (301usize, 997usize);
+    let mut vals: Vec<f32> = (0..nx * ny)
         .map(|_| rng.range(-40000.0, 40000.0) as f32)
         .collect();
-    for (k, v) in [
+    let special = [
         0.5f32,
         -0.5,
         2.5,
@@ -588,45 +769,163 @@ fn convert_body(b: &Backend) {
         -32767.5,
         f32::NAN,
         1.4999999,
-    ]
-    .iter()
-    .enumerate()
-    {
+        -1.4999999,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        32766.5,
+        1e9,
+    ];
+    for (k, v) in special.iter().enumerate() {
         vals[k] = *v;
     }
-    vals[1000] = f32::NAN;
-    let (f, s, st, med) = b.convert(&raw, &vals);
-    for (i, &v) in raw.iter().enumerate() {
-        if v == -32768 {
-            assert!(f[i].is_nan());
-        } else {
-            assert_eq!(f[i], v as f32);
+    // many exact ties
+    for k in 0..1000 {
+        vals[100 + k] = (k as f32 - 500.0) + 0.5;
+    }
+    vals[5000] = f32::NAN;
+    let a = Array2::from_shape_vec((ny, nx), vals.clone()).unwrap();
+    let got = d.to_i16(&a);
+    if d.is_cpu() {
+        for (i, &v) in vals.iter().enumerate() {
+            assert_eq!(got[i], to_i16(v as f64), "value {v}");
+        }
+        eprintln!(
+            "PARITY int16: CPU writer == naive rule on {} values",
+            vals.len()
+        );
+    } else {
+        let want = cpu_fits_int16(&a);
+        let mut ties = 0;
+        for (i, &v) in vals.iter().enumerate() {
+            if got[i] != want[i] {
+                assert!(
+                    (got[i] as i32 - want[i] as i32).abs() == 1 && (v.fract().abs() == 0.5),
+                    "value {v}: GPU {} vs CPU {}",
+                    got[i],
+                    want[i]
+                );
+                ties += 1;
+            }
+        }
+        eprintln!(
+            "PARITY int16: {} identical to the CPU writer except {ties} exact .5 ties",
+            d.name()
+        );
+        #[cfg(feature = "cuda")]
+        if let Device::Cuda(e) = d {
+            // the statistics and median the GPU register uses, vs the CPU's
+            use aiaprep::cpu::stats::{nan_median_counted, summarize};
+            let dev = e.device();
+            let st = aiaprep::gpu::convert::stats_f32(dev, a.view()).unwrap();
+            let s = summarize(&vals);
+            // ±inf are counted as values by both
+            assert_eq!(st.count as usize, vals.len() - s.nan);
+            let med = aiaprep::gpu::convert::nanmedian(dev, a.view()).unwrap();
+            assert_eq!(med, nan_median_counted(&vals, vals.len() - s.nan, None));
         }
     }
-    for (i, &v) in vals.iter().enumerate() {
-        assert_eq!(s[i], to_i16(v as f64), "{v}");
-    }
-    let fin: Vec<f64> = vals
-        .iter()
-        .filter(|v| !v.is_nan())
-        .map(|&v| v as f64)
-        .collect();
-    assert_eq!(st[0], fin.len() as f64);
-    assert_eq!(st[1], fin.iter().cloned().fold(f64::INFINITY, f64::min));
-    assert_eq!(st[2], fin.iter().cloned().fold(f64::NEG_INFINITY, f64::max));
-    let sum: f64 = fin.iter().sum();
-    assert!((st[3] - sum).abs() <= 1e-9 * fin.iter().map(|v| v.abs()).sum::<f64>());
-    assert_eq!(med, nanmedian(&vals), "nanmedian");
-    // even count
-    let even: Vec<f32> = vals[..300_000].to_vec();
-    let (_, _, _, med2) = b.convert(&raw[..10], &even);
-    assert_eq!(med2, nanmedian(&even), "nanmedian (even count)");
 }
 test_device!(convert_body, convert_cpu, convert_cuda);
 
-fn pipeline_body(b: &Backend) {
+// ------------------------------------------------------------------ whole prep runs
+
+/// int16 values of two float results: equal, or ±1 where a rounding boundary lies between
+/// the two floats.
+fn assert_int16_explained(got: &Array2<f32>, want: &Array2<f32>, what: &str) -> usize {
+    let (gi, wi) = (
+        got.iter().map(|&v| to_i16(v as f64)),
+        want.iter().map(|&v| to_i16(v as f64)),
+    );
+    let mut n = 0;
+    for (k, ((a, b), (&x, &y))) in gi.zip(wi).zip(got.iter().zip(want.iter())).enumerate() {
+        if a != b {
+            // a half-integer k + 0.5 in [lo, hi]
+            let (lo, hi) = (x.min(y) as f64, x.max(y) as f64);
+            let straddle = (lo - 0.5).ceil() <= (hi - 0.5).floor();
+            assert!(
+                (a as i32 - b as i32).abs() == 1 && straddle,
+                "{what}: pixel {k}: int16 {a} vs {b} from {x} vs {y}"
+            );
+            n += 1;
+        }
+    }
+    n
+}
+
+fn prep_body(d: &Device) {
+    let map = synth(512, -0.13, 0.6007);
+    let opts = PrepOptions {
+        deconvolve: Some(DeconvolveOptions::default()),
+        ..Default::default()
+    };
+    let run = |engines: &pipeline::Engines| {
+        let mut times = StageTimes::default();
+        let mut warnings = Vec::new();
+        let out =
+            pipeline::prep_map(map.clone(), &opts, engines, &mut times, &mut warnings).unwrap();
+        assert!(times.deconvolve > std::time::Duration::ZERO);
+        out
+    };
+    let cpu = pipeline::select_engines(pipeline::Backend::Cpu, false).unwrap();
+    let want = run(&cpu);
+    assert_eq!(want.header.get_f64("LVL_NUM"), Some(1.5));
+    assert_eq!(want.header.get("DECONV"), Some(&aiaprep::Value::Bool(true)));
+    if d.is_cpu() {
+        // deconvolve → register, in that order, and nothing else
+        let manual = register::register(
+            &deconvolve::deconvolve(&map, &DeconvolveOptions::default()).unwrap(),
+            &RegisterOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(want.header, manual.header);
+        for (a, b) in want.data.iter().zip(manual.data.iter()) {
+            assert_eq!(a.to_bits(), b.to_bits());
+        }
+        // and the int16 the writer stores is the naive rounding of it
+        let stored = cpu_fits_int16(&want.data);
+        for (s, &v) in stored.iter().zip(want.data.iter()) {
+            assert_eq!(*s, to_i16(v as f64));
+        }
+        eprintln!("PARITY prep: CPU engines == deconvolve → register, int16 as written");
+        return;
+    }
+    // the GPU for both stages, and the mixed flow (GPU deconvolution, CPU register)
+    for register_on_cpu in [false, true] {
+        let engines = pipeline::select_engines(d.backend(), register_on_cpu).unwrap();
+        assert!(
+            engines.deconvolve.name().starts_with("cuda:"),
+            "{engines:?}"
+        );
+        assert_eq!(
+            engines.register.name().starts_with("cpu"),
+            register_on_cpu,
+            "{engines:?}"
+        );
+        let what = format!("prep {}", engines.description);
+        let got = run(&engines);
+        assert_eq!(got.header, want.header, "{what}: header");
+        let rel = relative_l2(&got.data, &want.data, &what);
+        let n = assert_int16_explained(&got.data, &want.data, &what);
+        eprintln!(
+            "PARITY {what}: relative L2 vs CPU = {rel:e}; {n} int16 pixels differ by 1 (float straddles .5)"
+        );
+        assert!(rel <= 1e-5, "{what}: relative L2 {rel:e}");
+    }
+    // auto picks the GPU here
+    let auto = pipeline::select_engines(pipeline::Backend::Auto, false).unwrap();
+    assert!(auto.register.name().starts_with("cuda:"), "{auto:?}");
+}
+test_device!(prep_body, prep_cpu, prep_cuda);
+
+// ------------------------------------------------------------------ the device pipeline
+
+/// The device-resident int16 pipeline (`gpu::GpuPipeline`, what `examples/gpu_timing`
+/// measures): int16 → f32 → Richardson–Lucy (array PSF) → register (spline, missing =
+/// nanmin, clip to the input) → int16. CPU: the same chain from the crate's CPU pieces
+/// against the naive f64 chain; GPU: against that CPU chain.
+fn device_pipeline_body(d: &Device) {
+    let (nx, ny) = (128usize, 96usize);
     let mut rng = Rng(99);
-    let (nx, ny) = (96usize, 96usize);
     let raw: Vec<i16> = random_image(&mut rng, nx, ny)
         .iter()
         .enumerate()
@@ -639,27 +938,183 @@ fn pipeline_body(b: &Backend) {
         })
         .collect();
     let geo = rotation_geo([nx, ny], [nx, ny], 0.7, 0.9991);
-    let psf = small_psf(nx, ny);
+    let psf = compact_psf(nx, ny, 3);
     for use_psf in [false, true] {
-        let p = if use_psf { Some(&psf[..]) } else { None };
-        let got = b.pipeline(&raw, nx, ny, &geo, p);
-        let want = reference_pipeline(&raw, nx, ny, &geo, p);
-        let mut worst = 0i32;
-        for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
-            let d = (g as i32 - w as i32).abs();
-            worst = worst.max(d);
-            assert!(
-                d <= 1 && ((g == -32768) == (w == -32768)),
-                "pipeline (psf {use_psf}) pixel {i}: {g} vs {w}"
-            );
+        let (cpu_f, cpu_i) = cpu_chain(&raw, nx, ny, &geo, use_psf.then_some(&psf));
+        let what = format!("device pipeline (deconvolve {use_psf})");
+        if d.is_cpu() {
+            let want = reference_chain(&raw, nx, ny, &geo, use_psf.then_some(&psf));
+            let mut worst = 0;
+            for (k, (&g, &w)) in cpu_i.iter().zip(&want).enumerate() {
+                let dd = (g as i32 - w as i32).abs();
+                worst = worst.max(dd);
+                assert!(
+                    dd <= 1 && (g == -32768) == (w == -32768),
+                    "{what}: pixel {k}: {g} vs {w}"
+                );
+            }
+            eprintln!("PARITY {what}: max |CPU - f64 reference| = {worst} DN (int16)");
+            let _ = cpu_f;
+        } else {
+            #[cfg(feature = "cuda")]
+            if let Device::Cuda(e) = d {
+                let (gpu_f, gpu_i) = gpu_chain(e, &raw, nx, ny, &geo, use_psf.then_some(&psf));
+                let rel = relative_l2(&gpu_f, &cpu_f, &what);
+                let n = assert_int16_explained(&gpu_f, &cpu_f, &what);
+                let direct: Vec<i16> = gpu_f.iter().map(|&v| to_i16(v as f64)).collect();
+                assert_eq!(gpu_i, direct, "{what}: int16 output vs its own f32 output");
+                let _ = cpu_i;
+                eprintln!(
+                    "PARITY {what}: relative L2 vs CPU = {rel:e}; {n} int16 pixels differ by 1"
+                );
+                assert!(rel <= 1e-5, "{what}: relative L2 {rel:e}");
+            }
         }
-        eprintln!(
-            "PARITY pipeline int16 (deconvolve {use_psf}): max |{} - ref| = {worst} DN",
-            b.name()
-        );
     }
 }
-test_device!(pipeline_body, pipeline_cpu, pipeline_cuda);
+test_device!(
+    device_pipeline_body,
+    device_pipeline_cpu,
+    device_pipeline_cuda
+);
+
+fn transform_of(geo: &Geo) -> geometry::RegisterTransform {
+    geometry::RegisterTransform {
+        reference: geo.refp,
+        matrix: geo.m,
+        out_center: geo.c,
+        out_shape: (geo.nout[0], geo.nout[1]),
+        scale_factor: 1.0,
+        pad: [0, 0],
+    }
+}
+
+/// The chain from the crate's CPU pieces: (f32 result, int16 result).
+fn cpu_chain(
+    raw: &[i16],
+    nx: usize,
+    ny: usize,
+    geo: &Geo,
+    psf: Option<&Array2<f64>>,
+) -> (Array2<f32>, Vec<i16>) {
+    let img: Vec<f32> = raw
+        .iter()
+        .map(|&v| if v == -32768 { f32::NAN } else { v as f32 })
+        .collect();
+    let mut img = Array2::from_shape_vec((ny, nx), img).unwrap();
+    if let Some(p) = psf {
+        let otf = deconvolve::Otf::from_psf(p.view()).unwrap();
+        img = deconvolve::richardson_lucy(img.view(), &otf, 25, true).unwrap();
+    }
+    let r = aiaprep::cpu::resample::resample(
+        img.view(),
+        &transform_of(geo),
+        Interpolation::Spline,
+        Missing::Min,
+    );
+    let i = cpu_fits_int16(&r.data);
+    (r.data, i)
+}
+
+#[cfg(feature = "cuda")]
+fn gpu_chain(
+    e: &GpuEngine,
+    raw: &[i16],
+    nx: usize,
+    ny: usize,
+    geo: &Geo,
+    psf: Option<&Array2<f64>>,
+) -> (Array2<f32>, Vec<i16>) {
+    use aiaprep::gpu::pipeline::{GpuPipeline, Job, OutputKind, PipelineOutput, RegisterJob};
+    use aiaprep::gpu::register::{Prefilter, RegisterParams};
+    use aiaprep::gpu::{DeconvolveParams, I16Scaling};
+    let dev = e.device();
+    let mut pl = GpuPipeline::new(dev);
+    if let Some(p) = psf {
+        pl.set_psf(171, p.view()).unwrap();
+    }
+    let mut out = Vec::new();
+    for output in [OutputKind::F32, OutputKind::I16] {
+        let job = Job {
+            channel: 171,
+            scaling: I16Scaling::default(),
+            deconvolve: psf.map(|_| DeconvolveParams::default()),
+            register: Some(RegisterJob {
+                params: RegisterParams {
+                    out_shape: (geo.nout[0], geo.nout[1]),
+                    reference_pixel: geo.refp,
+                    matrix: geo.m,
+                    out_center: Some(geo.c),
+                    interpolation: aiaprep::gpu::Interpolation::Spline,
+                    missing: 0.0,
+                    clip: None,
+                    pad: (0, 0),
+                    nan_fill: None,
+                    prefilter: Prefilter::Fir,
+                },
+                missing_from_data: true,
+                clip_to_input: true,
+            }),
+            output,
+        };
+        let a = ndarray::ArrayView2::from_shape((ny, nx), raw).unwrap();
+        let r = pl.run_i16(a, &job).unwrap();
+        eprintln!("stage times (ms): {:?}", r.times);
+        out.push(r);
+    }
+    let i = out.pop().unwrap();
+    let f = out.pop().unwrap();
+    let PipelineOutput::F32(f) = f.data else {
+        panic!("expected f32 output")
+    };
+    let PipelineOutput::I16(iv) = i.data else {
+        panic!("expected int16 output")
+    };
+    // the reported statistics are those of the returned pixels
+    let vals: Vec<f64> = iv
+        .iter()
+        .filter(|&&v| v != -32768)
+        .map(|&v| v as f64)
+        .collect();
+    assert_eq!(i.stats.count as usize, vals.len());
+    assert_eq!(i.stats.sum, vals.iter().sum::<f64>());
+    (f, iv.into_raw_vec_and_offset().0)
+}
+
+/// The naive f64 chain: direct-convolution Richardson–Lucy, sunpy register in f64, int16.
+fn reference_chain(
+    raw: &[i16],
+    nx: usize,
+    ny: usize,
+    geo: &Geo,
+    psf: Option<&Array2<f64>>,
+) -> Vec<i16> {
+    let mut img: Vec<f32> = raw
+        .iter()
+        .map(|&v| if v == -32768 { f32::NAN } else { v as f32 })
+        .collect();
+    if let Some(p) = psf {
+        img = richardson_lucy(&img, p.as_slice().unwrap(), nx, ny, 25, 1e-20)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
+    }
+    let (lo, hi) = finite_range(img.iter().copied());
+    let fill = nanmedian(&img).unwrap_or(0.0) as f32;
+    let (filled, dmask) = fill_and_dilate(&img, nx, ny, fill, 5);
+    let img64: Vec<f64> = filled.iter().map(|&v| v as f64).collect();
+    naive_resample(
+        &img64,
+        Some(&dmask),
+        geo,
+        2,
+        lo as f64,
+        Some((lo as f64, hi as f64)),
+    )
+    .into_iter()
+    .map(to_i16)
+    .collect()
+}
 
 /// Without a GPU (or CUDA libraries) opening a device is a typed error, never a panic.
 #[cfg(feature = "cuda")]
@@ -682,4 +1137,28 @@ fn no_gpu_is_a_typed_error() {
         matches!(e, aiaprep::Error::BackendUnavailable { .. }),
         "{e:?}"
     );
+    assert!(matches!(
+        GpuEngine::open(10_000),
+        Err(aiaprep::Error::BackendUnavailable { .. })
+    ));
+}
+
+/// `cuda` without a usable GPU is `BackendUnavailable` and `auto` falls back to the CPU
+/// saying why; with one, both pick it. Never a panic.
+#[test]
+fn backend_selection_never_panics() {
+    let auto = pipeline::select_engines(pipeline::Backend::Auto, false).unwrap();
+    match pipeline::select_engines(pipeline::Backend::Cuda, true) {
+        Ok(e) => {
+            assert!(e.deconvolve.name().starts_with("cuda:"));
+            assert!(e.register.name().starts_with("cpu"));
+            assert!(auto.deconvolve.name().starts_with("cuda:"));
+        }
+        Err(aiaprep::Error::BackendUnavailable { reason }) => {
+            assert!(auto.description.contains(&reason), "{auto:?}");
+            assert!(auto.register.name().starts_with("cpu"));
+            eprintln!("no GPU: {reason}");
+        }
+        Err(e) => panic!("unexpected error: {e:?}"),
+    }
 }
