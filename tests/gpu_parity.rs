@@ -30,6 +30,11 @@
 //! * full-disk test: identical;
 //! * int16 conversion: identical except ±1 on exact .5 ties; after a whole prep run, ±1
 //!   only where the two float results straddle a rounding boundary.
+//!
+//! CPU vs the oracles: register within max(2e-3 DN, 5e-7·|v|) of sunpy's chain in f64 with
+//! identical NaN masks; Richardson–Lucy within 1e-5 relative L2 of direct convolution in
+//! f64 (compact PSFs), flux conserved to 1e-5 with the model PSF; PSF within 1e-12 of the
+//! naive model; full disk and int16 identical.
 
 #![allow(dead_code)]
 
