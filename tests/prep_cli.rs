@@ -458,3 +458,85 @@ fn pointing_table_and_exposure_normalisation() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn interrupted_batch_leaves_only_complete_outputs_and_resumes() {
+    let dir = tmpdir("sigint");
+    let ins = inputs_sized(&dir, 6, 1024);
+    let out = dir.join("out");
+    let mut child = Command::new(prep_exe())
+        .arg(dir.join("in"))
+        .args([
+            "--out-dir",
+            s(&out),
+            "--backend",
+            "cpu",
+            "--jobs",
+            "1",
+            "--queue-depth",
+            "1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt as soon as the first output is in place.
+    let t0 = std::time::Instant::now();
+    while !aiaprep::pipeline::output_path(&ins[0], &out).exists()
+        && t0.elapsed() < std::time::Duration::from_secs(60)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let r = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    let done_first: Vec<&PathBuf> = ins
+        .iter()
+        .filter(|p| aiaprep::pipeline::output_path(p, &out).exists())
+        .collect();
+    assert!(!done_first.is_empty());
+    eprintln!(
+        "interrupted after {} of {} outputs",
+        done_first.len(),
+        ins.len()
+    );
+    if done_first.len() < ins.len() {
+        assert_eq!(
+            r.status.code(),
+            Some(1),
+            "cancelled inputs make the exit 1: {stdout}"
+        );
+        assert!(stdout.contains("cancelled"), "{stdout}");
+    }
+    for p in &done_first {
+        assert!(fits::is_complete_level15(&aiaprep::pipeline::output_path(
+            p, &out
+        )));
+    }
+    let names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(names.iter().all(|n| !n.contains(".tmp-")), "{names:?}");
+    // Rerun: the rest is done, nothing is redone.
+    let r = run(
+        &[s(&dir.join("in")), "--out-dir", s(&out), "--backend", "cpu"],
+        &[],
+    );
+    assert_eq!(r.status.code(), Some(0));
+    let so = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        so.contains(&format!(
+            "{} done, {} skipped",
+            ins.len() - done_first.len(),
+            done_first.len()
+        )),
+        "{so}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
