@@ -29,7 +29,7 @@ fn image(ny: usize, nx: usize) -> Array2<f32> {
         s ^= s >> 7;
         s ^= s << 17;
         k += 1;
-        if k % 37 == 0 {
+        if k.is_multiple_of(37) {
             f32::NAN
         } else {
             (s % 16_009) as f32 - 8.0

@@ -464,7 +464,7 @@ fn interrupted_batch_leaves_only_complete_outputs_and_resumes() {
     let dir = tmpdir("sigint");
     let ins = inputs_sized(&dir, 6, 1024);
     let out = dir.join("out");
-    let mut child = Command::new(prep_exe())
+    let child = Command::new(prep_exe())
         .arg(dir.join("in"))
         .args([
             "--out-dir",

@@ -246,7 +246,7 @@ pub(crate) fn device_nanmedian(
         return Ok(None);
     }
     let lo = device_select(dev, x, n, (count - 1) / 2)? as f64;
-    let hi = if count % 2 == 0 {
+    let hi = if count.is_multiple_of(2) {
         device_select(dev, x, n, count / 2)? as f64
     } else {
         lo

@@ -62,7 +62,7 @@ pub fn otf_from_device_psf(
     nx: usize,
     ny: usize,
 ) -> Result<Otf> {
-    if nx % 2 != 0 || ny % 2 != 0 || nx == 0 || ny == 0 {
+    if !nx.is_multiple_of(2) || !ny.is_multiple_of(2) || nx == 0 || ny == 0 {
         return Err(shape_err(format!(
             "PSF must have even sizes, got {ny} x {nx}"
         )));

@@ -213,7 +213,7 @@ fn filter_grid(dev: &GpuDevice, p: &PsfParams, f: &PsfFilter) -> Result<CudaSlic
 }
 
 fn check(p: &PsfParams) -> Result<()> {
-    if p.n < 2 || p.n % 2 != 0 || p.n > 46_340 {
+    if p.n < 2 || !p.n.is_multiple_of(2) || p.n > 46_340 {
         return Err(bad(format!("grid size {} must be even, 2..46340", p.n)));
     }
     if !(p.width.is_finite() && p.width > 0.0) || window_radius(p.width) > 64 {
