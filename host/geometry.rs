@@ -256,6 +256,20 @@ pub fn world_to_pixel(g: &Geometry, tx: f64, ty: f64) -> Option<(f64, f64)> {
     ))
 }
 
+/// The Sun centre `(Tx, Ty) = (0, 0)` as a unit vector in the native frame of the TAN
+/// projection (native pole = `CRVAL`, `LONPOLE = 180°`): the inverse of
+/// [`native_to_world`] for that one point.
+fn sun_centre_native(g: &Geometry) -> [f64; 3] {
+    let (a0, d0) = (g.crval[0] * ARCSEC, g.crval[1] * ARCSEC);
+    let (sd, cd) = d0.sin_cos();
+    let (sa, ca) = (-a0).sin_cos();
+    let phi = std::f64::consts::PI + (-sa).atan2(-sd * ca);
+    let theta = (cd * ca).clamp(-1.0, 1.0).asin();
+    let (st, ct) = theta.sin_cos();
+    let (sp, cp) = phi.sin_cos();
+    [ct * cp, ct * sp, st]
+}
+
 /// Which test of [`full_disk_check`] failed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FullDiskFailure {
@@ -317,6 +331,25 @@ pub fn full_disk_check(g: &Geometry) -> Result<(), FullDiskFailure> {
         return Err(FullDiskFailure::Empty);
     }
     let radius = (g.rsun_ref / g.dsun_obs).asin();
+    // The angular distance d of a pixel's direction from the Sun centre satisfies
+    // cos d = cos Tx cos Ty = p·s, with p the pixel's unit vector and s the Sun centre's,
+    // both in the TAN projection's native frame (rotations keep dot products). A point
+    // (u, v) (radians) of the tangent plane has the native unit vector
+    // (−v, u, 1)/√(1 + u² + v²), so the test needs no trigonometry per pixel:
+    // on disk ⇔ d ≤ radius ⇔ p·s ≥ cos(radius).
+    let sun = sun_centre_native(g);
+    let cos_r = radius.cos();
+    let r = g.rotation;
+    let [rx, ry] = g.reference_pixel();
+    let (ax, ay) = (g.cdelt[0] * ARCSEC, g.cdelt[1] * ARCSEC);
+    let on_disk = |i: usize, j: usize| -> bool {
+        let (dx, dy) = (i as f64 - rx, j as f64 - ry);
+        let u = ax * (r[0][0] * dx + r[0][1] * dy);
+        let v = ay * (r[1][0] * dx + r[1][1] * dy);
+        let c = (-v * sun[0] + u * sun[1] + sun[2]) / (1.0 + u * u + v * v).sqrt();
+        // NaN compares false: off disk, as in sunpy.
+        c >= cos_r
+    };
     // (name, first pixel, step, count): sunpy's map_edges order.
     let edges = [
         ("top", (0, ny - 1), (1, 0), nx),
@@ -327,10 +360,10 @@ pub fn full_disk_check(g: &Geometry) -> Result<(), FullDiskFailure> {
     for (edge, (x0, y0), (dx, dy), count) in edges {
         for k in 0..count {
             let (i, j) = (x0 + dx * k, y0 + dy * k);
-            let (tx, ty) = pixel_to_world(g, i as f64, j as f64);
-            let d = (tx.cos() * ty.cos()).clamp(-1.0, 1.0).acos();
-            // sunpy: on_disk = d <= radius (NaN compares false, i.e. off disk).
-            if d <= radius {
+            if on_disk(i, j) {
+                // The exact distance, for the message.
+                let (tx, ty) = pixel_to_world(g, i as f64, j as f64);
+                let d = (tx.cos() * ty.cos()).clamp(-1.0, 1.0).acos();
                 return Err(FullDiskFailure::EdgeOnDisk {
                     edge,
                     pixel: (i, j),
@@ -438,5 +471,49 @@ mod tests {
         let mut off = g;
         off.crpix = [-3000.0, 2045.7];
         assert!(!contains_full_disk(&off));
+    }
+
+    #[test]
+    fn trig_free_disk_test_agrees_with_the_full_deprojection() {
+        // Seeded xorshift; geometries with rolls, off-centre CRVAL and both pixel signs.
+        let mut st = 0x9E37_79B9_7F4A_7C15u64;
+        let mut rnd = || {
+            st ^= st << 13;
+            st ^= st >> 7;
+            st ^= st << 17;
+            (st >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut checked = 0;
+        for _ in 0..200 {
+            let t = (rnd() - 0.5) * 360f64.to_radians();
+            let g = Geometry {
+                shape: (4096, 4096),
+                crpix: [1800.0 + 500.0 * rnd(), 1800.0 + 500.0 * rnd()],
+                crval: [(rnd() - 0.5) * 2000.0, (rnd() - 0.5) * 2000.0],
+                cdelt: [0.6 + 0.01 * rnd(), 0.6 + 0.01 * rnd()],
+                rotation: [[t.cos(), -t.sin()], [t.sin(), t.cos()]],
+                rsun_obs: 962.0,
+                rsun_ref: 6.96e8,
+                dsun_obs: 1.4e11 + 1e10 * rnd(),
+            };
+            let radius = (g.rsun_ref / g.dsun_obs).asin();
+            let sun = sun_centre_native(&g);
+            for _ in 0..200 {
+                let (x, y) = (rnd() * 4096.0, rnd() * 4096.0);
+                let (tx, ty) = pixel_to_world(&g, x, y);
+                let d = (tx.cos() * ty.cos()).clamp(-1.0, 1.0).acos();
+                let [rx, ry] = g.reference_pixel();
+                let r = g.rotation;
+                let u = g.cdelt[0] * ARCSEC * (r[0][0] * (x - rx) + r[0][1] * (y - ry));
+                let v = g.cdelt[1] * ARCSEC * (r[1][0] * (x - rx) + r[1][1] * (y - ry));
+                let c = (-v * sun[0] + u * sun[1] + sun[2]) / (1.0 + u * u + v * v).sqrt();
+                assert!((c - d.cos()).abs() < 1e-13, "{c} vs {}", d.cos());
+                if (d - radius).abs() > 1e-9 {
+                    assert_eq!(c >= radius.cos(), d <= radius);
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 39_000);
     }
 }

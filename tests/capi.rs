@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use aiaprep::register::{register, RegisterOptions};
@@ -34,15 +34,17 @@ fn header_is_current() {
     );
 }
 
-/// target/<profile>/ (where the cdylib is), from this test binary's path (…/deps/capi-HASH).
-fn target_profile_dir() -> PathBuf {
+/// target/<profile>/deps/, where this test binary is (…/deps/capi-HASH) and where cargo puts
+/// the cdylib when it builds the library for the tests (it is not copied up to
+/// target/<profile>/ unless the library itself is a build target).
+fn target_deps_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+    exe.parent().unwrap().to_path_buf()
 }
 
 #[test]
 fn c_program_matches_rust_api() {
-    let dir = target_profile_dir();
+    let dir = target_deps_dir();
     let lib = dir.join("libaiaprep.so");
     assert!(
         lib.exists(),

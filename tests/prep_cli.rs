@@ -29,12 +29,17 @@ fn tmpdir(tag: &str) -> PathBuf {
 
 /// `n` small synthetic level-1 files (256², binned geometry, RICE) in `dir/in`.
 fn inputs(dir: &Path, n: usize) -> Vec<PathBuf> {
+    inputs_sized(dir, n, 256)
+}
+
+/// `n` synthetic level-1 files of `size`² in `dir/in`.
+fn inputs_sized(dir: &Path, n: usize, size: usize) -> Vec<PathBuf> {
     let d = dir.join("in");
     std::fs::create_dir_all(&d).unwrap();
     (0..n)
         .map(|k| {
             let m = synth::level1(&SynthOptions {
-                size: 256,
+                size,
                 seed: 100 + k as u64,
                 n_missing: 20,
                 ..SynthOptions::default()
@@ -267,5 +272,271 @@ fn usage_errors_exit_2_and_cuda_without_gpu_is_a_clear_error() {
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(err.contains("backend unavailable"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn deconvolve_save_psf_then_reuse_it() {
+    let dir = tmpdir("psf");
+    let ins = inputs(&dir, 1);
+    let (o1, o2, psfdir) = (dir.join("o1"), dir.join("o2"), dir.join("psf"));
+    let r = run(
+        &[
+            s(&ins[0]),
+            "--out-dir",
+            s(&o1),
+            "--backend",
+            "cpu",
+            "--deconvolve",
+            "--iterations",
+            "5",
+            "--dtype",
+            "f32",
+            "--save-psf",
+            s(&psfdir),
+        ],
+        &[],
+    );
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let psf_file = psfdir.join("aia_psf_171_256.fits");
+    let (psf, h) = fits::read_image_f64(&psf_file).unwrap();
+    assert_eq!(psf.dim(), (256, 256));
+    assert!((psf.sum() - 1.0).abs() < 1e-5);
+    assert_eq!(h.get("WAVELNTH").and_then(|v| v.as_f64()), Some(171.0));
+    let peak = psf.iter().cloned().fold(f64::MIN, f64::max);
+    assert_eq!(psf[[128, 128]], peak, "peak on [N/2, N/2]");
+    let a = fits::read(&aiaprep::pipeline::output_path(&ins[0], &o1)).unwrap();
+    assert_eq!(a.header.get("DECONV"), Some(&aiaprep::Value::Bool(true)));
+    assert_eq!(a.header.get_f64("DECONVIT"), Some(5.0));
+    // The saved (float32) PSF gives the same result to f32 rounding of the PSF.
+    let r = run(
+        &[
+            s(&ins[0]),
+            "--out-dir",
+            s(&o2),
+            "--backend",
+            "cpu",
+            "--deconvolve",
+            "--iterations",
+            "5",
+            "--dtype",
+            "f32",
+            "--psf",
+            s(&psf_file),
+        ],
+        &[],
+    );
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let b = fits::read(&aiaprep::pipeline::output_path(&ins[0], &o2)).unwrap();
+    let (mut num, mut den) = (0f64, 0f64);
+    for (x, y) in a.data.iter().zip(b.data.iter()) {
+        if x.is_finite() && y.is_finite() {
+            num += ((x - y) as f64).powi(2);
+            den += (*x as f64).powi(2);
+        } else {
+            assert_eq!(x.is_nan(), y.is_nan());
+        }
+    }
+    assert!((num / den).sqrt() < 1e-5, "rel L2 {}", (num / den).sqrt());
+    assert!(b
+        .header
+        .get_str("DECONPSF")
+        .unwrap_or("")
+        .contains("aia_psf_171_256"));
+    // A PSF of the wrong size is a typed error naming the input, and the batch exit is 1.
+    let small = dir.join("small_psf.fits");
+    let p =
+        ndarray::Array2::<f32>::from_shape_fn(
+            (64, 64),
+            |(j, i)| {
+                if (j, i) == (32, 32) {
+                    1.0
+                } else {
+                    0.0
+                }
+            },
+        );
+    fits::write_image_f32(&small, p.view(), &aiaprep::Header::new(), false).unwrap();
+    let r = run(
+        &[
+            s(&ins[0]),
+            "--out-dir",
+            s(&dir.join("o3")),
+            "--backend",
+            "cpu",
+            "--deconvolve",
+            "--psf",
+            s(&small),
+        ],
+        &[],
+    );
+    assert_eq!(r.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("aia_00.fits") && err.contains("shape"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn pointing_table_and_exposure_normalisation() {
+    let dir = tmpdir("pnt");
+    // The pointing table describes the full-resolution CCD: a full 4096² frame.
+    let ins = inputs_sized(&dir, 1, 4096);
+    let table = common::data("pointing_table_small.csv");
+    let (o1, o2) = (dir.join("plain"), dir.join("norm"));
+    let r = run(
+        &[
+            s(&ins[0]),
+            "--out-dir",
+            s(&o1),
+            "--backend",
+            "cpu",
+            "--dtype",
+            "f32",
+        ],
+        &[],
+    );
+    assert_eq!(r.status.code(), Some(0));
+    let r = run(
+        &[
+            s(&ins[0]),
+            "--out-dir",
+            s(&o2),
+            "--backend",
+            "cpu",
+            "--pointing-table",
+            s(&table),
+            "--normalize-exposure",
+        ],
+        &[],
+    );
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let a = fits::read(&aiaprep::pipeline::output_path(&ins[0], &o1)).unwrap();
+    let b = fits::read(&aiaprep::pipeline::output_path(&ins[0], &o2)).unwrap();
+    assert_eq!(b.header.get("PNTUPD"), Some(&aiaprep::Value::Bool(true)));
+    assert_eq!(b.header.get_str("BUNIT"), Some("DN/s"));
+    assert_eq!(b.header.get_f64("EXPTIME"), Some(1.0));
+    let exptime = b.header.get_f64("OEXPTIME").unwrap();
+    assert_eq!(exptime, a.header.get_f64("EXPTIME").unwrap());
+    // int16 with BSCALE = 1/EXPTIME: the stored integers are DN, read back as DN/s.
+    assert!((b.header.get_f64("BSCALE").unwrap_or(0.0) - 1.0 / exptime).abs() < 1e-12);
+    // The same chain through the library: pointing, register, divide by EXPTIME. The file
+    // holds int16 DN with BSCALE = 1/EXPTIME, so it agrees to half a DN / EXPTIME.
+    let table = aiaprep::pointing::PointingTable::read_csv(&table).unwrap();
+    let level1 = fits::read(&ins[0]).unwrap();
+    let upd = aiaprep::pointing::update_pointing(&level1, &table).unwrap();
+    let reg = aiaprep::register::register(&upd.map, &Default::default()).unwrap();
+    assert_eq!(reg.header.get_f64("CDELT1"), Some(0.6));
+    let mut worst = 0f64;
+    for (x, y) in reg.data.iter().zip(b.data.iter()) {
+        assert_eq!(x.is_nan(), y.is_nan());
+        if x.is_finite() {
+            worst = worst.max((*x as f64 / exptime - *y as f64).abs());
+        }
+    }
+    assert!(worst <= 0.5 / exptime + 1e-3, "{worst}");
+    assert!(
+        (b.header.get_f64("CRPIX1").unwrap() - 2048.5).abs() < 1e-12,
+        "register re-centres after the pointing update"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn interrupted_batch_leaves_only_complete_outputs_and_resumes() {
+    let dir = tmpdir("sigint");
+    let ins = inputs_sized(&dir, 6, 1024);
+    let out = dir.join("out");
+    let child = Command::new(prep_exe())
+        .arg(dir.join("in"))
+        .args([
+            "--out-dir",
+            s(&out),
+            "--backend",
+            "cpu",
+            "--jobs",
+            "1",
+            "--queue-depth",
+            "1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt as soon as the first output is in place.
+    let t0 = std::time::Instant::now();
+    while !aiaprep::pipeline::output_path(&ins[0], &out).exists()
+        && t0.elapsed() < std::time::Duration::from_secs(60)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let r = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    let done_first: Vec<&PathBuf> = ins
+        .iter()
+        .filter(|p| aiaprep::pipeline::output_path(p, &out).exists())
+        .collect();
+    assert!(!done_first.is_empty());
+    eprintln!(
+        "interrupted after {} of {} outputs",
+        done_first.len(),
+        ins.len()
+    );
+    if done_first.len() < ins.len() {
+        assert_eq!(
+            r.status.code(),
+            Some(1),
+            "cancelled inputs make the exit 1: {stdout}"
+        );
+        assert!(stdout.contains("cancelled"), "{stdout}");
+    }
+    for p in &done_first {
+        assert!(fits::is_complete_level15(&aiaprep::pipeline::output_path(
+            p, &out
+        )));
+    }
+    let names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(names.iter().all(|n| !n.contains(".tmp-")), "{names:?}");
+    // Rerun: the rest is done, nothing is redone.
+    let r = run(
+        &[s(&dir.join("in")), "--out-dir", s(&out), "--backend", "cpu"],
+        &[],
+    );
+    assert_eq!(r.status.code(), Some(0));
+    let so = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        so.contains(&format!(
+            "{} done, {} skipped",
+            ins.len() - done_first.len(),
+            done_first.len()
+        )),
+        "{so}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

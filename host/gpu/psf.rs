@@ -52,30 +52,25 @@ impl PsfParams {
     /// aiapy's model for an EUV channel (94, 131, 171, 193, 211, 304, 335 Å); `None` for
     /// others. `preflight_core` selects the preflight core widths.
     pub fn aia(channel: u32, preflight_core: bool) -> Option<PsfParams> {
-        // (angles, spacing_e, spacing_fp, preflight width) from semantics.md §2.1
-        let (angles, se, sfp, wpre): ([f64; 4], f64, f64, f64) = match channel {
-            94 => ([49.81, 40.16, -40.28, -49.92], 8.99, 0.207, 0.951),
-            131 => ([50.27, 40.17, -39.70, -49.95], 12.37, 0.289, 1.033),
-            171 => ([49.81, 39.57, -40.13, -50.38], 16.26, 0.377, 0.962),
-            193 => ([49.82, 39.57, -40.12, -50.37], 18.39, 0.425, 1.512),
-            211 => ([49.78, 40.08, -40.34, -49.95], 19.97, 0.465, 1.199),
-            304 => ([49.76, 40.18, -40.14, -49.90], 28.87, 0.670, 1.247),
-            335 => ([50.40, 39.80, -39.64, -50.25], 31.83, 0.738, 0.962),
-            _ => return None,
-        };
+        // The per-channel instrument parameters are the CPU model's (one table).
+        let mesh = crate::psf::mesh_parameters(channel)?;
         Some(PsfParams {
             n: 4096,
-            width: if preflight_core { wpre } else { 4.5 },
+            width: if preflight_core {
+                mesh.width_preflight
+            } else {
+                mesh.width
+            },
             entrance: PsfFilter {
-                spacing: se,
-                angles_deg: angles.to_vec(),
+                spacing: mesh.spacing_e,
+                angles_deg: mesh.angle_arm_deg.to_vec(),
             },
             focal_plane: PsfFilter {
-                spacing: sfp,
+                spacing: mesh.spacing_fp,
                 angles_deg: vec![45.0, -45.0],
             },
             orders: (-100..=100).collect(),
-            mesh_ratio: 363.0 / 34.0,
+            mesh_ratio: mesh.mesh_pitch_um / mesh.mesh_width_um,
             spike_fraction: 0.18,
             core_fraction: 0.82,
         })
