@@ -437,6 +437,17 @@ pub fn deconvolved_header(map: &AiaMap, opts: &DeconvolveOptions, psf: &PsfSelec
 /// [`Error::MissingKeyword`]/[`Error::BadKeyword`] for `WAVELNTH` (model PSF only),
 /// [`Error::InvalidOption`] for odd image sizes with the model PSF, [`Error::Shape`] when an
 /// array PSF's shape differs from the image's, [`Error::BadPsf`] for an unusable array PSF.
+///
+/// ```
+/// use aiaprep::deconvolve::{deconvolve, DeconvolveOptions};
+/// // Deconvolve on the level-1 grid (before register), with the channel's model PSF.
+/// let l1 = aiaprep::synth::level1(&aiaprep::synth::SynthOptions { size: 128, ..Default::default() });
+/// let d = deconvolve(&l1, &DeconvolveOptions { iterations: 5, ..Default::default() })?;
+/// assert_eq!(d.header.get_f64("DECONVIT"), Some(5.0));
+/// let l15 = aiaprep::register::register(&d, &Default::default())?;
+/// # let _ = l15;
+/// # Ok::<(), aiaprep::Error>(())
+/// ```
 pub fn deconvolve(map: &AiaMap, opts: &DeconvolveOptions) -> Result<AiaMap> {
     let sel = select_psf(map, opts)?;
     let otf = match &sel.choice {

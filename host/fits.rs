@@ -55,6 +55,14 @@ pub const I16_MAX: i16 = i16::MAX;
 /// Errors: [`Error::Io`] when `path` is not a readable regular file; [`Error::Fits`]
 /// when it is not FITS, is truncated or cfitsio cannot decode it (the message names the
 /// file and gives cfitsio's reason); [`Error::NotAia`] when the file holds no 2-D image.
+///
+/// ```no_run
+/// let map = aiaprep::fits::read(std::path::Path::new("aia.lev1.171A_2011_02_15.fits"))?;
+/// let (nx, ny) = map.shape_xy(); // pixels; data[[row, col]] in DN, NaN = missing
+/// let g = map.geometry()?; // CRPIX (1-based), CDELT (arcsec/px), rotation, RSUN_OBS (arcsec)
+/// println!("{nx}x{ny}, CDELT1 {} arcsec/px", g.cdelt[0]);
+/// # Ok::<(), aiaprep::Error>(())
+/// ```
 pub fn read(path: &Path) -> Result<AiaMap> {
     let (mut f, info, header) = read::open_image(path)?;
     let data = read::read_f32(&mut f, &info)?;
@@ -162,6 +170,17 @@ pub struct WriteReport {
 /// into place; [`Error::InvalidOption`] for scaling with float32 output or a zero or
 /// non-finite scale; [`Error::Shape`] for an empty image; [`Error::Fits`] from cfitsio.
 /// After an error no file is left behind (neither the output nor a temporary one).
+///
+/// ```
+/// use aiaprep::fits::{self, Compression, WriteOptions};
+/// let map = aiaprep::synth::level1(&aiaprep::synth::SynthOptions { size: 64, ..Default::default() });
+/// let path = std::env::temp_dir().join(format!("aiaprep-doc-{}.fits", std::process::id()));
+/// let opts = WriteOptions { compress: Compression::Rice, overwrite: true, ..WriteOptions::default() };
+/// let report = fits::write(&map, &path, &opts)?; // int16 DN, BLANK for NaN
+/// assert_eq!(report.n_missing, map.data.iter().filter(|v| v.is_nan()).count());
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), aiaprep::Error>(())
+/// ```
 pub fn write(map: &AiaMap, path: &Path, opts: &WriteOptions) -> Result<WriteReport> {
     let file = Source::file(path);
     if let Some((bscale, bzero)) = opts.scaling {

@@ -102,6 +102,14 @@ pub fn normalize_exposure_in_place(map: &mut AiaMap) -> Result<f64> {
 /// Exposure-normalised copy of a map (DN/s); see [`normalize_exposure_in_place`] for what
 /// changes. Errors: `EXPTIME` missing ([`Error::MissingKeyword`]), or ≤ 0 / not finite
 /// ([`Error::BadKeyword`]).
+///
+/// ```
+/// let l1 = aiaprep::synth::level1(&aiaprep::synth::SynthOptions { size: 64, ..Default::default() });
+/// let n = aiaprep::normalize::normalize_exposure(&l1)?; // DN → DN/s
+/// assert_eq!(n.header.get_f64("EXPTIME"), Some(1.0));
+/// assert_eq!(n.header.get_f64("OEXPTIME"), Some(2.0));
+/// # Ok::<(), aiaprep::Error>(())
+/// ```
 pub fn normalize_exposure(map: &AiaMap) -> Result<AiaMap> {
     // Check first so that a bad map costs no copy.
     exposure_time(map)?;

@@ -848,6 +848,17 @@ fn table_name(source: &Source) -> String {
 /// no row covers `T_OBS`, or the table has no columns for the map's channel
 /// ([`Error::Pointing`], naming the table file); `WAVELNTH`, `SAT_ROT` or a needed `CRPIX`
 /// absent or not finite.
+///
+/// ```no_run
+/// use aiaprep::pointing::{update_pointing, PointingTable};
+/// let table = PointingTable::read_csv(std::path::Path::new("master_pointing3h.csv"))?;
+/// let l1 = aiaprep::fits::read(std::path::Path::new("aia.lev1.171A.fits"))?;
+/// let upd = update_pointing(&l1, &table)?; // CRPIX, CDELT, CROTA2 from the table row
+/// for w in &upd.warnings { eprintln!("warning: {w}"); }
+/// let l15 = aiaprep::register::register(&upd.map, &Default::default())?;
+/// # let _ = l15;
+/// # Ok::<(), aiaprep::Error>(())
+/// ```
 pub fn update_pointing(map: &AiaMap, table: &PointingTable) -> Result<PointingUpdate> {
     let (header, row, warnings) = updated_header(map, table)?;
     Ok(PointingUpdate {

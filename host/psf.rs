@@ -144,6 +144,16 @@ pub const MAX_PSF_PIXELS: usize = 1 << 30;
 /// Errors: [`Error::NoPsfModel`] for 1600/1700/4500 or an unknown channel;
 /// [`Error::InvalidOption`] when `size` is odd, < 2 or above [`MAX_PSF_PIXELS`] in area, or
 /// when no diffraction spike of the given orders falls on the grid (aiapy would return NaN).
+///
+/// ```
+/// use aiaprep::psf::{psf, PsfOptions};
+/// // A small grid keeps the example fast; the default is 4096² with orders −100..=100.
+/// let p = psf(171, &PsfOptions { size: 256, orders: (-20..=20).collect(), ..Default::default() })?;
+/// assert!((p.sum() - 1.0).abs() < 1e-9);
+/// assert!(p[[128, 128]] > 0.6); // ~64 % of the energy in the central pixel
+/// assert!(psf(1600, &PsfOptions::default()).is_err()); // no model for UV channels
+/// # Ok::<(), aiaprep::Error>(())
+/// ```
 pub fn psf(channel: u32, opts: &PsfOptions) -> Result<Array2<f64>> {
     psf_grid(channel, opts, (opts.size, opts.size), &Source::memory())
 }

@@ -290,6 +290,17 @@ pub fn level15_header(
 /// [`level15_header`].
 ///
 /// Errors: those of [`plan`].
+///
+/// ```
+/// use aiaprep::register::{register, Interpolation, RegisterOptions};
+/// // A binned synthetic level-1 frame (256², CDELT 9.61″, roll −0.13°).
+/// let l1 = aiaprep::synth::level1(&aiaprep::synth::SynthOptions { size: 256, ..Default::default() });
+/// let l15 = register(&l1, &RegisterOptions { interpolation: Interpolation::Spline, ..Default::default() })?;
+/// assert_eq!(l15.header.get_f64("CRPIX1"), Some(128.5)); // Sun centre on (N+1)/2, 1-based
+/// assert_eq!(l15.header.get_f64("CROTA2"), Some(0.0)); // solar north up
+/// assert_eq!(l15.header.get_f64("LVL_NUM"), Some(1.5));
+/// # Ok::<(), aiaprep::Error>(())
+/// ```
 pub fn register(map: &AiaMap, opts: &RegisterOptions) -> Result<AiaMap> {
     let p = plan(map, opts)?;
     let r = resample(
