@@ -206,12 +206,14 @@ pub fn richardson_lucy(
     )
 }
 
+/// Key of a model OTF cache (CPU here, per device in the GPU engine): channel (Å), image
+/// shape `(ny, nx)`, diffraction orders and core.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct OtfKey {
-    channel: u32,
-    shape: (usize, usize),
-    orders: Vec<i32>,
-    preflight_core: bool,
+pub(crate) struct OtfKey {
+    pub(crate) channel: u32,
+    pub(crate) shape: (usize, usize),
+    pub(crate) orders: Vec<i32>,
+    pub(crate) preflight_core: bool,
 }
 
 type Slot = Arc<Mutex<Option<Arc<Otf>>>>;

@@ -89,14 +89,7 @@ pub fn device_index(
     Ok(crate::batch::local_device(get, n))
 }
 
-/// Key of the model OTF cache.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct OtfKey {
-    channel: u32,
-    shape: (usize, usize),
-    orders: Vec<i32>,
-    preflight_core: bool,
-}
+use crate::deconvolve::OtfKey;
 
 type Slot = Arc<Mutex<Option<Arc<Otf>>>>;
 type LastArray = Option<(Arc<Array2<f64>>, Arc<Otf>)>;
