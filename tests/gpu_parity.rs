@@ -154,6 +154,14 @@ macro_rules! test_device {
         fn $cuda() {
             $body(&Device::cuda())
         }
+
+        // Without the `cuda` feature the GPU twin still shows, as ignored (never as passed).
+        #[cfg(not(feature = "cuda"))]
+        #[test]
+        #[ignore = "needs the cuda feature and a CUDA GPU"]
+        fn $cuda() {
+            panic!("built without --features cuda: the GPU path is not compiled in");
+        }
     };
 }
 
