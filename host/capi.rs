@@ -657,3 +657,141 @@ pub unsafe extern "C" fn aiaprep_map_get_str(
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use AiaprepStatus::*;
+
+    fn last_error() -> String {
+        let p = aiaprep_last_error();
+        assert!(!p.is_null());
+        // SAFETY: a NUL-terminated string owned by this thread's slot.
+        unsafe { CStr::from_ptr(p) }.to_string_lossy().to_string()
+    }
+
+    fn geometry_of(m: &AiaMap) -> AiaprepGeometry {
+        let g = m.geometry().unwrap();
+        AiaprepGeometry {
+            crpix1: g.crpix[0],
+            crpix2: g.crpix[1],
+            crval1: g.crval[0],
+            crval2: g.crval[1],
+            cdelt1: g.cdelt[0],
+            cdelt2: g.cdelt[1],
+            crota2: m.header.get_f64("CROTA2").unwrap(),
+            rsun_obs: g.rsun_obs,
+            rsun_ref: g.rsun_ref,
+            dsun_obs: g.dsun_obs,
+            wavelnth: 171.0,
+            exptime: 2.0,
+        }
+    }
+
+    #[test]
+    fn wrapped_int16_pixels_register_like_the_rust_api() {
+        let m = crate::synth::level1(&crate::synth::SynthOptions {
+            size: 128,
+            n_missing: 10,
+            ..Default::default()
+        });
+        let raw: Vec<i16> = m
+            .data
+            .iter()
+            .map(|&v| if v.is_nan() { -32768 } else { v as i16 })
+            .collect();
+        let geom = geometry_of(&m);
+        let mut ctx = std::ptr::null_mut();
+        let mut wrapped = std::ptr::null_mut();
+        let mut out = std::ptr::null_mut();
+        unsafe {
+            assert_eq!(
+                aiaprep_context_new(AiaprepBackend::AiaprepBackendCpu, &mut ctx),
+                AiaprepOk
+            );
+            assert_eq!(
+                aiaprep_map_from_i16(raw.as_ptr(), 128, 128, -32768, &geom, &mut wrapped),
+                AiaprepOk
+            );
+            let w = &(*wrapped).map;
+            assert_eq!(
+                w.data.iter().filter(|v| v.is_nan()).count(),
+                10,
+                "BLANK -> missing"
+            );
+            assert_eq!(
+                aiaprep_register(ctx, wrapped, std::ptr::null(), &mut out),
+                AiaprepOk
+            );
+            let (mut nx, mut ny) = (0, 0);
+            assert_eq!(aiaprep_map_dims(out, &mut nx, &mut ny), AiaprepOk);
+            assert_eq!((nx, ny), (128, 128));
+            // Same pixels as the Rust API on the same data and geometry.
+            let reference = crate::register::register(w, &Default::default()).unwrap();
+            let px = std::slice::from_raw_parts(aiaprep_map_data(out), nx * ny);
+            for (a, b) in px.iter().zip(reference.data.iter()) {
+                assert!(a == b || (a.is_nan() && b.is_nan()));
+            }
+            let mut v = 0.0;
+            let key = CString::new("CRPIX1").unwrap();
+            assert_eq!(aiaprep_map_get_f64(out, key.as_ptr(), &mut v), AiaprepOk);
+            assert_eq!(v, 64.5);
+            let mut buf = [0 as c_char; 8];
+            let key = CString::new("TELESCOP").unwrap();
+            assert_eq!(
+                aiaprep_map_get_str(out, key.as_ptr(), buf.as_mut_ptr(), 4),
+                AiaprepOk
+            );
+            assert_eq!(
+                CStr::from_ptr(buf.as_ptr()).to_str().unwrap(),
+                "SDO",
+                "truncated to len-1"
+            );
+            aiaprep_map_free(out);
+            aiaprep_map_free(wrapped);
+            aiaprep_context_free(ctx);
+        }
+    }
+
+    #[test]
+    fn bad_arguments_are_status_codes_with_messages() {
+        let mut ctx = std::ptr::null_mut();
+        let mut map = std::ptr::null_mut();
+        unsafe {
+            assert_eq!(aiaprep_read(std::ptr::null(), &mut map), AiaprepErrArgument);
+            assert!(last_error().contains("NULL"));
+            let p = CString::new("/nonexistent/x.fits").unwrap();
+            assert_eq!(aiaprep_read(p.as_ptr(), &mut map), AiaprepErrIo);
+            assert!(last_error().contains("/nonexistent/x.fits"));
+            assert!(map.is_null());
+            assert_eq!(
+                aiaprep_map_from_f32(std::ptr::null(), 4, 4, std::ptr::null(), &mut map),
+                AiaprepErrArgument
+            );
+            // A geometry with a zero plate scale is a keyword error, not a panic.
+            let data = [1.0f32; 16];
+            let mut g = geometry_of(&crate::synth::level1(&crate::synth::SynthOptions {
+                size: 4,
+                ..Default::default()
+            }));
+            g.cdelt1 = 0.0;
+            assert_eq!(
+                aiaprep_map_from_f32(data.as_ptr(), 4, 4, &g, &mut map),
+                AiaprepErrKeyword
+            );
+            assert!(last_error().contains("CDELT1"));
+            assert_eq!(
+                aiaprep_context_new(AiaprepBackend::AiaprepBackendCpu, &mut ctx),
+                AiaprepOk
+            );
+            assert!(aiaprep_last_error().is_null(), "success clears the message");
+            let mut out = std::ptr::null_mut();
+            assert_eq!(
+                aiaprep_register(ctx, std::ptr::null(), std::ptr::null(), &mut out),
+                AiaprepErrArgument
+            );
+            aiaprep_context_free(ctx);
+            aiaprep_map_free(std::ptr::null_mut());
+        }
+    }
+}
