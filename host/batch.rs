@@ -463,7 +463,7 @@ pub fn run(
                 }
                 let k = next.fetch_add(1, Ordering::SeqCst);
                 let Some(&i) = todo.get(k) else { break };
-                let job = match pipeline::load(&inputs[i]) {
+                let job = match pipeline::load(&inputs[i], opts) {
                     Ok(l) => Job::Decoded(i, l),
                     Err(e) => Job::Failed(i, e, StageTimes::default()),
                 };

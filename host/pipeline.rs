@@ -240,9 +240,10 @@ pub fn output_path(input: &Path, out_dir: &Path) -> PathBuf {
     out_dir.join(format!("{stem}_lev15.fits"))
 }
 
-/// Check a freshly read level-1 map: an AIA image, usable geometry, full disk. Returns
-/// warnings (LVL_NUM other than 1, as aiapy warns).
-pub fn check_level1(map: &AiaMap) -> Result<Vec<String>> {
+/// Check a freshly read level-1 map: an AIA image, usable geometry, and (when
+/// `check_full_disk`) the full disk, before any expensive stage. Returns warnings (LVL_NUM
+/// other than 1, as aiapy warns).
+pub fn check_level1(map: &AiaMap, check_full_disk: bool) -> Result<Vec<String>> {
     map.check_is_aia()?;
     let g = map.geometry()?;
     let mut warnings = Vec::new();
@@ -257,11 +258,11 @@ pub fn check_level1(map: &AiaMap) -> Result<Vec<String>> {
             map.source
         )),
     }
-    if !geometry::contains_full_disk(&g) {
-        return Err(Error::NotFullDisk {
+    if check_full_disk {
+        geometry::full_disk_check(&g).map_err(|f| Error::NotFullDisk {
             file: map.source.clone(),
-            reason: "the solar limb (RSUN_REF at DSUN_OBS) is not inside the frame edges, or the Sun centre is outside".into(),
-        });
+            reason: f.to_string(),
+        })?;
     }
     Ok(warnings)
 }
@@ -309,14 +310,15 @@ pub struct Loaded {
     pub times: StageTimes,
 }
 
-/// Read and check one level-1 file (the decode stage).
-pub fn load(input: &Path) -> Result<Loaded> {
+/// Read and check one level-1 file (the decode stage); the full-disk check follows
+/// `opts.register.check_full_disk`.
+pub fn load(input: &Path, opts: &PrepOptions) -> Result<Loaded> {
     let mut times = StageTimes::default();
     let t = Instant::now();
     let map = fits::read(input)?;
     times.read = t.elapsed();
     let t = Instant::now();
-    let warnings = check_level1(&map)?;
+    let warnings = check_level1(&map, opts.register.check_full_disk)?;
     times.check = t.elapsed();
     Ok(Loaded {
         map,
@@ -382,7 +384,7 @@ pub fn prep_file(
         map,
         mut warnings,
         mut times,
-    } = load(input)?;
+    } = load(input, opts)?;
     let out = prep_map(map, opts, engines, &mut times, &mut warnings)?;
     store(out, output, opts, engines, &mut times)?;
     Ok(PrepOutcome {

@@ -540,3 +540,51 @@ fn interrupted_batch_leaves_only_complete_outputs_and_resumes() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn cut_outs_are_refused_unless_the_full_disk_check_is_off() {
+    let dir = tmpdir("cutout");
+    let m = synth::level1(&SynthOptions {
+        size: 256,
+        ..SynthOptions::default()
+    });
+    // The central 96² pixels: the limb is outside the frame.
+    let sub = m.data.slice(ndarray::s![80..176, 80..176]).to_owned();
+    let mut h = m.header.clone();
+    h.set_f64("CRPIX1", h.get_f64("CRPIX1").unwrap() - 80.0, None);
+    h.set_f64("CRPIX2", h.get_f64("CRPIX2").unwrap() - 80.0, None);
+    let cut = aiaprep::AiaMap::new(sub, h, aiaprep::Source::memory());
+    std::fs::create_dir_all(dir.join("in")).unwrap();
+    let p = dir.join("in").join("cutout.fits");
+    fits::write(&cut, &p, &WriteOptions::default()).unwrap();
+    let r = run(
+        &[s(&p), "--out-dir", s(&dir.join("o1")), "--backend", "cpu"],
+        &[],
+    );
+    assert_eq!(r.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("cutout.fits") && err.contains("not a full-disk image"),
+        "{err}"
+    );
+    let r = run(
+        &[
+            s(&p),
+            "--out-dir",
+            s(&dir.join("o2")),
+            "--backend",
+            "cpu",
+            "--no-full-disk-check",
+        ],
+        &[],
+    );
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let out = fits::read(&aiaprep::pipeline::output_path(&p, &dir.join("o2"))).unwrap();
+    assert_eq!(out.data.dim(), (96, 96));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
