@@ -102,7 +102,8 @@ struct Cli {
     /// Skip the full-disk check (cut-outs; register still assumes a full-frame geometry).
     #[arg(long)]
     no_full_disk_check: bool,
-    /// Worker threads for the CPU path (default: all cores).
+    /// Threads of each pool: the CPU compute pool (rayon) and the decode and encode pools
+    /// (at most 8 each). Default: the number of cores.
     #[arg(long)]
     jobs: Option<usize>,
     /// Print the time of each stage for every file.
