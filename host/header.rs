@@ -310,6 +310,17 @@ impl Header {
         Header { cards }
     }
 
+    /// Parse a text dump with one card per line (as `astropy`'s `Header.tostring(sep="\n")`
+    /// or the `*.header.txt` files): each line is cut or blank-padded to 80 columns.
+    pub fn parse_lines(text: &str) -> Header {
+        Header::parse(
+            &text
+                .lines()
+                .map(|l| format!("{l:<80.80}"))
+                .collect::<String>(),
+        )
+    }
+
     /// All cards in order.
     pub fn cards(&self) -> &[Card] {
         &self.cards

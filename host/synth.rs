@@ -82,12 +82,7 @@ fn normal(h1: u64, h2: u64) -> f64 {
 
 /// The header of a synthetic frame (geometry as described in the module docs).
 pub fn header(opts: &SynthOptions) -> Header {
-    let mut h = Header::parse(
-        &TEMPLATE
-            .lines()
-            .map(|l| format!("{l:<80.80}"))
-            .collect::<String>(),
-    );
+    let mut h = Header::parse_lines(TEMPLATE);
     let n = opts.size.max(1);
     let bin = 4096.0 / n as f64;
     let cdelt = opts.cdelt * bin;

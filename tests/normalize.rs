@@ -9,14 +9,9 @@ use aiaprep::{AiaMap, Error, Header, Source, Value};
 use ndarray::Array2;
 
 fn level1_header() -> Header {
-    // One 80-column card per line (the END line is padded further).
+    // One 80-column card per line.
     let text = std::fs::read_to_string(common::data("aia_171_level1_128px.header.txt")).unwrap();
-    Header::parse(
-        &text
-            .lines()
-            .map(|l| format!("{l:<80.80}"))
-            .collect::<String>(),
-    )
+    Header::parse_lines(&text)
 }
 
 /// Seeded (xorshift64) DN-like image: integers from −8 to 16 000, with a few NaN (missing)

@@ -24,14 +24,9 @@ fn tai_table() -> PointingTable {
 /// 2055.060059, Y0_MP 2042.719971, SAT_ROT 8.6e-5, INST_ROT 0.019327, T_OBS
 /// 2011-02-15T00:00:01.34Z).
 fn level1_header() -> Header {
-    // One 80-column card per line (the END line is padded further).
+    // One 80-column card per line.
     let text = std::fs::read_to_string(common::data("aia_171_level1_128px.header.txt")).unwrap();
-    Header::parse(
-        &text
-            .lines()
-            .map(|l| format!("{l:<80.80}"))
-            .collect::<String>(),
-    )
+    Header::parse_lines(&text)
 }
 
 /// A map with a non-trivial (seeded) 8×8 image: the update must not touch pixels.
