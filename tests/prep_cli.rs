@@ -280,23 +280,21 @@ fn deconvolve_save_psf_then_reuse_it() {
     let dir = tmpdir("psf");
     let ins = inputs(&dir, 1);
     let (o1, o2, psfdir) = (dir.join("o1"), dir.join("o2"), dir.join("psf"));
-    let r = run(
-        &[
+    // 5 iterations, float32 output, on the CPU; `extra` names the PSF handling.
+    let deconvolve = |out: &Path, extra: [&str; 2]| {
+        let base = [
             s(&ins[0]),
             "--out-dir",
-            s(&o1),
+            s(out),
             "--backend",
             "cpu",
             "--deconvolve",
-            "--iterations",
-            "5",
-            "--dtype",
-            "f32",
-            "--save-psf",
-            s(&psfdir),
-        ],
-        &[],
-    );
+        ];
+        let opts = ["--iterations", "5", "--dtype", "f32"];
+        let args: Vec<&str> = base.iter().chain(&opts).chain(&extra).copied().collect();
+        run(&args, &[])
+    };
+    let r = deconvolve(&o1, ["--save-psf", s(&psfdir)]);
     assert_eq!(
         r.status.code(),
         Some(0),
@@ -314,23 +312,7 @@ fn deconvolve_save_psf_then_reuse_it() {
     assert_eq!(a.header.get("DECONV"), Some(&aiaprep::Value::Bool(true)));
     assert_eq!(a.header.get_f64("DECONVIT"), Some(5.0));
     // The saved (float32) PSF gives the same result to f32 rounding of the PSF.
-    let r = run(
-        &[
-            s(&ins[0]),
-            "--out-dir",
-            s(&o2),
-            "--backend",
-            "cpu",
-            "--deconvolve",
-            "--iterations",
-            "5",
-            "--dtype",
-            "f32",
-            "--psf",
-            s(&psf_file),
-        ],
-        &[],
-    );
+    let r = deconvolve(&o2, ["--psf", s(&psf_file)]);
     assert_eq!(
         r.status.code(),
         Some(0),
