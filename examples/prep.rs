@@ -106,6 +106,10 @@ struct Cli {
     /// (at most 8 each). Default: the number of cores.
     #[arg(long)]
     jobs: Option<usize>,
+    /// CUDA streams of the GPU engine (1-16): that many images are on the device at once,
+    /// one's transfers overlapping another's kernels. Default: `AIAPREP_GPU_STREAMS`, else 2.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=16))]
+    gpu_streams: Option<u8>,
     /// Print the time of each stage for every file.
     #[arg(long)]
     timings: bool,
@@ -216,6 +220,7 @@ fn main() -> ExitCode {
     let bopts = BatchOptions {
         decode_threads: jobs.clamp(1, 8),
         encode_threads: jobs.clamp(1, 8),
+        compute_workers: None,
         queue_depth: cli.queue_depth.max(1),
     };
     let progress = ProgressSink::new(inputs.len(), cli.timings);
@@ -243,6 +248,9 @@ fn main() -> ExitCode {
         .collect();
     if !per_stage.is_empty() {
         println!("mean per image: {}", per_stage.join(", "));
+    }
+    if summary.count(Status::Done) > 0 {
+        println!("{}", summary.occupancy_line());
     }
     if let Some(r) = &cli.report {
         if let Err(e) = std::fs::write(r, summary.to_json()) {
@@ -351,6 +359,10 @@ impl Progress for ProgressSink {
 
 /// Options and engines from the command line; PSF and pointing files are loaded here.
 fn build(cli: &Cli) -> Result<(PrepOptions, Engines), Error> {
+    if let Some(n) = cli.gpu_streams {
+        // Read when the GPU engine is opened (below); nothing else runs yet.
+        std::env::set_var("AIAPREP_GPU_STREAMS", n.to_string());
+    }
     let engines = pipeline::select_engines(cli.backend, cli.register_on == "cpu")?;
     let pointing = match &cli.pointing_table {
         Some(p) => Some(Arc::new(PointingTable::read_csv(p)?)),

@@ -2,12 +2,19 @@
 //! queues, resumable outputs, deterministic sharding for Slurm/MPI, progress and a JSON
 //! report.
 //!
-//! Stages: `decode_threads` workers read and check inputs; one compute worker runs the
-//! engines (the CPU engine parallelises inside an image with rayon; a GPU engine keeps the
-//! device busy); `encode_threads` workers convert and write outputs. Stages are joined by
-//! bounded channels of `queue_depth` images, so memory stays bounded whatever the number
-//! of inputs: at most `decode_threads + queue_depth + 1 + queue_depth + encode_threads`
-//! images are alive at once.
+//! Stages: `decode_threads` workers read and check inputs; `compute_workers` run the
+//! engines — by default [`Engine::concurrency`](crate::pipeline::Engine::concurrency):
+//! one for the CPU engine, which parallelises inside an image with rayon, one per CUDA
+//! stream for the GPU engine, so that one image's transfers overlap another's kernels —;
+//! `encode_threads` workers convert and write outputs. Stages are joined by bounded
+//! channels of `queue_depth` images, so memory stays bounded whatever the number of
+//! inputs: at most `decode_threads + queue_depth + compute_workers + queue_depth +
+//! encode_threads` images are alive at once.
+//!
+//! Each stage's workers add up the time they spend working (not waiting on a queue); the
+//! [`Summary`] turns that into an **occupancy** per stage — busy time / (wall time ×
+//! workers) — and, for a GPU engine, the occupancy of its streams. The stage closest to
+//! 100 % is the one that limits the images/s ([`Summary::bottleneck`]).
 //!
 //! Nothing is lost: outputs appear under their final name only when complete (the writer
 //! renames a finished temporary file), a complete level-1.5 output already present is
@@ -17,14 +24,15 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Source};
 use crate::fits;
-use crate::pipeline::{self, Engines, PrepOptions, StageTimes};
+use crate::map::AiaMap;
+use crate::pipeline::{self, Engine, Engines, PrepOptions, StageTimes};
 
 /// One shard of a sorted input list: item `i` belongs to shard `i % count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,8 +218,26 @@ pub struct BatchOptions {
     pub decode_threads: usize,
     /// Threads that encode and write outputs.
     pub encode_threads: usize,
+    /// Workers of the compute stage; `None` = what the engines ask for
+    /// ([`Engine::concurrency`]: 1 on the CPU, the number of CUDA streams on a GPU).
+    pub compute_workers: Option<usize>,
     /// Images waiting between two stages (each queue).
     pub queue_depth: usize,
+}
+
+impl BatchOptions {
+    /// The compute workers for these engines: `compute_workers` if set, else the largest
+    /// [`Engine::concurrency`] of the engines the options use (at least 1, at most 16).
+    pub fn compute_workers_for(&self, opts: &PrepOptions, engines: &Engines) -> usize {
+        let wanted = self.compute_workers.unwrap_or_else(|| {
+            let reg = engines.register.concurrency();
+            match opts.deconvolve {
+                Some(_) => reg.max(engines.deconvolve.concurrency()),
+                None => reg,
+            }
+        });
+        wanted.clamp(1, 16)
+    }
 }
 
 impl Default for BatchOptions {
@@ -220,6 +246,7 @@ impl Default for BatchOptions {
         BatchOptions {
             decode_threads: cores.clamp(1, 8),
             encode_threads: cores.clamp(1, 8),
+            compute_workers: None,
             queue_depth: 2,
         }
     }
@@ -237,6 +264,26 @@ impl Progress for NoProgress {
     fn finished(&self, _: &Record, _: usize, _: usize) {}
 }
 
+/// How busy one stage of the pipeline was.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageLoad {
+    /// `decode`, `compute`, `encode` or `device` (the GPU engine's streams).
+    pub name: &'static str,
+    /// Workers (threads, or CUDA streams for `device`).
+    pub workers: usize,
+    /// Time spent working, summed over the workers (waiting on a queue or for a free
+    /// stream is not counted).
+    pub busy: Duration,
+}
+
+impl StageLoad {
+    /// `busy / (wall × workers)`, in 0..=1 (up to rounding): 1 = every worker busy all
+    /// the time.
+    pub fn occupancy(&self, wall: Duration) -> f64 {
+        self.busy.as_secs_f64() / (wall.as_secs_f64() * self.workers.max(1) as f64).max(1e-12)
+    }
+}
+
 /// The batch summary.
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
@@ -244,6 +291,9 @@ pub struct Summary {
     pub records: Vec<Record>,
     /// Wall time of the whole batch.
     pub wall: Duration,
+    /// Busy time of each stage (`decode`, `compute`, `encode`, then `device` when an
+    /// engine has one), for occupancy.
+    pub stages: Vec<StageLoad>,
 }
 
 impl Summary {
@@ -255,6 +305,39 @@ impl Summary {
     pub fn images_per_second(&self) -> f64 {
         self.count(Status::Done) as f64 / self.wall.as_secs_f64().max(1e-9)
     }
+    /// The stage with the highest occupancy — the one that limits the throughput — and
+    /// its occupancy. `None` before any work.
+    pub fn bottleneck(&self) -> Option<(&'static str, f64)> {
+        self.stages
+            .iter()
+            .map(|s| (s.name, s.occupancy(self.wall)))
+            .filter(|(_, o)| *o > 0.0)
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+    }
+
+    /// One line: `occupancy: decode 97% of 2, compute 41% of 1, encode 63% of 2, device
+    /// 35% of 2 streams; limited by decode`.
+    pub fn occupancy_line(&self) -> String {
+        let parts: Vec<String> = self
+            .stages
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {:.0}% of {}{}",
+                    s.name,
+                    100.0 * s.occupancy(self.wall),
+                    s.workers,
+                    if s.name == "device" { " streams" } else { "" }
+                )
+            })
+            .collect();
+        let mut line = format!("occupancy: {}", parts.join(", "));
+        if let Some((name, _)) = self.bottleneck() {
+            line.push_str(&format!("; limited by {name}"));
+        }
+        line
+    }
+
     /// Sum of each stage's time over the written images.
     pub fn stage_totals(&self) -> Vec<(&'static str, Duration)> {
         let mut acc: Vec<(&'static str, Duration)> = Vec::new();
@@ -281,6 +364,23 @@ impl Summary {
             self.wall.as_secs_f64(),
             self.images_per_second()
         ));
+        s.push_str(", \"stages\": {");
+        for (i, st) in self.stages.iter().enumerate() {
+            if i > 0 {
+                s.push_str(", ");
+            }
+            s.push_str(&format!(
+                "\"{}\": {{\"workers\": {}, \"busy_s\": {:.3}, \"occupancy\": {:.4}}}",
+                st.name,
+                st.workers,
+                st.busy.as_secs_f64(),
+                st.occupancy(self.wall)
+            ));
+        }
+        s.push('}');
+        if let Some((name, _)) = self.bottleneck() {
+            s.push_str(&format!(", \"bottleneck\": \"{name}\""));
+        }
         s.push_str("},\n  \"records\": [");
         for (i, r) in self.records.iter().enumerate() {
             if i > 0 {
@@ -450,59 +550,69 @@ pub fn run(
 
     let next = AtomicUsize::new(0);
     let depth = bopts.queue_depth.max(1);
+    let decode_threads = bopts.decode_threads.max(1);
+    let compute_workers = bopts.compute_workers_for(opts, engines);
+    let encode_threads = bopts.encode_threads.max(1);
+    let devices = device_engines(engines, opts);
+    let device_busy_before: Vec<Duration> = devices.iter().map(|d| d.0).collect();
+    let busy = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
     let (dec_tx, dec_rx) = sync_channel::<Job>(depth);
-    let (enc_tx, enc_rx) = sync_channel::<(usize, crate::map::AiaMap, pipeline::Loaded)>(depth);
+    let dec_rx = Arc::new(Mutex::new(dec_rx));
+    let (enc_tx, enc_rx) = sync_channel::<(usize, AiaMap, pipeline::Loaded)>(depth);
     let enc_rx = Arc::new(Mutex::new(enc_rx));
     std::thread::scope(|s| {
-        for _ in 0..bopts.decode_threads.max(1) {
+        for _ in 0..decode_threads {
             let dec_tx: SyncSender<Job> = dec_tx.clone();
-            let (todo, next, inputs) = (&todo, &next, inputs);
+            let (todo, next, inputs, busy) = (&todo, &next, inputs, &busy[0]);
             s.spawn(move || loop {
                 if cancel.load(Ordering::SeqCst) {
                     break;
                 }
                 let k = next.fetch_add(1, Ordering::SeqCst);
                 let Some(&i) = todo.get(k) else { break };
+                let t = Instant::now();
                 let job = match pipeline::load(&inputs[i], opts) {
                     Ok(l) => Job::Decoded(i, l),
                     Err(e) => Job::Failed(i, e, StageTimes::default()),
                 };
+                add_busy(busy, t);
                 if dec_tx.send(job).is_err() {
                     break;
                 }
             });
         }
         drop(dec_tx);
-        // Compute stage: one worker, in this scope's thread set.
-        let enc_tx2 = enc_tx.clone();
-        let finish_ref = &finish;
-        let outputs_ref = &outputs;
-        s.spawn(move || {
-            compute_stage(
-                dec_rx,
-                enc_tx2,
+        for _ in 0..compute_workers {
+            let rx = dec_rx.clone();
+            let tx = enc_tx.clone();
+            let ctx = Compute {
                 opts,
                 engines,
                 cancel,
-                finish_ref,
+                finish: &finish,
                 inputs,
-                outputs_ref,
-            )
-        });
+                outputs: &outputs,
+                busy: &busy[1],
+            };
+            s.spawn(move || ctx.run(&rx, tx));
+        }
         drop(enc_tx);
-        for _ in 0..bopts.encode_threads.max(1) {
+        for _ in 0..encode_threads {
             let rx = enc_rx.clone();
             let (outputs, inputs) = (&outputs, inputs);
             let finish = &finish;
+            let busy = &busy[2];
             s.spawn(move || loop {
                 let msg = match rx.lock() {
                     Ok(g) => g.recv(),
                     Err(_) => break,
                 };
                 let Ok((i, out, loaded)) = msg else { break };
+                let t = Instant::now();
                 let mut times = loaded.times;
                 let warnings = loaded.warnings;
                 let r = pipeline::store(out, &outputs[i], opts, engines, &mut times);
+                add_busy(busy, t);
                 let (status, error) = match r {
                     Ok(()) => (Status::Done, None),
                     Err(e) => (Status::Failed, Some(e.to_string())),
@@ -538,69 +648,130 @@ pub fn run(
         })
         .collect();
     recs.shrink_to_fit();
+    let ns = |a: &AtomicU64| Duration::from_nanos(a.load(Ordering::Relaxed));
+    let mut stages = vec![
+        StageLoad {
+            name: "decode",
+            workers: decode_threads,
+            busy: ns(&busy[0]),
+        },
+        StageLoad {
+            name: "compute",
+            workers: compute_workers,
+            busy: ns(&busy[1]),
+        },
+        StageLoad {
+            name: "encode",
+            workers: encode_threads,
+            busy: ns(&busy[2]),
+        },
+    ];
+    let after = device_engines(engines, opts);
+    let (lanes, dbusy) = after
+        .iter()
+        .zip(&device_busy_before)
+        .fold((0, Duration::ZERO), |(n, b), ((now, lanes), before)| {
+            (n + lanes, b + now.saturating_sub(*before))
+        });
+    if lanes > 0 {
+        stages.push(StageLoad {
+            name: "device",
+            workers: lanes,
+            busy: dbusy,
+        });
+    }
     Summary {
         records: recs,
         wall: t0.elapsed(),
+        stages,
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn compute_stage(
-    rx: Receiver<Job>,
-    tx: SyncSender<(usize, crate::map::AiaMap, pipeline::Loaded)>,
-    opts: &PrepOptions,
-    engines: &Engines,
-    cancel: &AtomicBool,
-    finish: &(dyn Fn(usize, Record) + Sync),
-    inputs: &[PathBuf],
-    outputs: &[PathBuf],
-) {
-    for job in rx {
-        match job {
-            Job::Failed(i, e, times) => finish(
-                i,
-                Record {
-                    input: inputs[i].clone(),
-                    output: outputs[i].clone(),
-                    status: Status::Failed,
-                    times,
-                    error: Some(e.to_string()),
-                    warnings: Vec::new(),
-                },
-            ),
-            Job::Decoded(i, mut loaded) => {
-                if cancel.load(Ordering::SeqCst) {
-                    continue; // recorded as cancelled
-                }
-                let map = std::mem::replace(
-                    &mut loaded.map,
-                    crate::map::AiaMap::new(
-                        ndarray::Array2::zeros((0, 0)),
-                        crate::header::Header::new(),
-                        Source::memory(),
-                    ),
-                );
-                let mut times = loaded.times;
-                let mut warnings = std::mem::take(&mut loaded.warnings);
-                match pipeline::prep_map(map, opts, engines, &mut times, &mut warnings) {
-                    Ok(out) => {
-                        loaded.times = times;
-                        loaded.warnings = warnings;
-                        if tx.send((i, out, loaded)).is_err() {
-                            break;
-                        }
+/// Adds the time since `t` to a busy counter (nanoseconds).
+fn add_busy(counter: &AtomicU64, t: Instant) {
+    let ns = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    counter.fetch_add(ns, Ordering::Relaxed);
+}
+
+/// `(busy, lanes)` of each distinct engine with a device that the options use.
+fn device_engines(engines: &Engines, opts: &PrepOptions) -> Vec<(Duration, usize)> {
+    let mut used: Vec<&Arc<dyn Engine>> = vec![&engines.register];
+    if opts.deconvolve.is_some() {
+        let same = std::ptr::addr_eq(
+            Arc::as_ptr(&engines.register),
+            Arc::as_ptr(&engines.deconvolve),
+        );
+        if !same {
+            used.push(&engines.deconvolve);
+        }
+    }
+    used.iter().filter_map(|e| e.device_busy()).collect()
+}
+
+/// What a compute worker needs.
+struct Compute<'a> {
+    opts: &'a PrepOptions,
+    engines: &'a Engines,
+    cancel: &'a AtomicBool,
+    finish: &'a (dyn Fn(usize, Record) + Sync),
+    inputs: &'a [PathBuf],
+    outputs: &'a [PathBuf],
+    busy: &'a AtomicU64,
+}
+
+impl Compute<'_> {
+    /// Takes decoded images from `rx` until it is closed, runs the engines and passes the
+    /// results to `tx`; failures are finished here.
+    fn run(&self, rx: &Mutex<Receiver<Job>>, tx: SyncSender<(usize, AiaMap, pipeline::Loaded)>) {
+        loop {
+            let job = match rx.lock() {
+                Ok(g) => g.recv(),
+                Err(_) => break,
+            };
+            let Ok(job) = job else { break };
+            let failed = |i: usize, times, error: String, warnings| {
+                (self.finish)(
+                    i,
+                    Record {
+                        input: self.inputs[i].clone(),
+                        output: self.outputs[i].clone(),
+                        status: Status::Failed,
+                        times,
+                        error: Some(error),
+                        warnings,
+                    },
+                )
+            };
+            match job {
+                Job::Failed(i, e, times) => failed(i, times, e.to_string(), Vec::new()),
+                Job::Decoded(i, mut loaded) => {
+                    if self.cancel.load(Ordering::SeqCst) {
+                        continue; // recorded as cancelled
                     }
-                    Err(e) => finish(
-                        i,
-                        Record {
-                            input: inputs[i].clone(),
-                            output: outputs[i].clone(),
-                            status: Status::Failed,
-                            times,
-                            error: Some(e.to_string()),
-                            warnings,
-                        },
-                    ),
+                    let t = Instant::now();
+                    let map = std::mem::replace(
+                        &mut loaded.map,
+                        AiaMap::new(
+                            ndarray::Array2::zeros((0, 0)),
+                            crate::header::Header::new(),
+                            Source::memory(),
+                        ),
+                    );
+                    let mut times = loaded.times;
+                    let mut warnings = std::mem::take(&mut loaded.warnings);
+                    let r =
+                        pipeline::prep_map(map, self.opts, self.engines, &mut times, &mut warnings);
+                    add_busy(self.busy, t);
+                    match r {
+                        Ok(out) => {
+                            loaded.times = times;
+                            loaded.warnings = warnings;
+                            if tx.send((i, out, loaded)).is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) => failed(i, times, e.to_string(), warnings),
+                    }
                 }
             }
         }
@@ -740,10 +911,51 @@ mod tests {
                 warnings: vec![],
             }],
             wall: Duration::from_millis(1500),
+            stages: Vec::new(),
         };
         let j = s.to_json();
         assert!(j.contains("\"a\\\"b.fits\""), "{j}");
         assert!(j.contains("\"x\\ny\""), "{j}");
         assert!(j.contains("\"failed\": 1"), "{j}");
+    }
+
+    #[test]
+    fn occupancy_and_bottleneck() {
+        let wall = Duration::from_secs(10);
+        let load = |name, workers, secs| StageLoad {
+            name,
+            workers,
+            busy: Duration::from_secs(secs),
+        };
+        let s = Summary {
+            records: Vec::new(),
+            wall,
+            stages: vec![
+                load("decode", 2, 19),
+                load("compute", 1, 4),
+                load("encode", 2, 12),
+                load("device", 2, 3),
+            ],
+        };
+        let occ: Vec<f64> = s.stages.iter().map(|st| st.occupancy(wall)).collect();
+        assert_eq!(occ, [0.95, 0.4, 0.6, 0.15]);
+        assert_eq!(s.bottleneck(), Some(("decode", 0.95)));
+        assert_eq!(
+            s.occupancy_line(),
+            "occupancy: decode 95% of 2, compute 40% of 1, encode 60% of 2, \
+             device 15% of 2 streams; limited by decode"
+        );
+        let j = s.to_json();
+        assert!(
+            j.contains("\"compute\": {\"workers\": 1, \"busy_s\": 4.000, \"occupancy\": 0.4000}"),
+            "{j}"
+        );
+        assert!(j.contains("\"bottleneck\": \"decode\""), "{j}");
+        // nothing ran: no bottleneck
+        let idle = Summary {
+            stages: vec![load("decode", 2, 0)],
+            ..s
+        };
+        assert_eq!(idle.bottleneck(), None);
     }
 }

@@ -25,6 +25,7 @@ pub mod geometry;
 pub mod gpu;
 pub mod header;
 pub mod kernels;
+pub mod lanes;
 pub mod map;
 pub mod normalize;
 pub mod pipeline;

@@ -17,6 +17,10 @@
 #       unit.txt         the library's unit tests with --features cuda
 #       timings.txt/json per-stage CUDA-event timings, 4096², after warm-up, and the
 #                        GpuEngine's host wall times (engine.*)
+#       batch-*.txt/json `prep` over GPU_CHECK_FILES synthetic 4096² RICE files with
+#                        --backend cuda (register only, then with --deconvolve), and
+#                        --backend cpu for the ratio: images/s and the per-stage
+#                        occupancy line (decode / compute / encode / device streams)
 #       report.md        summary with pass/fail per step
 #
 # Libraries on the GPU machine are found by dlopen: LD_LIBRARY_PATH, ldconfig, rpath; the
@@ -34,7 +38,7 @@ build() {
     json=$(mktemp)
     cargo test --release --features cuda --no-run --message-format=json \
         --lib --test gpu_parity --test kernels_nvrtc >"$json"
-    cargo build --release --features cuda --example gpu_timing
+    cargo build --release --features cuda --example gpu_timing --example prep --example synth
     python3 - "$json" "$BUNDLE" <<'PY'
 import json, shutil, sys, os
 src, dst = sys.argv[1], sys.argv[2]
@@ -58,10 +62,13 @@ for new, exe in got.items():
     print(f"gpu-check: {dst}/{new} <- {exe}")
 PY
     cp target/release/examples/gpu_timing "$BUNDLE/gpu_timing"
+    cp target/release/examples/prep "$BUNDLE/prep"
+    cp target/release/examples/synth "$BUNDLE/synth"
     cp "${BASH_SOURCE[0]}" "$BUNDLE/gpu-check.sh"
     # debug info off the copies: the bundle must travel (64 MiB limit)
     if command -v strip >/dev/null; then
-        strip --strip-debug "$BUNDLE"/gpu_parity "$BUNDLE"/kernels_nvrtc "$BUNDLE"/unit_tests "$BUNDLE"/gpu_timing
+        strip --strip-debug "$BUNDLE"/gpu_parity "$BUNDLE"/kernels_nvrtc "$BUNDLE"/unit_tests \
+            "$BUNDLE"/gpu_timing "$BUNDLE"/prep "$BUNDLE"/synth
     fi
     rm -f "$json"
     echo "gpu-check: bundle ready in $BUNDLE/ ($(du -sh "$BUNDLE" | cut -f1)); on the GPU machine: bash scripts/gpu-check.sh run"
@@ -101,6 +108,17 @@ run() {
     step "timings" 600 "$out/timings.txt" "$BUNDLE/gpu_timing" \
         --size "${GPU_CHECK_SIZE:-4096}" --reps "${GPU_CHECK_REPS:-5}" \
         --device "${AIAPREP_GPU_INDEX:-0}" --json "$out/timings.json"
+    # Batches: the device should wait on decode/encode, not the other way round.
+    local files="${GPU_CHECK_FILES:-32}" data
+    data=$(mktemp -d)
+    step "synthetic inputs ($files x 4096², RICE)" 300 "$out/synth.txt" \
+        "$BUNDLE/synth" --out-dir "$data/in" --count "$files"
+    for mode in cuda cuda-deconvolve cpu; do
+        local args=(--backend "${mode%%-*}" --out-dir "$data/out-$mode" --report "$out/batch-$mode.json")
+        [ "$mode" = cuda-deconvolve ] && args+=(--deconvolve)
+        step "prep batch ($mode)" 600 "$out/batch-$mode.txt" "$BUNDLE/prep" "$data/in" "${args[@]}"
+    done
+    rm -rf "$data"
     {
         echo
         echo "## device"
@@ -116,6 +134,13 @@ run() {
         echo '```'
         sed -n '/^stage/,$p' "$out/timings.txt"
         grep -E "^(first PSF|memory|engine:)" "$out/timings.txt" || true
+        echo '```'
+        echo "## batches ($files files of 4096²)"
+        echo '```'
+        for mode in cuda cuda-deconvolve cpu; do
+            echo "[$mode]"
+            grep -E "^(backend|[0-9]+ done|mean per image|occupancy)" "$out/batch-$mode.txt" || true
+        done
         echo '```'
     } >>"$report"
     cat "$report"

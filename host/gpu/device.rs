@@ -199,8 +199,9 @@ pub fn device_count() -> Result<usize> {
 /// One CUDA device with its context, the stream all GPU work of this handle runs on, and
 /// the per-device caches (loaded kernel modules, cuFFT plans).
 ///
-/// All operations on one `GpuDevice` are ordered on its single stream; create one handle
-/// per thread (or per device) for concurrency. `GpuDevice` is `Send + Sync`, but its
+/// All operations on one `GpuDevice` are ordered on its single stream. For concurrency,
+/// [`GpuDevice::new_lane`] makes more handles on the same context, each with its own
+/// stream (the GPU engine keeps one per lane). `GpuDevice` is `Send + Sync`, but its
 /// operations serialise on the stream.
 pub struct GpuDevice {
     pub(crate) ctx: Arc<CudaContext>,
@@ -210,7 +211,7 @@ pub struct GpuDevice {
     capability: (i32, i32),
     arch: Arch,
     exact_arch: bool,
-    pub(crate) modules: ModuleCache,
+    pub(crate) modules: Arc<ModuleCache>,
     pub(crate) ffts: FftCache,
 }
 
@@ -252,10 +253,13 @@ impl GpuDevice {
                 capability.0, capability.1
             )));
         };
-        // Every operation of this handle is ordered on one stream, so cudarc's per-buffer
-        // event tracking (for multi-stream safety) is not needed and only adds overhead.
-        // SAFETY: no buffer of this context has been created yet and all work of this
-        // handle is issued on `stream`.
+        // Every operation of a handle is ordered on its stream, and a buffer is used on the
+        // stream of the handle that made it — the one exception, an OTF shared by the GPU
+        // engine's lanes, is complete (its lane synchronised) before another lane reads
+        // it. So cudarc's per-buffer event tracking (for multi-stream safety) is not
+        // needed and only adds overhead.
+        // SAFETY: no buffer of this context has been created yet; see above for the rule
+        // every handle of this context ([`GpuDevice::new_lane`]) follows.
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx
             .new_stream()
@@ -268,7 +272,35 @@ impl GpuDevice {
             capability,
             arch,
             exact_arch,
-            modules: ModuleCache::default(),
+            modules: Arc::default(),
+            ffts: FftCache::default(),
+        })
+    }
+
+    /// Another handle on the same device and context, with its own stream and cuFFT plans
+    /// (plans are bound to a stream), sharing the loaded kernels. Work on different lanes
+    /// runs concurrently (e.g. one image's transfers under another's kernels).
+    ///
+    /// The rule that keeps this safe with event tracking off: a device buffer is used only
+    /// on the stream of the handle that allocated it, unless that handle has synchronised
+    /// since its last write to it (and the buffer outlives every use).
+    ///
+    /// Errors: [`Error::Gpu`] when the driver cannot create the stream.
+    pub fn new_lane(&self) -> Result<GpuDevice> {
+        let stream = guard("creating a CUDA stream", || {
+            self.ctx
+                .new_stream()
+                .map_err(|e| gpu_err("creating a CUDA stream", e))
+        })?;
+        Ok(GpuDevice {
+            ctx: self.ctx.clone(),
+            stream,
+            ordinal: self.ordinal,
+            name: self.name.clone(),
+            capability: self.capability,
+            arch: self.arch,
+            exact_arch: self.exact_arch,
+            modules: self.modules.clone(),
             ffts: FftCache::default(),
         })
     }
