@@ -239,13 +239,18 @@ def throughput(args, py, ex, work, env):
     )
     rep = json.loads((work / "report.json").read_text())["summary"]
     assert rep["done"] == n, rep
-    print(stdout.strip().splitlines()[-2:])
+    for line in stdout.strip().splitlines()[-3:]:
+        print(line)
     a_ips, o_ips = n / a_loop, rep["images_per_s"]
     print(f"\n== throughput: {n} files {args.size}² int16 RICE_1, {os.cpu_count()} cores")
     print(f"{'':<14}{'aiapy':>10}{'aiaprep':>10}")
     print(f"{'images/s':<14}{a_ips:10.3f}{o_ips:10.3f}   ratio {o_ips / a_ips:.1f}x")
     print(f"{'wall s':<14}{a_wall:10.1f}{o_wall:10.1f}   (process, incl. start-up)")
     print(f"{'peak RSS MB':<14}{a_rss:10.0f}{o_rss:10.0f}")
+    occ = ", ".join(
+        f"{k} {v['occupancy'] * 100:.0f}% of {v['workers']}" for k, v in rep.get("stages", {}).items()
+    )
+    print(f"{'occupancy':<14}{occ}; limited by {rep.get('bottleneck', '?')}")
 
 
 if __name__ == "__main__":
