@@ -3,9 +3,10 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use aiaprep::map::AiaMap;
 use aiaprep::register::{register, RegisterOptions};
 
 fn root() -> PathBuf {
@@ -42,6 +43,74 @@ fn target_deps_dir() -> PathBuf {
     exe.parent().unwrap().to_path_buf()
 }
 
+/// Runs a `prep INPUT OUTPUT` program built against the C ABI (examples/c/prep.c or
+/// examples/fortran/prep.f90) on the real 128² AIA 171 file and checks its first output line
+/// (`aiaprep VERSION: NXxNY CRPIX1=… CDELT1=… LVL_NUM=… mean=…`), its output file and its
+/// failure path against the Rust API. Returns its whole stdout and the Rust API's result.
+fn check_prep_program(exe: &Path, tmp: &Path) -> (String, AiaMap) {
+    let input = common::data("aia_171_level1_128px.fits");
+    let output = tmp.join("out_lev15.fits");
+    let r = Command::new(exe).arg(&input).arg(&output).output().unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let stdout = String::from_utf8_lossy(&r.stdout).to_string();
+    let line = stdout.lines().next().unwrap_or_default().to_string();
+
+    // The same through the Rust API.
+    let m = aiaprep::fits::read(&input).unwrap();
+    let reg = register(&m, &RegisterOptions::default()).unwrap();
+    let (nx, ny) = reg.shape_xy();
+    let vals: Vec<f64> = reg
+        .data
+        .iter()
+        .filter(|v| v.is_finite())
+        .map(|&v| v as f64)
+        .collect();
+    let mean = vals.iter().sum::<f64>() / vals.len() as f64;
+    let field = |k: &str| -> f64 {
+        let s = line.split(&format!("{k}=")).nth(1).unwrap();
+        s.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    // The exact layout of the C program's printf (the Fortran program reproduces it).
+    let prefix = format!(
+        "aiaprep {}: {nx}x{ny} CRPIX1={:.3} CDELT1={:.6} LVL_NUM=1.5 mean=",
+        env!("CARGO_PKG_VERSION"),
+        (nx as f64 + 1.0) / 2.0,
+        reg.header.get_f64("CDELT1").unwrap()
+    );
+    assert!(line.starts_with(&prefix), "{line}\nwanted {prefix}…");
+    assert_eq!(field("CRPIX1"), (nx as f64 + 1.0) / 2.0, "{line}");
+    assert!(
+        (field("CDELT1") - reg.header.get_f64("CDELT1").unwrap()).abs() < 1e-6,
+        "{line}"
+    );
+    assert_eq!(field("LVL_NUM"), 1.5, "{line}");
+    assert!(
+        (field("mean") - mean).abs() <= 1e-6 * mean.abs().max(1.0),
+        "{line} vs {mean}"
+    );
+    // And the file it wrote reads back as the same image (int16-rounded).
+    let back = aiaprep::fits::read(&output).unwrap();
+    let max_diff = back
+        .data
+        .iter()
+        .zip(reg.data.iter())
+        .filter(|(a, b)| a.is_finite() && b.is_finite())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(max_diff <= 0.5 + 1e-3, "int16 rounding only: {max_diff}");
+
+    // A failure: the library's message reaches the program and the exit status is non-zero.
+    let r = Command::new(exe)
+        .arg(tmp.join("missing.fits"))
+        .arg(tmp.join("x.fits"))
+        .output()
+        .unwrap();
+    assert!(!r.status.success());
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(err.contains("missing.fits"), "{err}");
+    (stdout, reg)
+}
+
 #[test]
 fn c_program_matches_rust_api() {
     let dir = target_deps_dir();
@@ -51,7 +120,7 @@ fn c_program_matches_rust_api() {
         "{} not built (crate-type cdylib)",
         lib.display()
     );
-    let tmp = std::env::temp_dir().join(format!("aiaprep-capi-{}", std::process::id()));
+    let tmp = std::env::temp_dir().join(format!("aiaprep-capi-c-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
     let exe = tmp.join("prep_c");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
@@ -72,58 +141,85 @@ fn c_program_matches_rust_api() {
         .expect("run cc");
     assert!(st.success(), "cc failed");
 
-    let input = common::data("aia_171_level1_128px.fits");
-    let output = tmp.join("out_lev15.fits");
-    let r = Command::new(&exe)
-        .arg(&input)
-        .arg(&output)
-        .output()
-        .unwrap();
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let line = String::from_utf8_lossy(&r.stdout).to_string();
+    check_prep_program(&exe, &tmp);
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
 
-    // The same through the Rust API.
-    let m = aiaprep::fits::read(&input).unwrap();
-    let reg = register(&m, &RegisterOptions::default()).unwrap();
-    let (nx, ny) = reg.shape_xy();
-    let vals: Vec<f64> = reg
-        .data
-        .iter()
-        .filter(|v| v.is_finite())
-        .map(|&v| v as f64)
-        .collect();
-    let mean = vals.iter().sum::<f64>() / vals.len() as f64;
-    let field = |k: &str| -> f64 {
-        let s = line.split(&format!("{k}=")).nth(1).unwrap();
-        s.split_whitespace().next().unwrap().parse().unwrap()
+/// The Fortran compiler: `FC` if set, else `gfortran` on `PATH`, else the one that
+/// `scripts/fortran-toolchain.sh` unpacks into `.fortran/` (no root needed on Debian).
+fn fortran_compiler() -> Option<PathBuf> {
+    if let Some(fc) = std::env::var_os("FC").filter(|s| !s.is_empty()) {
+        return Some(PathBuf::from(fc));
+    }
+    let on_path = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("gfortran"))
+            .find(|c| c.is_file())
+    });
+    on_path.or_else(|| {
+        let local = root().join(".fortran").join("bin").join("gfortran");
+        local.is_file().then_some(local)
+    })
+}
+
+/// examples/fortran/prep.f90 (iso_c_binding interfaces to the C ABI) built with gfortran gives
+/// the same line, file and failure behaviour as the Rust API, plus a string keyword read
+/// through `aiaprep_map_get_str`. Skipped (with a line on stderr) when there is no gfortran,
+/// unless `AIAPREP_REQUIRE_FORTRAN=1` (CI after scripts/fortran-toolchain.sh), where it fails.
+#[test]
+fn fortran_program_matches_rust_api() {
+    let Some(fc) = fortran_compiler() else {
+        assert!(
+            std::env::var("AIAPREP_REQUIRE_FORTRAN").as_deref() != Ok("1"),
+            "AIAPREP_REQUIRE_FORTRAN=1 but no Fortran compiler: FC unset, no gfortran on PATH, \
+             no .fortran/bin/gfortran (run scripts/fortran-toolchain.sh)"
+        );
+        eprintln!(
+            "fortran_program_matches_rust_api skipped: no gfortran \
+             (run scripts/fortran-toolchain.sh)"
+        );
+        return;
     };
-    assert!(line.contains(&format!("{nx}x{ny}")), "{line}");
-    assert_eq!(field("CRPIX1"), (nx as f64 + 1.0) / 2.0, "{line}");
-    assert!((field("CDELT1") - reg.header.get_f64("CDELT1").unwrap()).abs() < 1e-6);
-    assert_eq!(field("LVL_NUM"), 1.5);
+    let dir = target_deps_dir();
+    let lib = dir.join("libaiaprep.so");
     assert!(
-        (field("mean") - mean).abs() <= 1e-6 * mean.abs().max(1.0),
-        "{line} vs {mean}"
+        lib.exists(),
+        "{} not built (crate-type cdylib)",
+        lib.display()
     );
-    // And the file it wrote reads back as the same image (int16-rounded).
-    let back = aiaprep::fits::read(&output).unwrap();
-    let max_diff = back
-        .data
-        .iter()
-        .zip(reg.data.iter())
-        .filter(|(a, b)| a.is_finite() && b.is_finite())
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
-    assert!(max_diff <= 0.5 + 1e-3, "int16 rounding only: {max_diff}");
+    let tmp = std::env::temp_dir().join(format!("aiaprep-capi-fortran-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let exe = tmp.join("prep_f");
+    // gfortran flags; -J keeps the module file (aiaprep.mod) out of the working directory.
+    let st = Command::new(&fc)
+        .args([
+            "-std=f2018",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-fimplicit-none",
+        ])
+        .arg("-J")
+        .arg(&tmp)
+        .arg(root().join("examples/fortran/prep.f90"))
+        .arg("-L")
+        .arg(&dir)
+        .arg("-laiaprep")
+        .arg(format!("-Wl,-rpath,{}", dir.display()))
+        .arg("-o")
+        .arg(&exe)
+        .status()
+        .unwrap_or_else(|e| panic!("run {}: {e}", fc.display()));
+    assert!(st.success(), "{} failed on prep.f90", fc.display());
 
-    // A failure: the library's message reaches C and the exit status is non-zero.
-    let r = Command::new(&exe)
-        .arg(tmp.join("missing.fits"))
-        .arg(tmp.join("x.fits"))
-        .output()
-        .unwrap();
-    assert!(!r.status.success());
-    let err = String::from_utf8_lossy(&r.stderr);
-    assert!(err.contains("missing.fits"), "{err}");
+    let (stdout, reg) = check_prep_program(&exe, &tmp);
+    // The second line: a string keyword through a caller-owned character buffer.
+    let t_obs = reg.header.get_str("T_OBS").unwrap();
+    assert!(!t_obs.is_empty());
+    assert_eq!(
+        stdout.lines().nth(1),
+        Some(format!("T_OBS={t_obs}").as_str()),
+        "{stdout}"
+    );
     std::fs::remove_dir_all(&tmp).unwrap();
 }
