@@ -74,7 +74,16 @@ pub(crate) fn upload<T: DeviceRepr>(
     Ok(d)
 }
 
-/// Copies `host` into the start of `dst` (which must be at least as long).
+/// Copies `host` into the start of `dst` (which must be at least as long) and waits for
+/// the copy, so the caller may drop or change `host` as soon as this returns.
+///
+/// `host` is pageable memory. cudarc issues `cuMemcpyHtoDAsync`, for which CUDA's "API
+/// synchronization behavior" only says a pageable transfer *might* be synchronous with
+/// respect to the host; when the source may be released is not promised (and on systems
+/// where the GPU reads pageable memory directly, e.g. HMM/ATS on Grace Hopper, it need
+/// not be staged at all). Uploads come first in every operation here, so the wait costs
+/// little more than the copy itself. Page-locked transfers ([`PinnedBuffer`]) do not come
+/// through here.
 pub(crate) fn upload_into<T: DeviceRepr>(
     dev: &GpuDevice,
     host: &[T],
@@ -92,7 +101,8 @@ pub(crate) fn upload_into<T: DeviceRepr>(
     }
     dev.stream
         .memcpy_htod(host, dst)
-        .map_err(|e| gpu_err(&format!("uploading {what}"), e))
+        .map_err(|e| gpu_err(&format!("uploading {what}"), e))?;
+    dev.synchronize()
 }
 
 /// Copies the first `host.len()` elements of `src` to `host` and waits for the copy.

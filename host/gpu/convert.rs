@@ -306,6 +306,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn stats_struct_matches_common_cuh() {
+        use std::mem::{align_of, offset_of, size_of};
+        // `struct AiaStats { double sum, min, max; unsigned long long count; }`
+        assert_eq!(size_of::<RawStats>(), 32);
+        assert_eq!(align_of::<RawStats>(), 8);
+        assert_eq!(offset_of!(RawStats, sum), 0);
+        assert_eq!(offset_of!(RawStats, min), 8);
+        assert_eq!(offset_of!(RawStats, max), 16);
+        assert_eq!(offset_of!(RawStats, count), 24);
+    }
+
+    #[test]
     fn key_round_trip() {
         for v in [0.0f32, -0.0, 1.5, -1.5, f32::MAX, f32::MIN, 1e-40, -1e-40] {
             let u = v.to_bits();

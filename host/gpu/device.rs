@@ -185,6 +185,50 @@ pub(crate) fn guard<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     }
 }
 
+/// Milliseconds between two recorded events (`end − start`), after waiting for both.
+///
+/// Not cudarc's `CudaEvent::elapsed_ms`: with the `cuda-13000` bindings that calls
+/// `cuEventElapsedTime_v2`, a symbol drivers export only since CUDA 12.8 (r570), so on a
+/// V100 node with an older CUDA 12 driver cudarc would panic with "Missing symbol". Here
+/// the `_v2` entry point is used when the driver has it, else the original
+/// `cuEventElapsedTime` (same arguments, same result for two completed events).
+pub(crate) fn event_elapsed_ms(
+    start: &cudarc::driver::CudaEvent,
+    end: &cudarc::driver::CudaEvent,
+) -> Result<f32> {
+    use cudarc::driver::sys::{CUevent, CUresult};
+    type ElapsedFn = unsafe extern "C" fn(*mut f32, CUevent, CUevent) -> CUresult;
+    start
+        .synchronize()
+        .and_then(|_| end.synchronize())
+        .map_err(|e| gpu_err("cuEventSynchronize", e))?;
+    start
+        .context()
+        .bind_to_thread()
+        .map_err(|e| gpu_err("cuCtxSetCurrent", e))?;
+    // SAFETY: the driver library is loaded (a context exists); both names have the
+    // signature `CUresult (float*, CUevent, CUevent)`.
+    let f: ElapsedFn = unsafe {
+        let lib = cudarc::driver::sys::culib();
+        match lib.get::<ElapsedFn>(ELAPSED_SYMBOLS[0]) {
+            Ok(f) => *f,
+            Err(_) => *lib
+                .get::<ElapsedFn>(ELAPSED_SYMBOLS[1])
+                .map_err(|e| unavailable(format!("cuEventElapsedTime: {e}")))?,
+        }
+    };
+    let mut ms = 0f32;
+    // SAFETY: two valid events of the current context, both recorded and complete;
+    // `ms` is a valid out-pointer.
+    unsafe { f(&mut ms, start.cu_event(), end.cu_event()) }
+        .result()
+        .map_err(|e| gpu_err("cuEventElapsedTime", e))?;
+    Ok(ms)
+}
+
+/// Driver entry points for [`event_elapsed_ms`], preferred first (NUL-terminated).
+const ELAPSED_SYMBOLS: [&[u8]; 2] = [b"cuEventElapsedTime_v2\0", b"cuEventElapsedTime\0"];
+
 /// Number of CUDA devices visible to this process (after `CUDA_VISIBLE_DEVICES`, which
 /// the driver applies). Errors when the libraries or the driver are unusable.
 pub fn device_count() -> Result<usize> {
@@ -390,9 +434,7 @@ impl GpuDevice {
         let out = f()?;
         b.record(&self.stream)
             .map_err(|e| gpu_err("cuEventRecord", e))?;
-        let ms = a
-            .elapsed_ms(&b)
-            .map_err(|e| gpu_err("cuEventElapsedTime", e))?;
+        let ms = event_elapsed_ms(&a, &b)?;
         Ok((out, ms))
     }
 
@@ -421,6 +463,32 @@ mod tests {
         assert_eq!(Arch::for_capability(12, 0), Some((Arch::Sm90, false)));
         assert_eq!(Arch::for_capability(6, 1), None);
         assert_eq!(Arch::Sm86.as_str(), "sm_86");
+    }
+
+    #[test]
+    fn no_call_needs_a_driver_newer_than_cuda_12_0() {
+        // cudarc's CudaEvent::elapsed_ms loads cuEventElapsedTime_v2 under the cuda-13000
+        // bindings (drivers >= 12.8 only) and panics on older ones: the GPU path times
+        // with event_elapsed_ms instead. Scan the sources so it does not creep back.
+        let sources = [
+            include_str!("buffer.rs"),
+            include_str!("convert.rs"),
+            include_str!("deconvolve.rs"),
+            include_str!("engine.rs"),
+            include_str!("fft.rs"),
+            include_str!("fulldisk.rs"),
+            include_str!("mod.rs"),
+            include_str!("module.rs"),
+            include_str!("pipeline.rs"),
+            include_str!("psf.rs"),
+            include_str!("register.rs"),
+        ];
+        let needle = [".elapsed", "_ms("].concat();
+        for src in sources {
+            assert!(!src.contains(&needle), "cudarc's elapsed_ms is used");
+        }
+        let own = include_str!("device.rs");
+        assert_eq!(own.matches(needle.as_str()).count(), 0);
     }
 
     #[test]

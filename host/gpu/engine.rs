@@ -206,15 +206,27 @@ impl GpuEngine {
 
     /// Drops every cached OTF (device memory is freed once no running call holds one).
     pub fn clear_otf_cache(&self) {
+        // The frees are issued on the calling thread: make the context current there.
+        let _ = self.device().context().bind_to_thread();
         lock(&self.otfs).clear();
         *lock(&self.last_array) = None;
     }
 
     /// Runs `f` on a free lane (waiting for one if all are lent), turning a panic below
     /// (cudarc) into an error.
+    ///
+    /// On success every operation used here has already waited for its lane (each ends
+    /// with a download). On an error, work queued before it may still be running and may
+    /// read a cached OTF that was made on another lane's stream: that OTF's memory is
+    /// freed on *its* stream, not this one, when the last `Arc` goes, so the lane is
+    /// drained before the caller can drop its `Arc`.
     fn with_device<T>(&self, what: &str, f: impl FnOnce(&GpuDevice) -> Result<T>) -> Result<T> {
         let lane = self.lanes.acquire();
-        guard(what, || f(&lane))
+        let r = guard(what, || f(&lane));
+        if r.is_err() {
+            let _ = guard(what, || lane.synchronize());
+        }
+        r
     }
 
     /// The OTF of `psf` made on a lane and complete before it is returned, so that any
@@ -270,6 +282,14 @@ impl GpuEngine {
         let otf = Arc::new(self.make_otf(p.view())?);
         *entry = Some(otf.clone());
         Ok(otf)
+    }
+}
+
+impl Drop for GpuEngine {
+    /// Binds the context on the dropping thread first: cudarc frees device buffers (the
+    /// cached OTFs) without making their context current.
+    fn drop(&mut self) {
+        let _ = self.device().context().bind_to_thread();
     }
 }
 

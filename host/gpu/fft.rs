@@ -4,9 +4,17 @@
 //! of `ny x nx` reals writes `ny x (nx/2 + 1)` complex values, a C2R reads as many (and
 //! may overwrite them). Transforms are unnormalised (a forward + inverse round trip
 //! multiplies by `ny nx`).
+//!
+//! A plan may be reached from several host threads (a [`GpuDevice`] is `Sync`), but cuFFT
+//! is thread-safe only for distinct plans, so each exec holds the plan's lock while it
+//! enqueues (the transform itself runs asynchronously on the stream). Dropping a plan
+//! binds its context first: cudarc's `CudaFft` destroys the plan with an `unwrap`, and
+//! `cufftDestroy` frees the work area in whatever context is current on the dropping
+//! thread.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use cudarc::cufft::sys::{cufftType, double2, float2};
 use cudarc::cufft::CudaFft;
@@ -31,7 +39,8 @@ pub enum FftKind {
 
 /// A cached 2-D plan on the device's stream.
 pub struct FftPlan {
-    plan: CudaFft,
+    /// `None` only while being dropped.
+    plan: Mutex<Option<CudaFft>>,
     ctx: Arc<CudaContext>,
     /// Rows.
     pub ny: usize,
@@ -84,7 +93,7 @@ impl GpuDevice {
             })
         })?;
         let p = Arc::new(FftPlan {
-            plan,
+            plan: Mutex::new(Some(plan)),
             ctx: self.ctx.clone(),
             ny,
             nx,
@@ -95,7 +104,28 @@ impl GpuDevice {
     }
 }
 
+impl Drop for FftPlan {
+    fn drop(&mut self) {
+        let plan = match self.plan.get_mut() {
+            Ok(p) => p.take(),
+            Err(e) => e.into_inner().take(),
+        };
+        if let Some(plan) = plan {
+            // cufftDestroy runs in the current context; a failure would panic in cudarc.
+            let _ = self.ctx.bind_to_thread();
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(plan)));
+        }
+    }
+}
+
 impl FftPlan {
+    /// The plan, locked for one exec (cuFFT: one plan, one thread at a time).
+    fn locked(&self) -> Result<MutexGuard<'_, Option<CudaFft>>> {
+        self.plan
+            .lock()
+            .map_err(|_| gpu_err("cuFFT plan", "lock poisoned"))
+    }
+
     fn check(&self, kind: FftKind, real: usize, complex: usize) -> Result<()> {
         let n = self.ny * self.nx;
         let m = spectrum_len(self.ny, self.nx);
@@ -121,7 +151,9 @@ impl FftPlan {
     /// Forward f32 transform `input` (ny·nx reals) → `output` (ny·(nx/2+1) complex).
     pub fn r2c(&self, input: &CudaSlice<f32>, output: &mut CudaSlice<float2>) -> Result<()> {
         self.check(FftKind::R2C, input.len(), output.len())?;
-        self.plan
+        let plan = self.locked()?;
+        plan.as_ref()
+            .ok_or_else(|| gpu_err("cuFFT", "plan destroyed"))?
             .exec_r2c(input, output)
             .map_err(|e| gpu_err("cufftExecR2C", format!("{e:?}")))
     }
@@ -129,7 +161,9 @@ impl FftPlan {
     /// Inverse f32 transform (unnormalised); `input` may be overwritten.
     pub fn c2r(&self, input: &mut CudaSlice<float2>, output: &mut CudaSlice<f32>) -> Result<()> {
         self.check(FftKind::C2R, output.len(), input.len())?;
-        self.plan
+        let plan = self.locked()?;
+        plan.as_ref()
+            .ok_or_else(|| gpu_err("cuFFT", "plan destroyed"))?
             .exec_c2r(input, output)
             .map_err(|e| gpu_err("cufftExecC2R", format!("{e:?}")))
     }
@@ -137,7 +171,9 @@ impl FftPlan {
     /// Forward f64 transform.
     pub fn d2z(&self, input: &CudaSlice<f64>, output: &mut CudaSlice<double2>) -> Result<()> {
         self.check(FftKind::D2Z, input.len(), output.len())?;
-        self.plan
+        let plan = self.locked()?;
+        plan.as_ref()
+            .ok_or_else(|| gpu_err("cuFFT", "plan destroyed"))?
             .exec_d2z(input, output)
             .map_err(|e| gpu_err("cufftExecD2Z", format!("{e:?}")))
     }
@@ -145,7 +181,9 @@ impl FftPlan {
     /// Inverse f64 transform (unnormalised); `input` may be overwritten.
     pub fn z2d(&self, input: &mut CudaSlice<double2>, output: &mut CudaSlice<f64>) -> Result<()> {
         self.check(FftKind::Z2D, output.len(), input.len())?;
-        self.plan
+        let plan = self.locked()?;
+        plan.as_ref()
+            .ok_or_else(|| gpu_err("cuFFT", "plan destroyed"))?
             .exec_z2d(input, output)
             .map_err(|e| gpu_err("cufftExecZ2D", format!("{e:?}")))
     }

@@ -193,6 +193,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn kernel_parameter_struct_matches_fulldisk_cu() {
+        use std::mem::{align_of, offset_of, size_of};
+        // `struct FullDiskParams` in kernels/fulldisk.cu: 13 doubles then nx, ny (int).
+        assert_eq!(size_of::<RawFullDiskParams>(), 112);
+        assert_eq!(align_of::<RawFullDiskParams>(), 8);
+        assert_eq!(offset_of!(RawFullDiskParams, cdelt_x), 48);
+        assert_eq!(offset_of!(RawFullDiskParams, limit), 96);
+        assert_eq!(offset_of!(RawFullDiskParams, nx), 104);
+        assert_eq!(offset_of!(RawFullDiskParams, ny), 108);
+        assert!(include_str!("../../kernels/fulldisk.cu")
+            .contains("static_assert(sizeof(FullDiskParams) == 112"));
+    }
+
+    #[test]
     fn centre_pixel_of_the_reference() {
         // CRVAL = (0, 0): the Sun centre is the reference pixel.
         let p = FullDiskParams {

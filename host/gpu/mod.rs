@@ -93,7 +93,11 @@ pub(crate) fn cfg_1d(n: usize) -> LaunchConfig {
     }
 }
 
-/// One thread per pixel of an `nx x ny` image, 32 x 8 blocks.
+/// The most rows a [`cfg_2d`] launch covers: CUDA limits `gridDim.y` to 65535 blocks
+/// (of 8 rows each); a taller grid fails to launch.
+pub(crate) const MAX_ROWS_2D: usize = 65_535 * 8;
+
+/// One thread per pixel of an `nx x ny` image, 32 x 8 blocks (`ny <=` [`MAX_ROWS_2D`]).
 pub(crate) fn cfg_2d(nx: usize, ny: usize) -> LaunchConfig {
     LaunchConfig {
         grid_dim: (

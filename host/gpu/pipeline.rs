@@ -160,9 +160,7 @@ impl<'a> Timer<'a> {
         })
     }
     fn ms(&self, a: usize, b: usize) -> Result<f32> {
-        self.marks[a]
-            .elapsed_ms(&self.marks[b])
-            .map_err(|e| gpu_err("cuEventElapsedTime", e))
+        super::device::event_elapsed_ms(&self.marks[a], &self.marks[b])
     }
 }
 

@@ -19,7 +19,7 @@ use crate::error::{Error, Result, Source};
 use super::buffer::alloc;
 use super::convert::{device_nanmedian, device_stats_f32};
 use super::device::GpuDevice;
-use super::{cfg_1d, cfg_2d, launch, DeviceImage};
+use super::{cfg_1d, cfg_2d, launch, DeviceImage, MAX_ROWS_2D};
 
 /// Interpolation kernel (the `interp` code passed to the kernel).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,6 +186,15 @@ fn check_params(p: &RegisterParams, nx: usize, ny: usize) -> Result<()> {
     }
     if nx + 2 * p.pad.0 > limit || ny + 2 * p.pad.1 > limit || ox > limit || oy > limit {
         return Err(invalid("register: image too large".into()));
+    }
+    // The 2-D kernels (mask dilation, FIR prefilter, resample) run on the padded input
+    // and on the output with `cfg_2d`, whose grid has at most 65535 rows of blocks.
+    if ny + 2 * p.pad.1 > MAX_ROWS_2D || oy > MAX_ROWS_2D {
+        return Err(invalid(format!(
+            "register: {} input rows (padded) or {oy} output rows exceed the GPU limit of \
+             {MAX_ROWS_2D}",
+            ny + 2 * p.pad.1
+        )));
     }
     let finite = p.reference_pixel.iter().all(|v| v.is_finite())
         && p.matrix.iter().flatten().all(|v| v.is_finite())
@@ -373,6 +382,45 @@ mod tests {
             sunpy_pad(4096, 4096, [[1.0, 0.0], [0.0, 1.0]], 0.600109 / 0.6),
             (1, 1)
         );
+    }
+
+    #[test]
+    fn tall_images_are_refused_before_any_launch() {
+        // cfg_2d's grid stays within CUDA's gridDim.y limit up to MAX_ROWS_2D rows ...
+        assert!(cfg_2d(4096, MAX_ROWS_2D).grid_dim.1 <= 65_535);
+        assert!(cfg_2d(4096, MAX_ROWS_2D + 1).grid_dim.1 > 65_535);
+        // ... and check_params refuses anything taller (input with padding, or output).
+        let ok = RegisterParams::identity(16, MAX_ROWS_2D);
+        assert!(check_params(&ok, 16, MAX_ROWS_2D).is_ok());
+        let mut padded = ok.clone();
+        padded.pad = (0, 1);
+        assert!(matches!(
+            check_params(&padded, 16, MAX_ROWS_2D),
+            Err(Error::InvalidOption { .. })
+        ));
+        let mut tall_out = RegisterParams::identity(16, 16);
+        tall_out.out_shape = (16, MAX_ROWS_2D + 1);
+        assert!(matches!(
+            check_params(&tall_out, 16, 16),
+            Err(Error::InvalidOption { .. })
+        ));
+    }
+
+    #[test]
+    fn kernel_parameter_struct_matches_resample_cu() {
+        use std::mem::{align_of, offset_of, size_of};
+        // Offsets of `struct ResampleParams` in kernels/resample.cu (8 doubles, 6 ints,
+        // 3 floats, 1 int; 8-byte aligned), which the kernel receives by value.
+        assert_eq!(size_of::<RawResampleParams>(), 104);
+        assert_eq!(align_of::<RawResampleParams>(), 8);
+        assert_eq!(offset_of!(RawResampleParams, cy), 56);
+        assert_eq!(offset_of!(RawResampleParams, nx_in), 64);
+        assert_eq!(offset_of!(RawResampleParams, use_mask), 84);
+        assert_eq!(offset_of!(RawResampleParams, missing), 88);
+        assert_eq!(offset_of!(RawResampleParams, clip_hi), 96);
+        assert_eq!(offset_of!(RawResampleParams, clip), 100);
+        let src = include_str!("../../kernels/resample.cu");
+        assert!(src.contains("static_assert(sizeof(ResampleParams) == 104"));
     }
 
     #[test]
