@@ -7,8 +7,10 @@
 // Semantics: `launch(grid, block, f)` runs every thread of every block one after the
 // other. That is exact for kernels in which threads do not communicate. Kernels with
 // `__syncthreads` / shared-memory reductions are exact only with one thread per block
-// (`block = 1`), which is how the emulation tests launch them; atomics are plain
-// read-modify-write (the emulation is sequential). Used by tests/kernels_emulated.rs.
+// there. `launch_coop(grid, block, f)` runs the blocks one after the other but the
+// threads of a block as real host threads, with `__syncthreads` a barrier over them and
+// atomics under a lock: the block reductions run with the block size the GPU path
+// launches (256). Used by tests/kernels_emulated.rs.
 //
 // Not used by the GPU build: NVRTC never sees this file (it is embedded like every
 // kernels/*.h but not included by any .cu file).
@@ -19,8 +21,12 @@
 #define AIA_EMULATE 1
 
 #include <cmath>
+#include <condition_variable>
 #include <cstring>
 #include <cstdint>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #define __global__
 #define __device__
@@ -35,8 +41,9 @@ struct aia_dim3 {
 };
 
 namespace aia_emu {
-inline aia_dim3& block_idx() { static aia_dim3 v{0, 0, 0}; return v; }
-inline aia_dim3& thread_idx() { static aia_dim3 v{0, 0, 0}; return v; }
+// Per host thread (launch_coop runs a block's threads concurrently).
+inline aia_dim3& block_idx() { static thread_local aia_dim3 v{0, 0, 0}; return v; }
+inline aia_dim3& thread_idx() { static thread_local aia_dim3 v{0, 0, 0}; return v; }
 inline aia_dim3& block_dim() { static aia_dim3 v{1, 1, 1}; return v; }
 inline aia_dim3& grid_dim() { static aia_dim3 v{1, 1, 1}; return v; }
 }  // namespace aia_emu
@@ -46,7 +53,36 @@ inline aia_dim3& grid_dim() { static aia_dim3 v{1, 1, 1}; return v; }
 #define blockDim (aia_emu::block_dim())
 #define gridDim (aia_emu::grid_dim())
 
-inline void __syncthreads() {}
+namespace aia_emu {
+// A reusable barrier for the threads of one block (C++17 has no std::barrier).
+class Barrier {
+  public:
+    explicit Barrier(unsigned n) : n_(n) {}
+    void wait() {
+        std::unique_lock<std::mutex> lk(m_);
+        unsigned gen = gen_;
+        if (++arrived_ == n_) {
+            arrived_ = 0;
+            ++gen_;
+            cv_.notify_all();
+        } else {
+            cv_.wait(lk, [&] { return gen != gen_; });
+        }
+    }
+
+  private:
+    std::mutex m_;
+    std::condition_variable cv_;
+    unsigned n_, arrived_ = 0, gen_ = 0;
+};
+// The barrier of the calling thread's block (null outside launch_coop).
+inline Barrier*& block_barrier() { static thread_local Barrier* b = nullptr; return b; }
+inline std::mutex& atomic_lock() { static std::mutex m; return m; }
+}  // namespace aia_emu
+
+inline void __syncthreads() {
+    if (aia_emu::Barrier* b = aia_emu::block_barrier()) b->wait();
+}
 
 inline float __int_as_float(int i) { float f; std::memcpy(&f, &i, 4); return f; }
 inline int __float_as_int(float f) { int i; std::memcpy(&i, &f, 4); return i; }
@@ -54,7 +90,12 @@ inline unsigned int __float_as_uint(float f) { unsigned int i; std::memcpy(&i, &
 inline double __longlong_as_double(long long i) { double d; std::memcpy(&d, &i, 8); return d; }
 inline long long __double_as_longlong(double d) { long long i; std::memcpy(&i, &d, 8); return i; }
 
-template <class T> inline T atomicAdd(T* p, T v) { T old = *p; *p = old + v; return old; }
+template <class T> inline T atomicAdd(T* p, T v) {
+    std::lock_guard<std::mutex> g(aia_emu::atomic_lock());
+    T old = *p;
+    *p = old + v;
+    return old;
+}
 
 // The CUDA math functions used by the kernels, from <cmath>.
 using std::acos;
@@ -85,6 +126,33 @@ void launch(aia_dim3 grid, aia_dim3 block, F f) {
                             thread_idx() = aia_dim3{tx, ty, tz};
                             f();
                         }
+}
+
+// Run kernel body `f` with the threads of each block as concurrent host threads (blocks
+// one after the other): `__syncthreads` synchronises them and `__shared__` (a function
+// static) is shared by them, as on the GPU.
+template <class F>
+void launch_coop(aia_dim3 grid, aia_dim3 block, F f) {
+    grid_dim() = grid;
+    block_dim() = block;
+    unsigned nt = block.x * block.y * block.z;
+    for (unsigned bz = 0; bz < grid.z; ++bz)
+        for (unsigned by = 0; by < grid.y; ++by)
+            for (unsigned bx = 0; bx < grid.x; ++bx) {
+                Barrier bar(nt);
+                std::vector<std::thread> threads;
+                threads.reserve(nt);
+                for (unsigned t = 0; t < nt; ++t)
+                    threads.emplace_back([&, t] {
+                        block_idx() = aia_dim3{bx, by, bz};
+                        thread_idx() = aia_dim3{t % block.x, (t / block.x) % block.y,
+                                                t / (block.x * block.y)};
+                        block_barrier() = &bar;
+                        f();
+                        block_barrier() = nullptr;
+                    });
+                for (auto& th : threads) th.join();
+            }
 }
 }  // namespace aia_emu
 

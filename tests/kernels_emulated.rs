@@ -12,9 +12,11 @@
 //!
 //! What the emulation covers: the per-element device functions (sampling, weights,
 //! boundaries, prefilter lines, conversions, PSF windows, the full-disk predicate) and
-//! the kernels' indexing and grid-stride loops. Block reductions run with one thread per
-//! block (see emulate.h), so multi-thread cooperation is only checked on a GPU
-//! (tests/gpu_parity.rs).
+//! the kernels' indexing and grid-stride loops. Most launches run each block's threads one
+//! after the other; the cooperative kernels (block reductions, shared-memory histogram,
+//! atomics) are also run with 256 concurrent host threads per block and a real barrier
+//! for `__syncthreads` (`aia_emu::launch_coop`, test
+//! `cooperative_kernels_with_the_gpu_block_size`), the block size the GPU path launches.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -132,7 +134,7 @@ fn emulator() -> Option<&'static Path> {
         };
         for cxx in &candidates {
             let res = Command::new(cxx)
-                .args(["-std=c++17", "-O2", "-Wall", "-Wextra", "-I"])
+                .args(["-std=c++17", "-O2", "-pthread", "-Wall", "-Wextra", "-I"])
                 .arg(root.join("kernels"))
                 .arg(root.join("tests/emulated/driver.cpp"))
                 .arg("-o")
@@ -1126,4 +1128,149 @@ fn register_chain_matches_the_cpu_register() {
             );
         }
     }
+}
+
+/// The cooperative kernels with the GPU path's launch shape (256 threads per block, as
+/// `aiaprep::gpu::BLOCK` and the reduce configurations in host/gpu/): the shared-memory
+/// tree reductions, the shared histogram with its atomics and the per-Gaussian PSF blocks
+/// must give the naive results when a block's threads really run together.
+#[test]
+fn cooperative_kernels_with_the_gpu_block_size() {
+    let mut rng = Rng(2024);
+    // f32 values with NaNs: more values than 7 blocks x 256 threads, so threads stride
+    // (psf_sum below has fewer values than threads, so some threads hold nothing)
+    let mut vals: Vec<f32> = (0..5000)
+        .map(|i| {
+            if i % 37 == 0 {
+                f32::NAN
+            } else {
+                (rng.range(-3000.0, 16000.0)) as f32
+            }
+        })
+        .collect();
+    vals[17] = -0.0;
+    vals[18] = 1e-30;
+    let raw: Vec<i16> = (0..3001)
+        .map(|i| {
+            if i % 11 == 0 {
+                -32768
+            } else {
+                (rng.next_u64() % 60000) as i32 as i16
+            }
+        })
+        .collect();
+    // f64 values, fewer than one block's worth of threads per block for most blocks
+    let x: Vec<f64> = (0..700).map(|_| rng.range(0.0, 1.0)).collect();
+    // PSF Gaussians: overlapping windows (atomics on shared pixels), some off the grid
+    let (n, w) = (48usize, 4.5f64);
+    let radius = ((746.0 / w).sqrt().ceil() as usize + 1) as i32;
+    let (mut cx, mut cy, mut amp) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..12 {
+        cx.push(rng.range(-5.0, n as f64 + 5.0));
+        cy.push(rng.range(-5.0, n as f64 + 5.0));
+        amp.push(rng.range(0.2, 1.0));
+    }
+    cx.push(24.5);
+    cy.push(24.5);
+    amp.push(1.0);
+    // a full-disk case with part of the disk on the border
+    let (shape, cdelt) = ((200usize, 160usize), 19.18);
+    let dsun = 1.496e11f64;
+    let limit = (6.96e8f64 / dsun).asin();
+    let (s, c) = f64::to_radians(5.0).sin_cos();
+    let wcs = Wcs {
+        refp: [30.0, 40.0],
+        pc: [[c, -s], [s, c]],
+        cdelt_arcsec: [cdelt, cdelt],
+        crval_arcsec: [-300.0, 200.0],
+    };
+
+    let mut t = Tape::default();
+    t.f32(&vals)
+        .i16(&raw)
+        .i32(&[1, -32768])
+        .f64(&x)
+        .i32(&[n as i32, radius])
+        .f64(&cx)
+        .f64(&cy)
+        .f64(&amp)
+        .f64(&[w])
+        .f64(&wcs.params(shape.0, shape.1, limit))
+        .i32(&[shape.0 as i32, shape.1 as i32]);
+    let Some(mut r) = run("coop", &t) else {
+        return;
+    };
+    let st_f = r.f64();
+    let st_i = r.f64();
+    let total = r.f64()[0];
+    let hist = r.u32();
+    let grid = r.f64();
+    let count = r.u64()[0];
+
+    // stats of the f32 values
+    let fin: Vec<f64> = vals
+        .iter()
+        .filter(|v| !v.is_nan())
+        .map(|&v| v as f64)
+        .collect();
+    let sum: f64 = fin.iter().sum();
+    assert_eq!(st_f[3] as usize, fin.len(), "f32 count");
+    assert_eq!(st_f[1], fin.iter().cloned().fold(f64::INFINITY, f64::min));
+    assert_eq!(
+        st_f[2],
+        fin.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
+    );
+    assert!(
+        (st_f[0] - sum).abs() <= 1e-12 * sum.abs(),
+        "{} vs {sum}",
+        st_f[0]
+    );
+    // stats of the int16 values (exact: integer sums)
+    let ints: Vec<f64> = raw
+        .iter()
+        .filter(|&&v| v != -32768)
+        .map(|&v| v as f64)
+        .collect();
+    assert_eq!(st_i[3] as usize, ints.len(), "i16 count");
+    assert_eq!(st_i[0], ints.iter().sum::<f64>());
+    assert_eq!(st_i[1], ints.iter().cloned().fold(f64::INFINITY, f64::min));
+    assert_eq!(
+        st_i[2],
+        ints.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
+    );
+    // PSF sum
+    let want: f64 = x.iter().sum();
+    assert!((total - want).abs() <= 1e-12 * want, "{total} vs {want}");
+    // histogram of the top 11 key bits of the non-NaN values
+    let mut want_h = vec![0u32; 2048];
+    for v in vals.iter().filter(|v| !v.is_nan()) {
+        want_h[(key(*v) >> 21) as usize] += 1;
+    }
+    assert_eq!(hist, want_h);
+    // PSF spikes accumulated by 256-thread blocks with atomics
+    let want_g = naive_psf_grid(n, &cx, &cy, &amp, w);
+    assert_eq!(grid.len(), want_g.len());
+    for (i, (&g, &e)) in grid.iter().zip(&want_g).enumerate() {
+        assert!(
+            (g - e).abs() <= 1e-12 * e.abs().max(1e-300),
+            "grid[{i}]: {g} vs {e}"
+        );
+    }
+    // on-disk border pixels
+    let (nx, ny) = shape;
+    let mut want_count = 0u64;
+    for y in 0..ny {
+        for x in 0..nx {
+            if (x == 0 || y == 0 || x == nx - 1 || y == ny - 1)
+                && wcs.distance(x as f64, y as f64) <= limit
+            {
+                want_count += 1;
+            }
+        }
+    }
+    assert!(
+        want_count > 0,
+        "the case must put part of the disk on the border"
+    );
+    assert_eq!(count, want_count);
 }

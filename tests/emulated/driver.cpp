@@ -274,6 +274,62 @@ void cmd_fulldisk(In& in, Out& out) {
     out.put(edge);
 }
 
+// The cooperative kernels (block reductions, shared-memory histograms, atomics) with the
+// block size the GPU path launches (256 threads, aiaprep::gpu::BLOCK), threads concurrent.
+void cmd_coop(In& in, Out& out) {
+    const unsigned B = 256;
+    auto vals = in.get<float>();
+    auto raw = in.get<short>();
+    auto blank = in.get<int>();
+    auto x = in.get<double>();
+    auto piv = in.get<int>();
+    auto cx = in.get<double>();
+    auto cy = in.get<double>();
+    auto amp = in.get<double>();
+    auto pw = in.get<double>();
+    auto fdv = in.get<double>();
+    auto fiv = in.get<int>();
+    long long nf = (long long)vals.size(), n16 = (long long)raw.size();
+
+    auto finalize = [&](const std::vector<AiaStats>& part) {
+        std::vector<AiaStats> o(1);
+        aia_emu::launch_coop(d3(1), d3(B), [&] { stats_finalize(part.data(), (int)part.size(), o.data()); });
+        return o[0];
+    };
+    std::vector<AiaStats> part(7);
+    aia_emu::launch_coop(d3(7), d3(B), [&] { stats_f32_partial(vals.data(), nf, part.data()); });
+    out.put(stats_vec(finalize(part)));
+    aia_emu::launch_coop(d3(7), d3(B), [&] {
+        stats_i16_partial(raw.data(), n16, blank[0], blank[1], part.data());
+    });
+    out.put(stats_vec(finalize(part)));
+
+    std::vector<double> partial(5), total(1);
+    aia_emu::launch_coop(d3(5), d3(B), [&] { psf_sum_partial(x.data(), (long long)x.size(), partial.data()); });
+    aia_emu::launch_coop(d3(1), d3(B), [&] { psf_sum_final(partial.data(), 5, total.data()); });
+    out.put(total);
+
+    std::vector<unsigned int> h(2048, 0u);
+    aia_emu::launch_coop(d3(4), d3(B), [&] { hist_f32_keys(vals.data(), nf, 0u, 0u, 21, 11, h.data()); });
+    out.put(h);
+
+    int n = piv[0], radius = piv[1];
+    std::vector<double> grid((size_t)n * n, 0.0);
+    aia_emu::launch_coop(d3((unsigned)cx.size()), d3(B), [&] {
+        psf_accumulate(grid.data(), n, cx.data(), cy.data(), amp.data(), (int)cx.size(), pw[0], radius);
+    });
+    out.put(grid);
+
+    FullDiskParams p;
+    p.ref_x = fdv[0]; p.ref_y = fdv[1]; p.pc00 = fdv[2]; p.pc01 = fdv[3]; p.pc10 = fdv[4]; p.pc11 = fdv[5];
+    p.cdelt_x = fdv[6]; p.cdelt_y = fdv[7]; p.sin_lon0 = fdv[8]; p.cos_lon0 = fdv[9];
+    p.sin_lat0 = fdv[10]; p.cos_lat0 = fdv[11]; p.limit = fdv[12];
+    p.nx = fiv[0]; p.ny = fiv[1];
+    std::vector<unsigned long long> count(1, 0);
+    aia_emu::launch_coop(d3(3), d3(B), [&] { fulldisk_edge_count(p, count.data()); });
+    out.put(count);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -294,6 +350,7 @@ int main(int argc, char** argv) {
     else if (c == "hist") cmd_hist(in, out);
     else if (c == "psf") cmd_psf(in, out);
     else if (c == "fulldisk") cmd_fulldisk(in, out);
+    else if (c == "coop") cmd_coop(in, out);
     else fail("unknown command " + c);
     std::fclose(fi);
     if (std::fclose(fo) != 0) fail("write failed");
