@@ -226,6 +226,35 @@ pub(crate) fn event_elapsed_ms(
     Ok(ms)
 }
 
+/// Lets the device's default memory pool keep freed memory instead of returning it to the
+/// driver at every synchronisation (the pool's default release threshold is 0 bytes).
+///
+/// Buffers are allocated stream-ordered from that pool (`cuMemAllocAsync`), and every image
+/// allocates and frees the same working set (≈ 0.6 GB for a deconvolved 4096² image): with
+/// the default threshold each image maps and unmaps it again. Kept memory stays bounded by
+/// the peak working set of the process (one per lane).
+fn keep_freed_memory(ctx: &CudaContext) -> Result<()> {
+    use cudarc::driver::sys;
+    ctx.bind_to_thread()
+        .map_err(|e| gpu_err("cuCtxSetCurrent", e))?;
+    let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
+    // SAFETY: `pool` is a valid out-pointer and the device handle belongs to `ctx`.
+    unsafe { sys::cuDeviceGetDefaultMemPool(&mut pool, ctx.cu_device()) }
+        .result()
+        .map_err(|e| gpu_err("cuDeviceGetDefaultMemPool", e))?;
+    let mut threshold = u64::MAX;
+    // SAFETY: the release threshold attribute takes a pointer to a u64 (cuuint64_t).
+    unsafe {
+        sys::cuMemPoolSetAttribute(
+            pool,
+            sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+            (&mut threshold as *mut u64).cast(),
+        )
+    }
+    .result()
+    .map_err(|e| gpu_err("cuMemPoolSetAttribute", e))
+}
+
 /// Driver entry points for [`event_elapsed_ms`], preferred first (NUL-terminated).
 const ELAPSED_SYMBOLS: [&[u8]; 2] = [b"cuEventElapsedTime_v2\0", b"cuEventElapsedTime\0"];
 
@@ -305,6 +334,8 @@ impl GpuDevice {
         // SAFETY: no buffer of this context has been created yet; see above for the rule
         // every handle of this context ([`GpuDevice::new_lane`]) follows.
         unsafe { ctx.disable_event_tracking() };
+        // Best effort: a driver without memory pools still works, only slower.
+        let _ = guard("memory pool", || keep_freed_memory(&ctx));
         let stream = ctx
             .new_stream()
             .map_err(|e| gpu_err("creating a CUDA stream", e))?;
