@@ -696,14 +696,8 @@ fn add_busy(counter: &AtomicU64, t: Instant) {
 /// `(busy, lanes)` of each distinct engine with a device that the options use.
 fn device_engines(engines: &Engines, opts: &PrepOptions) -> Vec<(Duration, usize)> {
     let mut used: Vec<&Arc<dyn Engine>> = vec![&engines.register];
-    if opts.deconvolve.is_some() {
-        let same = std::ptr::addr_eq(
-            Arc::as_ptr(&engines.register),
-            Arc::as_ptr(&engines.deconvolve),
-        );
-        if !same {
-            used.push(&engines.deconvolve);
-        }
+    if opts.deconvolve.is_some() && !engines.one_engine() {
+        used.push(&engines.deconvolve);
     }
     used.iter().filter_map(|e| e.device_busy()).collect()
 }

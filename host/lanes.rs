@@ -66,11 +66,6 @@ impl<T> LanePool<T> {
         &self.lanes[0]
     }
 
-    /// Every lane, for reads that need no exclusive use.
-    pub fn all(&self) -> &[T] {
-        &self.lanes
-    }
-
     /// Borrows a free lane, waiting until one is returned if all are lent.
     pub fn acquire(&self) -> Lane<'_, T> {
         let mut free = lock(&self.free);

@@ -108,6 +108,14 @@ pub struct Engines {
     pub description: String,
 }
 
+impl Engines {
+    /// Whether one engine does both stages (the same `Arc`): it may then keep the image on
+    /// its device between deconvolution and register, and its device counts once.
+    pub fn one_engine(&self) -> bool {
+        std::ptr::addr_eq(Arc::as_ptr(&self.deconvolve), Arc::as_ptr(&self.register))
+    }
+}
+
 impl std::fmt::Debug for Engines {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.description)
@@ -312,13 +320,9 @@ pub fn prep_map(
         warnings.extend(w);
         times.pointing = t.elapsed();
     }
-    let same_engine = std::ptr::addr_eq(
-        Arc::as_ptr(&engines.deconvolve),
-        Arc::as_ptr(&engines.register),
-    );
     let mut out = match &opts.deconvolve {
         // One engine does both: it may keep the image on its device in between.
-        Some(d) if same_engine => {
+        Some(d) if engines.one_engine() => {
             let (out, t_dec, t_reg) =
                 engines
                     .register

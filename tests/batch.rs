@@ -7,14 +7,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use aiaprep::batch::{self, BatchOptions, NoProgress, Status};
 use aiaprep::deconvolve::DeconvolveOptions;
-use aiaprep::fits::{self, Compression, WriteOptions};
+use aiaprep::fits;
 use aiaprep::lanes::LanePool;
 use aiaprep::map::AiaMap;
 use aiaprep::pipeline::{CpuEngine, Engine, Engines, PrepOptions};
 use aiaprep::register::RegisterOptions;
-use aiaprep::synth::{self, SynthOptions};
 use aiaprep::Result;
 
 fn tmpdir(tag: &str) -> PathBuf {
@@ -26,25 +27,7 @@ fn tmpdir(tag: &str) -> PathBuf {
 
 /// `n` synthetic level-1 files (128², RICE) in `dir/in`.
 fn inputs(dir: &Path, n: usize) -> Vec<PathBuf> {
-    let d = dir.join("in");
-    std::fs::create_dir_all(&d).unwrap();
-    (0..n)
-        .map(|k| {
-            let m = synth::level1(&SynthOptions {
-                size: 128,
-                seed: 700 + k as u64,
-                n_missing: 10,
-                ..SynthOptions::default()
-            });
-            let p = d.join(format!("aia_{k:02}.fits"));
-            let w = WriteOptions {
-                compress: Compression::Rice,
-                ..WriteOptions::default()
-            };
-            fits::write(&m, &p, &w).unwrap();
-            p
-        })
-        .collect()
+    common::synth_inputs(dir, n, 128, 700, 10)
 }
 
 /// An engine with `lanes` lanes in front of the CPU engine, like the GPU engine's streams:

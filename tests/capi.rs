@@ -43,6 +43,21 @@ fn target_deps_dir() -> PathBuf {
     exe.parent().unwrap().to_path_buf()
 }
 
+/// The folder holding libaiaprep.so (asserted built) and a fresh temporary folder for the
+/// `tag` example (separate per example so that the tests do not race).
+fn cdylib_and_tmpdir(tag: &str) -> (PathBuf, PathBuf) {
+    let dir = target_deps_dir();
+    let lib = dir.join("libaiaprep.so");
+    assert!(
+        lib.exists(),
+        "{} not built (crate-type cdylib)",
+        lib.display()
+    );
+    let tmp = std::env::temp_dir().join(format!("aiaprep-capi-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    (dir, tmp)
+}
+
 /// Runs a `prep INPUT OUTPUT` program built against the C ABI (examples/c/prep.c or
 /// examples/fortran/prep.f90) on the real 128² AIA 171 file and checks its first output line
 /// (`aiaprep VERSION: NXxNY CRPIX1=… CDELT1=… LVL_NUM=… mean=…`), its output file and its
@@ -113,15 +128,7 @@ fn check_prep_program(exe: &Path, tmp: &Path) -> (String, AiaMap) {
 
 #[test]
 fn c_program_matches_rust_api() {
-    let dir = target_deps_dir();
-    let lib = dir.join("libaiaprep.so");
-    assert!(
-        lib.exists(),
-        "{} not built (crate-type cdylib)",
-        lib.display()
-    );
-    let tmp = std::env::temp_dir().join(format!("aiaprep-capi-c-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).unwrap();
+    let (dir, tmp) = cdylib_and_tmpdir("c");
     let exe = tmp.join("prep_c");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let st = Command::new(&cc)
@@ -180,15 +187,7 @@ fn fortran_program_matches_rust_api() {
         );
         return;
     };
-    let dir = target_deps_dir();
-    let lib = dir.join("libaiaprep.so");
-    assert!(
-        lib.exists(),
-        "{} not built (crate-type cdylib)",
-        lib.display()
-    );
-    let tmp = std::env::temp_dir().join(format!("aiaprep-capi-fortran-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).unwrap();
+    let (dir, tmp) = cdylib_and_tmpdir("fortran");
     let exe = tmp.join("prep_f");
     // gfortran flags; -J keeps the module file (aiaprep.mod) out of the working directory.
     let st = Command::new(&fc)

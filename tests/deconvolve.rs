@@ -97,7 +97,7 @@ fn map_api_with_array_psf_equals_low_level_call() {
     assert_eq!(out.data, direct);
     assert_eq!(out.source, map.source);
     assert_eq!(out.header.get_str("DECONPSF"), Some("psf_171.fits"));
-    assert!(history(&out.header).contains(
+    assert!(common::history(&out.header).contains(
         "deconvolve: Richardson-Lucy, 3 iterations, PSF file psf_171.fits, clip_negative=true"
     ));
 }
@@ -549,15 +549,6 @@ fn header(ch: u32) -> Header {
     h
 }
 
-fn history(h: &Header) -> String {
-    h.cards()
-        .iter()
-        .filter(|c| c.key == "HISTORY")
-        .filter_map(|c| c.value.as_str())
-        .collect::<Vec<_>>()
-        .join("")
-}
-
 #[test]
 fn model_psf_deconvolution_records_itself_in_the_header() {
     let mut rng = Rng(77);
@@ -572,7 +563,7 @@ fn model_psf_deconvolution_records_itself_in_the_header() {
     assert_eq!(h.get("DECONVIT"), Some(&Value::Int(25)));
     assert_eq!(h.get_str("DECONPSF"), Some("AIA 171 model"));
     assert_eq!(h.get_f64("LVL_NUM"), Some(1.0));
-    let hist = history(h);
+    let hist = common::history(h);
     assert!(
         hist.contains(&format!(
             "aiaprep {} deconvolve: Richardson-Lucy, 25 iterations, PSF model channel 171 orders \
@@ -596,7 +587,7 @@ fn model_psf_deconvolution_records_itself_in_the_header() {
         out.header.get_str("DECONPSF"),
         Some("AIA 171 model preflight orders -3..3")
     );
-    assert!(history(&out.header).contains(
+    assert!(common::history(&out.header).contains(
         "2 iterations, PSF model channel 171 orders -3..3, preflight core, clip_negative=false"
     ));
 }

@@ -337,34 +337,10 @@ fn naive_register(map: &AiaMap, opts: &RegisterOptions) -> Vec<f64> {
 }
 
 fn register_cases() -> Vec<(AiaMap, RegisterOptions)> {
-    let all = [
-        Interpolation::Nearest,
-        Interpolation::Linear,
-        Interpolation::Spline,
-        Interpolation::Keys,
-    ];
-    // (roll °, full-frame CDELT ″, missing, interpolations): the default geometry (pad 1),
-    // a large roll with NaN padding, no padding with `missing` below the data (sunpy's
-    // output-dependent clipping).
-    let cases: [(f64, f64, Missing, &[Interpolation]); 3] = [
-        (-0.13, 0.6007, Missing::Min, &all),
-        (
-            25.0,
-            0.6007,
-            Missing::Nan,
-            &[Interpolation::Linear, Interpolation::Spline],
-        ),
-        (
-            0.0,
-            0.5994,
-            Missing::Value(-50.0),
-            &[Interpolation::Nearest, Interpolation::Spline],
-        ),
-    ];
     let mut v = Vec::new();
-    for (roll, cdelt, missing, interps) in cases {
+    for (roll, cdelt, missing, interps) in register_case_table() {
         let map = synth(512, roll, cdelt);
-        for &interpolation in interps {
+        for &interpolation in &interps {
             v.push((
                 map.clone(),
                 RegisterOptions {

@@ -955,34 +955,10 @@ fn fulldisk_cases_cover_both_outcomes() {
 fn register_chain_matches_the_cpu_register() {
     use aiaprep::cpu::resample::{apply_deferred_clip, ClipRule, Rules};
     use aiaprep::cpu::stats::summarize;
-    use aiaprep::register::{self, Interpolation, Missing, RegisterOptions};
+    use aiaprep::register::{self, Interpolation, RegisterOptions};
     use aiaprep::synth::{level1, SynthOptions};
 
-    let all = [
-        Interpolation::Nearest,
-        Interpolation::Linear,
-        Interpolation::Spline,
-        Interpolation::Keys,
-    ];
-    // (roll °, full-frame CDELT ″, missing, interpolations): pad 1 (the default geometry),
-    // a large pad with NaN padding, and no pad with a `missing` below the data (deferred
-    // clipping).
-    let cases: [(f64, f64, Missing, &[Interpolation]); 3] = [
-        (-0.13, 0.6007, Missing::Min, &all),
-        (
-            25.0,
-            0.6007,
-            Missing::Nan,
-            &[Interpolation::Linear, Interpolation::Spline],
-        ),
-        (
-            0.0,
-            0.5994,
-            Missing::Value(-50.0),
-            &[Interpolation::Nearest, Interpolation::Spline],
-        ),
-    ];
-    for (roll, cdelt, missing, interps) in cases {
+    for (roll, cdelt, missing, interps) in register_case_table() {
         let map = level1(&SynthOptions {
             size: 512,
             n_missing: 60,
@@ -994,7 +970,7 @@ fn register_chain_matches_the_cpu_register() {
         let data: Vec<f32> = map.data.iter().copied().collect();
         let s = summarize(&data);
         assert!(s.nan > 0, "the input must have missing pixels");
-        for &interp in interps {
+        for &interp in &interps {
             let opts = RegisterOptions {
                 interpolation: interp,
                 missing,

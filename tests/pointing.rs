@@ -58,15 +58,6 @@ fn close(a: f64, b: f64, tol: f64, what: &str) {
     assert!((a - b).abs() <= tol, "{what}: {a} vs {b} (diff {})", a - b);
 }
 
-fn history(h: &Header) -> String {
-    h.cards()
-        .iter()
-        .filter(|c| c.key == "HISTORY")
-        .filter_map(|c| c.value.as_str())
-        .collect::<Vec<_>>()
-        .concat() // long texts continue on the next HISTORY card
-}
-
 // Old values from the real header.
 const CRPIX_OLD: f64 = 64.5;
 const X0_MP_OLD: f64 = 2055.060059;
@@ -105,7 +96,7 @@ fn update_on_real_header_gives_hand_computed_keywords() {
     assert_eq!(h.get_str("PNTTAB"), Some("pointing_table_small.csv"));
     assert_eq!(h.get_str("PNTSTART"), Some("2011-02-15T00:00:00Z"));
     assert_eq!(h.get_str("PNTSTOP"), Some("2011-02-15T03:00:00Z"));
-    let hist = history(h);
+    let hist = common::history(h);
     assert!(
         hist.contains("update_pointing: table pointing_table_small.csv row 2 (line 6)")
             && hist.contains("T_START 2011-02-15T00:00:00Z T_STOP 2011-02-15T03:00:00Z")

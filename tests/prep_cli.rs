@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use aiaprep::fits::{self, Compression, WriteOptions};
+use aiaprep::fits::{self, WriteOptions};
 use aiaprep::synth::{self, SynthOptions};
 
 /// target/<profile>/examples/prep, next to this test's deps/ folder.
@@ -34,25 +34,7 @@ fn inputs(dir: &Path, n: usize) -> Vec<PathBuf> {
 
 /// `n` synthetic level-1 files of `size`² in `dir/in`.
 fn inputs_sized(dir: &Path, n: usize, size: usize) -> Vec<PathBuf> {
-    let d = dir.join("in");
-    std::fs::create_dir_all(&d).unwrap();
-    (0..n)
-        .map(|k| {
-            let m = synth::level1(&SynthOptions {
-                size,
-                seed: 100 + k as u64,
-                n_missing: 20,
-                ..SynthOptions::default()
-            });
-            let p = d.join(format!("aia_{k:02}.fits"));
-            let w = WriteOptions {
-                compress: Compression::Rice,
-                ..WriteOptions::default()
-            };
-            fits::write(&m, &p, &w).unwrap();
-            p
-        })
-        .collect()
+    common::synth_inputs(dir, n, size, 100, 20)
 }
 
 fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {

@@ -21,3 +21,45 @@ pub fn fixture(name: &str) -> PathBuf {
         .join("fixtures")
         .join(name)
 }
+
+/// `n` synthetic level-1 files `aia_00.fits`, `aia_01.fits`, ... (`size`², RICE_1, seeds
+/// `seed0 + k`, `n_missing` missing pixels each) written to `dir/in`; returns their paths.
+pub fn synth_inputs(
+    dir: &std::path::Path,
+    n: usize,
+    size: usize,
+    seed0: u64,
+    n_missing: usize,
+) -> Vec<PathBuf> {
+    use aiaprep::fits::{self, Compression, WriteOptions};
+    use aiaprep::synth::{self, SynthOptions};
+    let d = dir.join("in");
+    std::fs::create_dir_all(&d).unwrap();
+    (0..n)
+        .map(|k| {
+            let m = synth::level1(&SynthOptions {
+                size,
+                seed: seed0 + k as u64,
+                n_missing,
+                ..SynthOptions::default()
+            });
+            let p = d.join(format!("aia_{k:02}.fits"));
+            let w = WriteOptions {
+                compress: Compression::Rice,
+                ..WriteOptions::default()
+            };
+            fits::write(&m, &p, &w).unwrap();
+            p
+        })
+        .collect()
+}
+
+/// The text of a header's HISTORY cards, joined (long texts continue on the next card).
+pub fn history(h: &aiaprep::Header) -> String {
+    h.cards()
+        .iter()
+        .filter(|c| c.key == "HISTORY")
+        .filter_map(|c| c.value.as_str())
+        .collect::<Vec<_>>()
+        .concat()
+}

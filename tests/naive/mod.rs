@@ -493,3 +493,37 @@ pub fn aia_psf(
     }
     out
 }
+
+/// The register cases both GPU-facing tests run, as `(roll °, full-frame CDELT ″, missing,
+/// interpolations)`: the default geometry (pad 1) with every interpolation, a large roll
+/// with NaN padding (large pad), and no padding with `missing` below the data (sunpy's
+/// output-dependent, deferred clipping).
+pub fn register_case_table() -> Vec<(
+    f64,
+    f64,
+    aiaprep::register::Missing,
+    Vec<aiaprep::register::Interpolation>,
+)> {
+    use aiaprep::register::{Interpolation, Missing};
+    let all = vec![
+        Interpolation::Nearest,
+        Interpolation::Linear,
+        Interpolation::Spline,
+        Interpolation::Keys,
+    ];
+    vec![
+        (-0.13, 0.6007, Missing::Min, all),
+        (
+            25.0,
+            0.6007,
+            Missing::Nan,
+            vec![Interpolation::Linear, Interpolation::Spline],
+        ),
+        (
+            0.0,
+            0.5994,
+            Missing::Value(-50.0),
+            vec![Interpolation::Nearest, Interpolation::Spline],
+        ),
+    ]
+}
