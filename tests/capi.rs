@@ -58,6 +58,19 @@ fn cdylib_and_tmpdir(tag: &str) -> (PathBuf, PathBuf) {
     (dir, tmp)
 }
 
+/// The compiler arguments that link `exe` against libaiaprep.so in `dir` (with an rpath,
+/// so the program runs as built).
+fn link_args(dir: &Path, exe: &Path) -> Vec<std::ffi::OsString> {
+    vec![
+        "-L".into(),
+        dir.into(),
+        "-laiaprep".into(),
+        format!("-Wl,-rpath,{}", dir.display()).into(),
+        "-o".into(),
+        exe.into(),
+    ]
+}
+
 /// Runs a `prep INPUT OUTPUT` program built against the C ABI (examples/c/prep.c or
 /// examples/fortran/prep.f90) on the real 128² AIA 171 file and checks its first output line
 /// (`aiaprep VERSION: NXxNY CRPIX1=… CDELT1=… LVL_NUM=… mean=…`), its output file and its
@@ -138,12 +151,7 @@ fn c_program_matches_rust_api() {
         .arg(root().join("examples/c/prep.c"))
         .arg("-I")
         .arg(root().join("include"))
-        .arg("-L")
-        .arg(&dir)
-        .arg("-laiaprep")
-        .arg(format!("-Wl,-rpath,{}", dir.display()))
-        .arg("-o")
-        .arg(&exe)
+        .args(link_args(&dir, &exe))
         .status()
         .expect("run cc");
     assert!(st.success(), "cc failed");
@@ -201,12 +209,7 @@ fn fortran_program_matches_rust_api() {
         .arg("-J")
         .arg(&tmp)
         .arg(root().join("examples/fortran/prep.f90"))
-        .arg("-L")
-        .arg(&dir)
-        .arg("-laiaprep")
-        .arg(format!("-Wl,-rpath,{}", dir.display()))
-        .arg("-o")
-        .arg(&exe)
+        .args(link_args(&dir, &exe))
         .status()
         .unwrap_or_else(|e| panic!("run {}: {e}", fc.display()));
     assert!(st.success(), "{} failed on prep.f90", fc.display());
