@@ -13,7 +13,9 @@ What is timed (median wall seconds of --repeat runs, each in a fresh process):
   --psf          : aiapy.psf.psf(171) once (about 5 minutes) vs aiaprep's PSF bench binary
   --throughput N : N different synthetic files (default 16 when given without N): one
                    `prep DIR` batch vs one Python process looping over the same files (read +
-                   register + int16 RICE write); images/s of each, the ratio, peak RSS
+                   register + int16 RICE write); images/s of each, the ratio, peak RSS;
+                   then the same files through examples/batch_ceiling (compute replaced by
+                   a GPU-fast stand-in): the decode/encode ceiling of this machine
 Peak memory (max RSS) of each process is read with /usr/bin/time -v.
 
 The reference stack is installed from tests/parity/requirements.txt into .venv (created on
@@ -156,7 +158,7 @@ def main():
 
     py = ensure_venv()
     subprocess.run(
-        ["cargo", "build", "--release", "--example", "prep", "--example", "synth", "--example", "psf_once"],
+        ["cargo", "build", "--release", "--example", "prep", "--example", "synth", "--example", "psf_once", "--example", "batch_ceiling"],
         cwd=ROOT,
         check=True,
     )
@@ -251,6 +253,12 @@ def throughput(args, py, ex, work, env):
         f"{k} {v['occupancy'] * 100:.0f}% of {v['workers']}" for k, v in rep.get("stages", {}).items()
     )
     print(f"{'occupancy':<14}{occ}; limited by {rep.get('bottleneck', '?')}")
+    stdout, c_wall, c_rss = timed([ex / "batch_ceiling", files, "--out-dir", work / "batch_ceiling"])
+    lines = stdout.strip().splitlines()
+    ips = re.search(r"\(([0-9.]+) images/s\)", stdout)
+    print(f"\n== decode/encode ceiling (batch_ceiling: compute = stand-in device, 3 ms per image)")
+    print(f"{'images/s':<14}{float(ips.group(1)) if ips else float('nan'):20.3f}   peak RSS {c_rss:.0f} MB")
+    print(f"{'occupancy':<14}{lines[-1].removeprefix('occupancy: ')}")
 
 
 if __name__ == "__main__":

@@ -17,10 +17,13 @@
 #       unit.txt         the library's unit tests with --features cuda
 #       timings.txt/json per-stage CUDA-event timings, 4096², after warm-up, and the
 #                        GpuEngine's host wall times (engine.*)
-#       batch-*.txt/json `prep` over GPU_CHECK_FILES synthetic 4096² RICE files with
-#                        --backend cuda (register only, then with --deconvolve), and
+#       batch-*.txt/json `prep --compress rice` over GPU_CHECK_FILES synthetic 4096²
+#                        RICE files with --backend cuda (register only, then with --deconvolve), and
 #                        --backend cpu for the ratio: images/s and the per-stage
 #                        occupancy line (decode / compute / encode / device streams)
+#       ceiling.txt      the same files through examples/batch_ceiling (a stand-in engine
+#                        that sleeps 3 ms per image on 2 lanes): the decode/encode
+#                        ceiling of this machine's cores, to compare the cuda batch with
 #       report.md        summary with pass/fail per step
 #
 # Libraries on the GPU machine are found by dlopen: LD_LIBRARY_PATH, ldconfig, rpath; the
@@ -38,7 +41,8 @@ build() {
     json=$(mktemp)
     cargo test --release --features cuda --no-run --message-format=json \
         --lib --test gpu_parity --test kernels_nvrtc >"$json"
-    cargo build --release --features cuda --example gpu_timing --example prep --example synth
+    cargo build --release --features cuda --example gpu_timing --example prep --example synth \
+        --example batch_ceiling
     python3 - "$json" "$BUNDLE" <<'PY'
 import json, shutil, sys, os
 src, dst = sys.argv[1], sys.argv[2]
@@ -64,11 +68,12 @@ PY
     cp target/release/examples/gpu_timing "$BUNDLE/gpu_timing"
     cp target/release/examples/prep "$BUNDLE/prep"
     cp target/release/examples/synth "$BUNDLE/synth"
+    cp target/release/examples/batch_ceiling "$BUNDLE/batch_ceiling"
     cp "${BASH_SOURCE[0]}" "$BUNDLE/gpu-check.sh"
     # debug info off the copies: the bundle must travel (64 MiB limit)
     if command -v strip >/dev/null; then
         strip --strip-debug "$BUNDLE"/gpu_parity "$BUNDLE"/kernels_nvrtc "$BUNDLE"/unit_tests \
-            "$BUNDLE"/gpu_timing "$BUNDLE"/prep "$BUNDLE"/synth
+            "$BUNDLE"/gpu_timing "$BUNDLE"/prep "$BUNDLE"/synth "$BUNDLE"/batch_ceiling
     fi
     rm -f "$json"
     echo "gpu-check: bundle ready in $BUNDLE/ ($(du -sh "$BUNDLE" | cut -f1)); on the GPU machine: bash scripts/gpu-check.sh run"
@@ -114,10 +119,12 @@ run() {
     step "synthetic inputs ($files x 4096², RICE)" 300 "$out/synth.txt" \
         "$BUNDLE/synth" --out-dir "$data/in" --count "$files"
     for mode in cuda cuda-deconvolve cpu; do
-        local args=(--backend "${mode%%-*}" --out-dir "$data/out-$mode" --report "$out/batch-$mode.json")
+        local args=(--backend "${mode%%-*}" --compress rice --out-dir "$data/out-$mode" --report "$out/batch-$mode.json")
         [ "$mode" = cuda-deconvolve ] && args+=(--deconvolve)
         step "prep batch ($mode)" 600 "$out/batch-$mode.txt" "$BUNDLE/prep" "$data/in" "${args[@]}"
     done
+    step "decode/encode ceiling (stand-in device, 3 ms per image)" 300 "$out/ceiling.txt" \
+        "$BUNDLE/batch_ceiling" "$data/in" --out-dir "$data/out-ceiling" --device-ms 3
     rm -rf "$data"
     {
         echo
@@ -141,6 +148,8 @@ run() {
             echo "[$mode]"
             grep -E "^(backend|[0-9]+ done|mean per image|occupancy)" "$out/batch-$mode.txt" || true
         done
+        echo "[ceiling: stand-in device, 3 ms per image]"
+        grep -E "^(stand-in|[0-9]+ done|mean per image|occupancy)" "$out/ceiling.txt" || true
         echo '```'
     } >>"$report"
     cat "$report"

@@ -1228,3 +1228,25 @@ fn backend_selection_never_panics() {
         Err(e) => panic!("unexpected error: {e:?}"),
     }
 }
+
+/// Host threads that wait for the device sleep instead of spinning (the batch's decode and
+/// encode stages need those cores): aiaprep creates the primary context with
+/// `CU_CTX_SCHED_BLOCKING_SYNC`.
+#[cfg(feature = "cuda")]
+#[test]
+#[ignore = "needs a CUDA GPU: cargo test --features cuda --test gpu_parity -- --include-ignored"]
+fn waiting_threads_sleep_cuda() {
+    use cudarc::driver::sys;
+    let dev = aiaprep::gpu::GpuDevice::open(0).unwrap();
+    dev.context().bind_to_thread().unwrap();
+    let mut flags: u32 = 0;
+    // SAFETY: a valid out-pointer; the context is current on this thread.
+    unsafe { sys::cuCtxGetFlags(&mut flags) }.result().unwrap();
+    let sched = flags & sys::CUctx_flags::CU_CTX_SCHED_MASK as u32;
+    eprintln!("context flags {flags:#x}");
+    assert_eq!(
+        sched,
+        sys::CUctx_flags::CU_CTX_SCHED_BLOCKING_SYNC as u32,
+        "scheduling flags {flags:#x}"
+    );
+}
