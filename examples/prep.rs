@@ -211,7 +211,9 @@ fn main() -> ExitCode {
             if c.swap(true, Ordering::SeqCst) {
                 std::process::exit(130);
             }
-            eprintln!("\ninterrupted: finishing the images in flight (Ctrl-C again to abort; no partial outputs are left)");
+            // SIGINT (Ctrl-C), SIGTERM (kill; Slurm at the time limit, KillWait before
+            // SIGKILL) or SIGHUP: finish what is in flight, then the summary and report.
+            eprintln!("\ninterrupted: finishing the images in flight (Ctrl-C or kill again to abort; no partial outputs are left)");
         });
     }
     let jobs = cli

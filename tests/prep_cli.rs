@@ -425,9 +425,24 @@ fn pointing_table_and_exposure_normalisation() {
 
 #[test]
 fn interrupted_batch_leaves_only_complete_outputs_and_resumes() {
-    let dir = tmpdir("sigint");
+    interrupted_batch("INT");
+}
+
+/// SIGTERM (what Slurm sends at the time limit, before SIGKILL) is handled like Ctrl-C:
+/// the images in flight finish, the summary and the report are written.
+#[test]
+fn terminated_batch_finishes_in_flight_and_writes_the_report() {
+    interrupted_batch("TERM");
+}
+
+/// Send `signal` to a batch once its first output is in place; check that only complete
+/// outputs exist, that the report lists every input as done or cancelled, and that a rerun
+/// does exactly the rest.
+fn interrupted_batch(signal: &str) {
+    let dir = tmpdir(&format!("sig{signal}"));
     let ins = inputs_sized(&dir, 6, 1024);
     let out = dir.join("out");
+    let report = dir.join("report.json");
     let child = Command::new(prep_exe())
         .arg(dir.join("in"))
         .args([
@@ -439,6 +454,8 @@ fn interrupted_batch_leaves_only_complete_outputs_and_resumes() {
             "1",
             "--queue-depth",
             "1",
+            "--report",
+            s(&report),
         ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -452,7 +469,7 @@ fn interrupted_batch_leaves_only_complete_outputs_and_resumes() {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     let st = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
         .unwrap();
     assert!(st.success());
@@ -487,6 +504,12 @@ fn interrupted_batch_leaves_only_complete_outputs_and_resumes() {
         .map(|e| e.file_name().to_string_lossy().to_string())
         .collect();
     assert!(names.iter().all(|n| !n.contains(".tmp-")), "{names:?}");
+    // The report was written on the way out: every input, done ones as such.
+    let rep = std::fs::read_to_string(&report).unwrap();
+    let n_done = rep.matches("\"status\": \"done\"").count();
+    let n_cancelled = rep.matches("\"status\": \"cancelled\"").count();
+    assert_eq!(n_done, done_first.len(), "{rep}");
+    assert_eq!(n_done + n_cancelled, ins.len(), "{rep}");
     // Rerun: the rest is done, nothing is redone.
     let r = run(
         &[s(&dir.join("in")), "--out-dir", s(&out), "--backend", "cpu"],
