@@ -3,7 +3,7 @@
 //! report.
 //!
 //! Stages: `decode_threads` workers read and check inputs; `compute_workers` run the
-//! engines — by default [`Engine::concurrency`](crate::pipeline::Engine::concurrency):
+//! engines — by default [`Engine::concurrency`]:
 //! one for the CPU engine, which parallelises inside an image with rayon, one per CUDA
 //! stream for the GPU engine, so that one image's transfers overlap another's kernels —;
 //! `encode_threads` workers convert and write outputs. Stages are joined by bounded

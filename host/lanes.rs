@@ -1,11 +1,11 @@
 //! A pool of interchangeable workers ("lanes") that callers borrow one at a time, with the
 //! time they were held summed for occupancy reports.
 //!
-//! The GPU engine keeps one lane per CUDA stream ([`crate::gpu::engine::GpuEngine`]): each
-//! concurrent caller gets a stream of its own, so the transfers of one image overlap the
-//! kernels of another, and a caller that finds every lane taken waits for the first one
-//! freed. Device memory is bounded by the number of lanes (one image's working set each).
-//! The pool itself has nothing CUDA in it and is tested on the CPU.
+//! The GPU engine (`gpu::GpuEngine`, with the `cuda` feature) keeps one lane per CUDA
+//! stream: each concurrent caller gets a stream of its own, so the transfers of one image
+//! overlap the kernels of another, and a caller that finds every lane taken waits for the
+//! first one freed. Device memory is bounded by the number of lanes (one image's working
+//! set each). The pool itself has nothing CUDA in it and is tested on the CPU.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};

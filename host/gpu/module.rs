@@ -11,7 +11,7 @@
 //!
 //! The NVRTC calls go through `cudarc::nvrtc::sys` directly (not cudarc's
 //! `compile_ptx_with_opts`) to pass headers and to get the cubin; every failure comes
-//! back as [`Error::Gpu`] with NVRTC's log, never a panic.
+//! back as [`Error::Gpu`](crate::Error::Gpu) with NVRTC's log, never a panic.
 
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, CStr, CString};
