@@ -483,6 +483,9 @@ pub fn run(
     cancel: &AtomicBool,
 ) -> Summary {
     let t0 = Instant::now();
+    // Image buffers go round decode → compute → encode → decode instead of being freed
+    // and faulted in again (the pool is freed when the batch ends).
+    let _recycle = crate::cpu::buffers::recycle_images();
     remove_stale_temporaries(out_dir);
     let total = inputs.len();
     let records: Mutex<Vec<Option<Record>>> = Mutex::new(vec![None; total]);

@@ -29,7 +29,6 @@
 //! [`AiaMap::geometry`]: crate::map::AiaMap::geometry
 
 mod cfitsio;
-mod memory;
 mod output;
 mod read;
 mod write;
@@ -225,7 +224,11 @@ pub fn write(map: &AiaMap, path: &Path, opts: &WriteOptions) -> Result<WriteRepo
         header: &map.header,
         stats: Some(stats),
     };
-    write::write_atomically(path, opts.overwrite, &layout, &pixels)?;
+    let written = write::write_atomically(path, opts.overwrite, &layout, &pixels);
+    if let write::Pixels::I16 { data, .. } = pixels {
+        crate::cpu::buffers::recycle_i16(data); // reused by the next write in a batch
+    }
+    written?;
     Ok(WriteReport {
         path: path.to_path_buf(),
         datamin: stats.min,

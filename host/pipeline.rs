@@ -334,7 +334,8 @@ pub fn prep_map(
         _ => {
             if let Some(d) = &opts.deconvolve {
                 let t = Instant::now();
-                map = engines.deconvolve.deconvolve(&map, d)?;
+                let dec = engines.deconvolve.deconvolve(&map, d)?;
+                crate::cpu::buffers::recycle_array(std::mem::replace(&mut map, dec).data);
                 times.deconvolve = t.elapsed();
             }
             let t = Instant::now();
@@ -343,6 +344,8 @@ pub fn prep_map(
             out
         }
     };
+    // Done with the input's pixels: reused by the next read while a batch runs.
+    crate::cpu::buffers::recycle_array(map.data);
     if opts.normalize_exposure {
         let t = Instant::now();
         normalize::normalize_exposure_in_place(&mut out)?;
@@ -414,6 +417,8 @@ pub fn store(
         crate::quicklook::write_png(out.data.view(), &output.with_extension("png"))?;
         times.quicklook = t.elapsed();
     }
+    // Reused by the next register while a batch runs.
+    crate::cpu::buffers::recycle_array(out.data);
     Ok(())
 }
 

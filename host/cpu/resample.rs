@@ -46,7 +46,7 @@
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
-use super::buffers::{zeroed_f32, Scratch};
+use super::buffers::Scratch;
 use super::mask::{self, Stencil};
 use super::simd::{self, Span};
 use super::spline::{
@@ -281,7 +281,8 @@ pub(crate) fn resample_with(
         simd: allow_simd && simd::available(),
     };
 
-    let mut out_vec = zeroed_f32(onx * ony);
+    // Every pixel is written by its row below: a recycled buffer (in a batch) will do.
+    let mut out_vec = super::buffers::take_f32(onx * ony);
     out_vec
         .par_chunks_mut(onx.max(1))
         .enumerate()

@@ -5,7 +5,6 @@ use std::path::Path;
 use ndarray::Array2;
 
 use super::cfitsio::{Fits, ImageInfo, TDOUBLE, TFLOAT};
-use super::memory;
 use crate::error::{Error, Result, Source};
 use crate::header::Header;
 
@@ -54,10 +53,11 @@ pub(crate) fn open_image(path: &Path) -> Result<(Fits, ImageInfo, Header)> {
 ///
 /// Measured alternative, not taken: reading int16 as raw `i16` (into the first half of
 /// the output buffer) and widening it in parallel here. Once the output buffer is backed
-/// by huge pages (see `memory`), both take the same time (4096² RICE ≈ 0.125 s), and
+/// by huge pages (see `cpu::buffers`), both take the same time (4096² RICE ≈ 0.125 s), and
 /// this way cfitsio keeps every BLANK/ZBLANK/scaling rule.
 pub(crate) fn read_f32(f: &mut Fits, info: &ImageInfo) -> Result<Vec<f32>> {
-    let mut out = memory::zeroed_vec::<f32>(info.nx * info.ny);
+    // Every element is written by cfitsio: a recycled buffer (in a batch) will do.
+    let mut out = crate::cpu::buffers::take_f32(info.nx * info.ny);
     let null = null_check(info).then_some(f32::NAN);
     // SAFETY: TFLOAT is f32.
     unsafe { f.read_pixels::<f32>(TFLOAT, null, &mut out)? };
@@ -74,7 +74,7 @@ fn null_check(info: &ImageInfo) -> bool {
 
 /// Read the current image as `f64` (cfitsio converts; undefined pixels NaN).
 pub(crate) fn read_f64(f: &mut Fits, info: &ImageInfo) -> Result<Vec<f64>> {
-    let mut out = memory::zeroed_vec::<f64>(info.nx * info.ny);
+    let mut out = crate::cpu::buffers::zeroed::<f64>(info.nx * info.ny);
     let null = null_check(info).then_some(f64::NAN);
     // SAFETY: TDOUBLE is f64.
     unsafe { f.read_pixels::<f64>(TDOUBLE, null, &mut out)? };

@@ -9,7 +9,6 @@ use fitsio::sys;
 use rayon::prelude::*;
 
 use super::cfitsio::{Fits, TFLOAT, TSHORT};
-use super::memory;
 use super::output::TempOutput;
 use super::{Compression, BLANK_I16, I16_MAX, I16_MIN};
 use crate::error::{Error, Result};
@@ -97,7 +96,8 @@ fn chunk_stats(s: &[i16]) -> Acc {
 /// half away from zero, saturated to [`I16_MIN`]..=[`I16_MAX`], ±∞ too) and compute the
 /// statistics of the stored values in physical units (`bzero + bscale × stored`).
 pub(crate) fn convert_i16(data: &[f32], scaling: Option<(f64, f64)>) -> (Vec<i16>, Stats) {
-    let mut out = memory::zeroed_vec::<i16>(data.len());
+    // Every element is written below: a recycled buffer (in a batch) will do.
+    let mut out = crate::cpu::buffers::take_i16(data.len());
     let (mn, mx, sum, cnt) = out
         .par_chunks_mut(CHUNK)
         .zip(data.par_chunks(CHUNK))

@@ -486,7 +486,9 @@ pub fn resample_device(
         prefilter: Prefilter::Fir,
     };
     let out = gpu_register::register_device(dev, img, &p)?;
-    let v = buffer::download_vec(dev, &out.data, out.len(), "registered image")?;
+    // Every element is overwritten by the copy: a recycled buffer (in a batch) will do.
+    let mut v = crate::cpu::buffers::take_f32(out.len());
+    buffer::download(dev, &out.data, &mut v, "registered image")?;
     let mut data = buffer::to_array(v, out.nx, out.ny)?;
     let clip = match rules.clip {
         ClipRule::Known(lo, hi) => Some((lo as f64, hi as f64)),

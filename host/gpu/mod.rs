@@ -152,7 +152,9 @@ impl DeviceImage {
 
     /// Copies the image back to the host.
     pub fn download(&self, dev: &GpuDevice) -> Result<Array2<f32>> {
-        let v = buffer::download_vec(dev, &self.data, self.len(), "f32 image")?;
+        // Every element is overwritten by the copy: a recycled buffer (in a batch) will do.
+        let mut v = crate::cpu::buffers::take_f32(self.len());
+        buffer::download(dev, &self.data, &mut v, "f32 image")?;
         buffer::to_array(v, self.nx, self.ny)
     }
 
