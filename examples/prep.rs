@@ -102,8 +102,10 @@ struct Cli {
     /// Skip the full-disk check (cut-outs; register still assumes a full-frame geometry).
     #[arg(long)]
     no_full_disk_check: bool,
-    /// Threads of each pool: the CPU compute pool (rayon) and the decode and encode pools
-    /// (at most 8 each). Default: the number of cores.
+    /// Threads of each pool: the CPU compute pool (rayon) and the decode and encode pools.
+    /// Default: the number of cores, with at most 8 each for decode and encode; an explicit
+    /// N is used as given (each decode or encode thread holds about one image in memory,
+    /// ≈ 100 MB for 4096²).
     #[arg(long)]
     jobs: Option<usize>,
     /// CUDA streams of the GPU engine (1-16): that many images are on the device at once,
@@ -216,12 +218,15 @@ fn main() -> ExitCode {
             eprintln!("\ninterrupted: finishing the images in flight (Ctrl-C or kill again to abort; no partial outputs are left)");
         });
     }
-    let jobs = cli
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    // Decode and encode threads: as asked, else the cores up to 8 each (memory).
+    let io_threads = cli.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(1, 8)
+    });
     let bopts = BatchOptions {
-        decode_threads: jobs.clamp(1, 8),
-        encode_threads: jobs.clamp(1, 8),
+        decode_threads: io_threads,
+        encode_threads: io_threads,
         compute_workers: None,
         queue_depth: cli.queue_depth.max(1),
     };

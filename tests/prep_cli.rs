@@ -575,3 +575,54 @@ fn cut_outs_are_refused_unless_the_full_disk_check_is_off() {
     assert_eq!(out.data.dim(), (96, 96));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--jobs N` sets the decode and encode threads as given (the occupancy line names the
+/// workers of each stage); without it they are the cores, at most 8.
+#[test]
+fn jobs_sets_the_decode_and_encode_threads() {
+    let dir = tmpdir("jobs");
+    inputs(&dir, 3);
+    let out = dir.join("out");
+    let r = run(
+        &[
+            s(&dir.join("in")),
+            "--out-dir",
+            s(&out),
+            "--backend",
+            "cpu",
+            "--jobs",
+            "12",
+        ],
+        &[],
+    );
+    let so = String::from_utf8_lossy(&r.stdout);
+    assert_eq!(r.status.code(), Some(0), "{so}");
+    let occ = so.lines().find(|l| l.starts_with("occupancy:")).unwrap();
+    assert!(
+        occ.contains("% of 12, compute") && occ.contains("encode"),
+        "{occ}"
+    );
+    assert!(
+        occ.split("encode").nth(1).unwrap().contains("of 12"),
+        "{occ}"
+    );
+    let r = run(
+        &[
+            s(&dir.join("in")),
+            "--out-dir",
+            s(&out),
+            "--backend",
+            "cpu",
+            "--overwrite",
+        ],
+        &[],
+    );
+    let so = String::from_utf8_lossy(&r.stdout);
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let occ = so.lines().find(|l| l.starts_with("occupancy:")).unwrap();
+    assert!(
+        occ.contains(&format!("% of {}, compute", cores.clamp(1, 8))),
+        "{occ}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
