@@ -290,16 +290,25 @@ impl Fits {
     /// Byte offset (from the start of the file) of the end of the current HDU's data unit,
     /// as its header declares it (cfitsio `ffghadll`).
     pub(crate) fn data_end(&mut self) -> Result<u64> {
+        Ok(self.hdu_address()?.2)
+    }
+
+    /// Byte offsets (from the start of the file) of the current HDU's header, data unit and
+    /// the end of the data unit, as its header declares them (cfitsio `ffghadll`).
+    pub(crate) fn hdu_address(&mut self) -> Result<(u64, u64, u64)> {
         let (mut head, mut data, mut end): (sys::LONGLONG, sys::LONGLONG, sys::LONGLONG) =
             (0, 0, 0);
         let mut status = 0;
         // SAFETY: open handle, out-pointers to locals.
         unsafe { sys::ffghadll(self.ptr, &mut head, &mut data, &mut end, &mut status) };
         self.check(status, "read the HDU address")?;
-        u64::try_from(end).map_err(|_| Error::Fits {
-            file: self.file.clone(),
-            reason: format!("negative HDU end {end}"),
-        })
+        let off = |v: sys::LONGLONG| {
+            u64::try_from(v).map_err(|_| Error::Fits {
+                file: self.file.clone(),
+                reason: format!("negative HDU offset {v}"),
+            })
+        };
+        Ok((off(head)?, off(data)?, off(end)?))
     }
 
     /// The current HDU's header as 80-character records; a tile-compressed HDU is

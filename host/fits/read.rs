@@ -55,7 +55,16 @@ pub(crate) fn open_image(path: &Path) -> Result<(Fits, ImageInfo, Header)> {
 /// the output buffer) and widening it in parallel here. Once the output buffer is backed
 /// by huge pages (see `cpu::buffers`), both take the same time (4096² RICE ≈ 0.125 s), and
 /// this way cfitsio keeps every BLANK/ZBLANK/scaling rule.
-pub(crate) fn read_f32(f: &mut Fits, info: &ImageInfo) -> Result<Vec<f32>> {
+///
+/// RICE_1 int16 tile-compressed images (JSOC's files) are decoded by [`super::rice`]
+/// instead, tiles in parallel, with the same result; `path` is the file `f` has open.
+pub(crate) fn read_f32(f: &mut Fits, info: &ImageInfo, path: &Path) -> Result<Vec<f32>> {
+    if info.compressed && info.bitpix == 16 {
+        let hdu = f.hdu_address()?;
+        if let Some(v) = super::rice::read_f32(path, hdu)? {
+            return Ok(v);
+        }
+    }
     // Every element is written by cfitsio: a recycled buffer (in a batch) will do.
     let mut out = crate::cpu::buffers::take_f32(info.nx * info.ny);
     let null = null_check(info).then_some(f32::NAN);

@@ -14,6 +14,10 @@ Writes
   a few BLANK (-32768) pixels, BLANK keyword, and a real-looking AIA header.
 - tests/parity/fixtures/rice_int16_64x48.npy : its values as astropy decodes them
   (float64, shape (48, 64); BLANK -> NaN).
+- tests/data/rice_int16_tiles_70x45.fits : RICE_1 int16 with 2-D tiles of 24 x 16 pixels
+  (ZTILE1 = 24, ZTILE2 = 16: partial tiles at the right and bottom edges), BSCALE = 0.5,
+  BZERO = 100 and a few BLANK pixels, and tests/parity/fixtures/rice_int16_tiles_70x45.npy :
+  its physical values as astropy decodes them (float64; BLANK -> NaN).
 - tests/data/plain_{int16,uint16,int32,float32,float64}_25x17.fits : plain primary images
   (NAXIS1 = 25, NAXIS2 = 17) of each BITPIX with BSCALE/BZERO and BLANK (integers) or
   NaN (floats), written byte by byte here (not by astropy), and
@@ -78,6 +82,33 @@ for r, c in blank_at:
 assert np.array_equal(np.isnan(dec), np.isnan(expect)), "astropy BLANK handling"
 assert np.array_equal(dec[~np.isnan(dec)], expect[~np.isnan(expect)])
 np.save(FIX / "rice_int16_64x48.npy", np.ascontiguousarray(dec))
+
+# 2b. RICE_1 with 2-D tiles and scaling (the decoder must place partial tiles and apply
+# BSCALE/BZERO as cfitsio does).
+ny2, nx2 = 45, 70
+rng2 = np.random.default_rng(20261129)
+vals2 = rng2.integers(-20000, 20000, size=(ny2, nx2)).astype(np.int16)
+vals2[10:14, :] = 1234  # flat rows: zero-difference blocks
+vals2[30, :] = rng2.integers(-32767, 32767, size=nx2)  # high-entropy row
+blank2 = [(0, 0), (3, 4), (44, 69), (16, 24)]
+for r, c in blank2:
+    vals2[r, c] = -32768
+hdr2 = fits.Header()
+hdr2["BLANK"] = -32768
+comp2 = fits.CompImageHDU(data=vals2, header=hdr2, compression_type="RICE_1", tile_shape=(16, 24))
+comp2.header["BSCALE"] = 0.5
+comp2.header["BZERO"] = 100.0
+fits.HDUList([fits.PrimaryHDU(), comp2]).writeto(DATA / "rice_int16_tiles_70x45.fits", overwrite=True)
+with fits.open(DATA / "rice_int16_tiles_70x45.fits", disable_image_compression=True) as hdul:
+    h2 = hdul[1].header
+    assert (h2["ZTILE1"], h2["ZTILE2"], h2["BSCALE"], h2["BZERO"]) == (24, 16, 0.5, 100.0)
+with fits.open(DATA / "rice_int16_tiles_70x45.fits") as hdul:
+    dec2 = np.asarray(hdul[1].data, dtype="<f8")
+expect2 = vals2.astype("<f8") * 0.5 + 100.0
+for r, c in blank2:
+    expect2[r, c] = np.nan
+assert np.array_equal(dec2, expect2, equal_nan=True), "astropy scaling/BLANK handling"
+np.save(FIX / "rice_int16_tiles_70x45.npy", np.ascontiguousarray(dec2))
 
 # 3. Plain primary images of every BITPIX with scaling and missing values, written as raw
 # bytes (header records + big-endian data, padded to 2880) so that the file layout does
