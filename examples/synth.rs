@@ -38,31 +38,43 @@ fn main() -> ExitCode {
         eprintln!("error: {}: {e}", cli.out_dir.display());
         return ExitCode::from(2);
     }
-    for k in 0..cli.count {
-        let opts = SynthOptions {
-            size: cli.size,
-            channel: cli.channel,
-            seed: cli.seed + k as u64,
-            ..SynthOptions::default()
-        };
-        let map = synth::level1(&opts);
-        let path = cli
-            .out_dir
-            .join(format!("aia_synth_{}_{:04}_level1.fits", cli.channel, k));
-        let w = WriteOptions {
-            compress: if cli.uncompressed {
-                Compression::None
-            } else {
-                Compression::Rice
-            },
-            overwrite: true,
-            ..WriteOptions::default()
-        };
-        if let Err(e) = fits::write(&map, &path, &w) {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
+    // Files in parallel (each image is made on one thread); names printed in order.
+    use rayon::prelude::*;
+    let made: Vec<Result<PathBuf, String>> = (0..cli.count)
+        .into_par_iter()
+        .map(|k| {
+            let opts = SynthOptions {
+                size: cli.size,
+                channel: cli.channel,
+                seed: cli.seed + k as u64,
+                ..SynthOptions::default()
+            };
+            let map = synth::level1(&opts);
+            let path = cli
+                .out_dir
+                .join(format!("aia_synth_{}_{:04}_level1.fits", cli.channel, k));
+            let w = WriteOptions {
+                compress: if cli.uncompressed {
+                    Compression::None
+                } else {
+                    Compression::Rice
+                },
+                overwrite: true,
+                ..WriteOptions::default()
+            };
+            fits::write(&map, &path, &w).map_err(|e| e.to_string())?;
+            Ok(path)
+        })
+        .collect();
+    let mut status = ExitCode::SUCCESS;
+    for r in made {
+        match r {
+            Ok(p) => println!("{}", p.display()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                status = ExitCode::from(1);
+            }
         }
-        println!("{}", path.display());
     }
-    ExitCode::SUCCESS
+    status
 }

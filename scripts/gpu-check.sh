@@ -17,7 +17,7 @@
 #       unit.txt         the library's unit tests with --features cuda
 #       timings.txt/json per-stage CUDA-event timings, 4096², after warm-up, and the
 #                        GpuEngine's host wall times (engine.*)
-#       batch-*.txt/json `prep --compress rice` over GPU_CHECK_FILES synthetic 4096²
+#       batch-*.txt/json `prep --compress rice --jobs $(nproc)` over GPU_CHECK_FILES synthetic 4096²
 #                        RICE files with --backend cuda (register only, then with --deconvolve), and
 #                        --backend cpu for the ratio: images/s and the per-stage
 #                        occupancy line (decode / compute / encode / device streams)
@@ -29,6 +29,7 @@
 # Libraries on the GPU machine are found by dlopen: LD_LIBRARY_PATH, ldconfig, rpath; the
 # script adds /usr/local/cuda/lib64 (and targets/*/lib) when present. Environment knobs:
 # GPU_CHECK_REPS (timing repetitions, default 5), GPU_CHECK_SIZE (default 4096),
+# GPU_CHECK_FILES (batch inputs, default 96: about 2 s of cuda batch at the expected rate),
 # AIAPREP_GPU_INDEX (device, default 0).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -114,17 +115,18 @@ run() {
         --size "${GPU_CHECK_SIZE:-4096}" --reps "${GPU_CHECK_REPS:-5}" \
         --device "${AIAPREP_GPU_INDEX:-0}" --json "$out/timings.json"
     # Batches: the device should wait on decode/encode, not the other way round.
-    local files="${GPU_CHECK_FILES:-32}" data
+    local files="${GPU_CHECK_FILES:-96}" data
     data=$(mktemp -d)
     step "synthetic inputs ($files x 4096², RICE)" 300 "$out/synth.txt" \
         "$BUNDLE/synth" --out-dir "$data/in" --count "$files"
     for mode in cuda cuda-deconvolve cpu; do
-        local args=(--backend "${mode%%-*}" --compress rice --out-dir "$data/out-$mode" --report "$out/batch-$mode.json")
+        local args=(--backend "${mode%%-*}" --compress rice --jobs "$(nproc)" --out-dir "$data/out-$mode" --report "$out/batch-$mode.json")
         [ "$mode" = cuda-deconvolve ] && args+=(--deconvolve)
         step "prep batch ($mode)" 600 "$out/batch-$mode.txt" "$BUNDLE/prep" "$data/in" "${args[@]}"
     done
     step "decode/encode ceiling (stand-in device, 3 ms per image)" 300 "$out/ceiling.txt" \
-        "$BUNDLE/batch_ceiling" "$data/in" --out-dir "$data/out-ceiling" --device-ms 3
+        "$BUNDLE/batch_ceiling" "$data/in" --out-dir "$data/out-ceiling" --device-ms 3 \
+        --jobs "$(nproc)"
     rm -rf "$data"
     {
         echo
