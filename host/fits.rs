@@ -182,6 +182,17 @@ pub struct WriteReport {
 /// # Ok::<(), aiaprep::Error>(())
 /// ```
 pub fn write(map: &AiaMap, path: &Path, opts: &WriteOptions) -> Result<WriteReport> {
+    write_with(map, path, opts, true).map(|(report, _)| report)
+}
+
+/// [`write()`], choosing who encodes RICE_1 int16 tiles (`own_rice`: this crate, else
+/// cfitsio); also returns whether this crate did (tests compare the two files).
+pub(crate) fn write_with(
+    map: &AiaMap,
+    path: &Path,
+    opts: &WriteOptions,
+    own_rice: bool,
+) -> Result<(WriteReport, bool)> {
     let file = Source::file(path);
     if let Some((bscale, bzero)) = opts.scaling {
         if opts.dtype != OutputType::I16 {
@@ -224,19 +235,21 @@ pub fn write(map: &AiaMap, path: &Path, opts: &WriteOptions) -> Result<WriteRepo
         compress: opts.compress,
         header: &map.header,
         stats: Some(stats),
+        own_rice,
     };
     let written = write::write_atomically(path, opts.overwrite, &layout, &pixels);
     if let write::Pixels::I16 { data, .. } = pixels {
         crate::cpu::buffers::recycle_i16(data); // reused by the next write in a batch
     }
-    written?;
-    Ok(WriteReport {
+    let own = written?;
+    let report = WriteReport {
         path: path.to_path_buf(),
         datamin: stats.min,
         datamax: stats.max,
         datamean: stats.mean,
         n_missing: stats.n_missing,
-    })
+    };
+    Ok((report, own))
 }
 
 /// Write a float32 image (a plain primary HDU; NaN stays NaN) with `header`'s
@@ -263,6 +276,7 @@ pub fn write_image_f32(
         compress: Compression::None,
         header,
         stats: None,
+        own_rice: true,
     };
-    write::write_atomically(path, overwrite, &layout, &write::Pixels::F32(slice))
+    write::write_atomically(path, overwrite, &layout, &write::Pixels::F32(slice)).map(|_| ())
 }

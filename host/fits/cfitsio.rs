@@ -494,6 +494,93 @@ impl Fits {
         }
     }
 
+    /// An integer keyword of the current HDU's own header (for a tile-compressed image,
+    /// the table's: `ZTILE1`, `ZVAL1`, ...); `None` when absent.
+    pub(crate) fn key_i64(&mut self, key: &str) -> Result<Option<i64>> {
+        let k = c_str(key, &self.file)?;
+        let mut v: sys::LONGLONG = 0;
+        let mut status = 0;
+        // SAFETY: open handle, C string, out-pointer to a local; no comment wanted.
+        unsafe { sys::ffgkyjj(self.ptr, k.as_ptr(), &mut v, ptr::null_mut(), &mut status) };
+        if status == KEY_NO_EXIST {
+            drain_messages();
+            return Ok(None);
+        }
+        self.check(status, &format!("read keyword {key}"))?;
+        Ok(Some(v))
+    }
+
+    /// A string keyword of the current HDU's own header; `None` when absent.
+    pub(crate) fn key_str(&mut self, key: &str) -> Result<Option<String>> {
+        let k = c_str(key, &self.file)?;
+        // FLEN_VALUE is 71: a string value fits with its NUL.
+        let mut buf = [0 as std::ffi::c_char; 72];
+        let mut status = 0;
+        // SAFETY: open handle, C string, a buffer of FLEN_VALUE + 1 bytes; no comment.
+        unsafe {
+            sys::ffgkys(
+                self.ptr,
+                k.as_ptr(),
+                buf.as_mut_ptr(),
+                ptr::null_mut(),
+                &mut status,
+            )
+        };
+        if status == KEY_NO_EXIST {
+            drain_messages();
+            return Ok(None);
+        }
+        self.check(status, &format!("read keyword {key}"))?;
+        // SAFETY: cfitsio NUL-terminates the value within the buffer.
+        let v = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
+        Ok(Some(v.to_string_lossy().trim_end().to_string()))
+    }
+
+    /// The number (1-based) of the table column named `name`.
+    pub(crate) fn column(&mut self, name: &str) -> Result<c_int> {
+        let n = c_str(name, &self.file)?;
+        let mut col: c_int = 0;
+        let mut status = 0;
+        // SAFETY: open handle; cfitsio only reads the template (the pointer is *mut in
+        // the binding but the string is not modified); out-pointer to a local.
+        unsafe {
+            sys::ffgcno(
+                self.ptr,
+                sys::CASEINSEN as c_int,
+                n.as_ptr() as *mut std::ffi::c_char,
+                &mut col,
+                &mut status,
+            )
+        };
+        self.check(status, &format!("find column {name}"))?;
+        Ok(col)
+    }
+
+    /// Write `bytes` as the variable-length byte array of `row` (1-based) in column `col`
+    /// (cfitsio `ffpclb`: appended to the heap, descriptor set).
+    pub(crate) fn write_column_bytes(
+        &mut self,
+        col: c_int,
+        row: usize,
+        bytes: &[u8],
+    ) -> Result<()> {
+        let mut status = 0;
+        // SAFETY: open handle; cfitsio reads bytes.len() bytes and does not write through
+        // the pointer (the binding's *mut notwithstanding).
+        unsafe {
+            sys::ffpclb(
+                self.ptr,
+                col,
+                row as sys::LONGLONG,
+                1,
+                bytes.len() as sys::LONGLONG,
+                bytes.as_ptr() as *mut u8,
+                &mut status,
+            )
+        };
+        self.check(status, "write a compressed tile")
+    }
+
     /// Write all pixels of the current image from `data` (cfitsio type `datatype`).
     ///
     /// # Safety
