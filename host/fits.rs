@@ -1,4 +1,5 @@
-//! Reading and writing AIA FITS images (cfitsio, bundled through `fitsio`).
+//! Reading and writing AIA FITS images (cfitsio, bundled through `fitsio`; the pixels of
+//! RICE_1 int16 tiles are coded by `rice.rs`, bit-identical to cfitsio's codec).
 //!
 //! # Reading
 //! [`read()`] returns the first HDU that holds a 2-D image with data: for JSOC level-1

@@ -1,6 +1,13 @@
-//! RICE_1 decoding of tile-compressed 16-bit images — the form of every JSOC AIA file —
-//! without cfitsio, tiles in parallel.
+//! RICE_1 coding of tile-compressed 16-bit images — the form of every JSOC AIA file —
+//! without cfitsio's codec, tiles in parallel.
 //!
+//! **Encoding** ([`encode_tile`]): the bytes of cfitsio's `fits_rcomp_short` (its choice
+//! of split per block, its special blocks, its padding). The writer (`write.rs`) lets
+//! cfitsio lay out the compressed HDU and only hands it the encoded rows, with the call
+//! cfitsio itself makes per tile, so the file is cfitsio's byte for byte (tested) — about
+//! 1.5× faster per core and parallel across rows.
+//!
+//! **Decoding** ([`read_f32`]):
 //! cfitsio decodes a tile-compressed image on one thread (≈ 123 ms for 4096² on this
 //! project's reference machine); the tiles are independent, so here they are decoded on
 //! the rayon pool, and one 4096² image reads in a fraction of that on a multi-core node —
@@ -13,7 +20,7 @@
 //! reads with cfitsio as before.
 //!
 //! The result is the same as cfitsio's `ffgpv(TFLOAT)` bit for bit (tests compare both on
-//! random and real files): stored value `v` → `(float)(v × BSCALE + BZERO)` (plain
+//! astropy- and cfitsio-written files): stored value `v` → `(float)(v × BSCALE + BZERO)` (plain
 //! `(float) v` without scaling), `BLANK` → NaN.
 //!
 //! The Rice code (FITS tiled image convention, Pence, White & Seaman 2010; 16-bit
