@@ -61,7 +61,7 @@ impl Default for SynthOptions {
 
 /// SplitMix64: a tiny, fast, well-mixed generator; used as a counter-based hash so each
 /// pixel's noise is independent of the thread that computes it.
-fn splitmix(mut z: u64) -> u64 {
+pub(crate) fn splitmix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

@@ -3,6 +3,7 @@
 //! naive DFT, analytic properties, bad inputs and the header record.
 
 mod common;
+mod naive;
 
 use std::sync::Arc;
 
@@ -14,20 +15,9 @@ use aiaprep::deconvolve::{
 use aiaprep::header::{Header, Value};
 use aiaprep::psf::PsfOptions;
 use aiaprep::{AiaMap, Error, Source};
+use naive::Rng;
 use ndarray::{s, Array2};
 use rustfft::num_complex::Complex;
-
-/// splitmix64 → uniform [0, 1).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 fn rel_l2(a: &Array2<f32>, b: &Array2<f64>) -> f64 {
     let mut num = 0.0;
@@ -142,7 +132,7 @@ fn random_psf(ny: usize, nx: usize, rng: &mut Rng) -> Array2<f64> {
     let mut p = Array2::from_shape_fn((ny, nx), |(y, x)| {
         let dy = y as f64 - (ny / 2) as f64;
         let dx = x as f64 - (nx / 2) as f64;
-        (-(dx * dx + 1.7 * dy * dy) / 3.0).exp() * (0.5 + rng.next())
+        (-(dx * dx + 1.7 * dy * dy) / 3.0).exp() * (0.5 + rng.f64())
     });
     p[[ny / 2, nx / 2]] += 2.0;
     let s = p.sum();
@@ -152,12 +142,12 @@ fn random_psf(ny: usize, nx: usize, rng: &mut Rng) -> Array2<f64> {
 fn random_image(ny: usize, nx: usize, rng: &mut Rng) -> Array2<f64> {
     Array2::from_shape_fn((ny, nx), |(y, x)| {
         let smooth = 50.0 + 30.0 * ((x as f64) * 0.7).sin() * ((y as f64) * 0.4).cos();
-        let spike = if rng.next() < 0.08 {
-            400.0 * rng.next()
+        let spike = if rng.f64() < 0.08 {
+            400.0 * rng.f64()
         } else {
             0.0
         };
-        smooth + spike + 10.0 * (rng.next() - 0.5) - if rng.next() < 0.05 { 120.0 } else { 0.0 }
+        smooth + spike + 10.0 * (rng.f64() - 0.5) - if rng.f64() < 0.05 { 120.0 } else { 0.0 }
     })
 }
 
@@ -222,7 +212,7 @@ const SHAPES: [(usize, usize); 9] = [
 fn fft2_f64_matches_naive_dft_and_round_trips() {
     let mut rng = Rng(3);
     for (ny, nx) in SHAPES {
-        let x: Vec<f64> = (0..ny * nx).map(|_| rng.next() * 10.0 - 3.0).collect();
+        let x: Vec<f64> = (0..ny * nx).map(|_| rng.f64() * 10.0 - 3.0).collect();
         let mut fft = Fft2::<f64>::new(ny, nx).unwrap();
         let mut spec = fft.make_spectrum();
         fft.forward(&x, &mut spec).unwrap();
@@ -258,7 +248,7 @@ fn fft2_f64_matches_naive_dft_and_round_trips() {
 fn fft2_f32_matches_naive_dft_and_round_trips() {
     let mut rng = Rng(5);
     for (ny, nx) in SHAPES {
-        let x: Vec<f64> = (0..ny * nx).map(|_| rng.next() * 1000.0).collect();
+        let x: Vec<f64> = (0..ny * nx).map(|_| rng.f64() * 1000.0).collect();
         let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
         let xr: Vec<f64> = xf.iter().map(|&v| v as f64).collect();
         let mut fft = Fft2::<f32>::new(ny, nx).unwrap();

@@ -3,11 +3,13 @@
 //! pass-through, and the file-safety rules (no clobber, never the input, no temp files).
 
 mod common;
+mod naive;
 
 use std::path::{Path, PathBuf};
 
 use aiaprep::fits::{self, Compression, OutputType, WriteOptions};
 use aiaprep::{AiaMap, Card, Error, Header, Source, Value};
+use naive::Rng;
 use ndarray::Array2;
 
 // ---------------------------------------------------------------- helpers
@@ -47,22 +49,6 @@ fn listing(d: &Path) -> Vec<String> {
         .collect();
     v.sort();
     v
-}
-
-/// splitmix64: a tiny seeded generator.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [lo, hi).
-    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * ((self.next() >> 11) as f64 / (1u64 << 53) as f64)
-    }
 }
 
 fn aia_header() -> Header {
@@ -117,7 +103,7 @@ fn close(a: f64, b: f64, rel: f64) -> bool {
 fn edge_image() -> Array2<f32> {
     let (ny, nx) = (37, 53);
     let mut rng = Rng(7);
-    let mut a = Array2::from_shape_fn((ny, nx), |_| rng.uniform(-500.0, 4000.0) as f32);
+    let mut a = Array2::from_shape_fn((ny, nx), |_| rng.range(-500.0, 4000.0) as f32);
     let specials: [f32; 22] = [
         0.5,
         -0.5,
@@ -289,7 +275,7 @@ fn rice_decoder_matches_cfitsio_on_written_files() {
             // Amplitude by row band: flat, small, medium, large, full range.
             let amp = [0.0, 3.0, 200.0, 9000.0, 32000.0][(r / 3 + c / 500) % 5];
             let base = if r % 7 == 6 { 16000.0 } else { 1000.0 };
-            let v = base + rng.uniform(-amp, amp);
+            let v = base + rng.range(-amp, amp);
             match (r * 31 + c * 17) % 997 {
                 0 => f32::NAN,
                 1 => 32767.0,
@@ -774,7 +760,7 @@ fn random_bytes_are_not_fits() {
     let dir = tmpdir("random");
     let p = dir.join("random.fits");
     let mut rng = Rng(99);
-    let bytes: Vec<u8> = (0..10_000).map(|_| rng.next() as u8).collect();
+    let bytes: Vec<u8> = (0..10_000).map(|_| rng.next_u64() as u8).collect();
     std::fs::write(&p, bytes).unwrap();
     assert_file_error(fits::read(&p), &p, "Fits");
     assert_file_error(fits::read_image_f64(&p), &p, "Fits");
@@ -795,7 +781,7 @@ fn truncated_files_are_errors_not_garbage() {
     // RICE int16 files cut in the tile data (ours, large enough to have a long heap; and
     // astropy's fixture).
     let mut rng = Rng(5);
-    let a = Array2::from_shape_fn((256, 300), |_| rng.uniform(0.0, 3000.0) as f32);
+    let a = Array2::from_shape_fn((256, 300), |_| rng.range(0.0, 3000.0) as f32);
     let full = dir.join("rice_full.fits");
     let opts = WriteOptions {
         compress: Compression::Rice,
@@ -854,7 +840,7 @@ fn generic_f32_image_round_trip() {
     let dir = tmpdir("psf");
     let p = dir.join("psf.fits");
     let mut rng = Rng(11);
-    let a = Array2::from_shape_fn((9, 14), |_| rng.uniform(-1.0, 1.0) as f32);
+    let a = Array2::from_shape_fn((9, 14), |_| rng.range(-1.0, 1.0) as f32);
     let mut h = Header::new();
     h.set("PSFCHAN", Value::Int(171), Some("channel"));
     h.set_f64("PSFSUM", 1.0, None);
@@ -913,18 +899,18 @@ fn corrupted_inputs_fail_cleanly_through_prep() {
         let mut b = bytes.clone();
         match k % 3 {
             0 => {
-                for _ in 0..1 + rng.next() % 16 {
-                    let i = data_start + (rng.next() as usize) % (b.len() - data_start);
-                    b[i] ^= 1 << (rng.next() % 8);
+                for _ in 0..1 + rng.next_u64() % 16 {
+                    let i = data_start + (rng.next_u64() as usize) % (b.len() - data_start);
+                    b[i] ^= 1 << (rng.next_u64() % 8);
                 }
             }
             1 => {
-                let i = 2880 + (rng.next() as usize) % (end_card - 2880);
-                b[i] = b" 0123456789.-+=ETX'/"[(rng.next() % 20) as usize];
+                let i = 2880 + (rng.next_u64() as usize) % (end_card - 2880);
+                b[i] = b" 0123456789.-+=ETX'/"[(rng.next_u64() % 20) as usize];
             }
             _ => {
-                let i = 2880 + (rng.next() as usize) % (b.len() - 2880);
-                let n = (1 + rng.next() % 200) as usize;
+                let i = 2880 + (rng.next_u64() as usize) % (b.len() - 2880);
+                let n = (1 + rng.next_u64() % 200) as usize;
                 let n = n.min(b.len() - i);
                 b[i..i + n].fill(0);
             }

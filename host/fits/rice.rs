@@ -635,36 +635,37 @@ mod tests {
         w.out
     }
 
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
+    /// Tiles that exercise every block kind: zero blocks, wrap-around differences, a
+    /// single value, a ramp, noise of every amplitude (every split `fs`, raw blocks), huge
+    /// alternating differences after a flat part and, with `fs` = 0, a huge outlier (unary
+    /// runs over 64 bits).
+    fn cases() -> Vec<Vec<i16>> {
+        let mut k = 0u64;
+        let mut next = || {
+            k += 1;
+            crate::synth::splitmix(11 + k)
+        };
+        let mut cases: Vec<Vec<i16>> = vec![
+            vec![7; 100],
+            vec![i16::MIN, i16::MAX, 0, -1, 1],
+            vec![5],
+            (0..97).map(|i| (i * 3) as i16).collect(),
+        ];
+        for amp in [1u64, 2, 4, 50, 1000, 30000, 65536] {
+            cases.push((0..1000).map(|_| (next() % amp) as i64 as i16).collect());
         }
+        let mut v = vec![0i16; 64];
+        v.extend((0..64).map(|i| if i % 2 == 0 { 30000 } else { -30000 }));
+        cases.push(v);
+        let mut v = vec![0i16; 31];
+        v.push(20000);
+        cases.push(v);
+        cases
     }
 
     #[test]
     fn decodes_every_block_kind() {
-        let mut rng = Rng(3);
-        let mut cases: Vec<Vec<i16>> = vec![
-            vec![7; 100],                       // zero blocks
-            vec![i16::MIN, i16::MAX, 0, -1, 1], // wrap-around differences
-            (0..97).map(|i| (i * 3) as i16).collect(),
-        ];
-        for amp in [1u64, 4, 50, 1000, 30000, 65536] {
-            cases.push(
-                (0..1000)
-                    .map(|_| (rng.next() % amp) as i64 as i16)
-                    .collect(),
-            );
-        }
-        // A long run of huge differences after a flat part (unary codes over 64 bits).
-        let mut v = vec![0i16; 64];
-        v.extend((0..64).map(|i| if i % 2 == 0 { 30000 } else { -30000 }));
-        cases.push(v);
+        let cases = cases();
         for nblock in [32usize, 16, 1, 7] {
             for vals in &cases {
                 let enc = encode(vals, nblock);
@@ -711,27 +712,7 @@ mod tests {
     /// decodes back, for every block kind and block size.
     #[test]
     fn encoder_matches_the_reference_rules_and_round_trips() {
-        let mut rng = Rng(11);
-        let mut cases: Vec<Vec<i16>> = vec![
-            vec![7; 100],
-            vec![i16::MIN, i16::MAX, 0, -1, 1],
-            vec![5],
-            (0..97).map(|i| (i * 3) as i16).collect(),
-        ];
-        for amp in [1u64, 2, 4, 50, 1000, 30000, 65536] {
-            cases.push(
-                (0..1000)
-                    .map(|_| (rng.next() % amp) as i64 as i16)
-                    .collect(),
-            );
-        }
-        let mut v = vec![0i16; 64];
-        v.extend((0..64).map(|i| if i % 2 == 0 { 30000 } else { -30000 }));
-        cases.push(v);
-        // fs = 0 with a huge outlier: a unary run of thousands of zeros.
-        let mut v = vec![0i16; 31];
-        v.push(20000);
-        cases.push(v);
+        let cases = cases();
         for nblock in [32usize, 16, 1, 7] {
             for vals in &cases {
                 let mut enc = Vec::new();
@@ -753,14 +734,18 @@ mod tests {
         use crate::header::{Header, Value};
         let dir = std::env::temp_dir().join(format!("aiaprep-rice-enc-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut rng = Rng(99);
+        let mut k = 0u64;
+        let mut next = || {
+            k += 1;
+            crate::synth::splitmix(99 + k)
+        };
         for (k, &(ny, nx)) in [(1, 1), (1, 37), (33, 1), (77, 100), (5, 4097), (300, 1024)]
             .iter()
             .enumerate()
         {
             let data = ndarray::Array2::from_shape_fn((ny, nx), |(r, c)| {
                 let amp = [0.0, 3.0, 200.0, 9000.0, 40000.0][(r / 3 + c / 500) % 5];
-                let u = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+                let u = (next() >> 11) as f64 / (1u64 << 53) as f64;
                 let v = 1000.0 + amp * (2.0 * u - 1.0);
                 match (r * 31 + c * 17) % 997 {
                     0 => f32::NAN,
