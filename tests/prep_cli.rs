@@ -55,6 +55,13 @@ fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {
     c.output().unwrap()
 }
 
+/// `prep IN --out-dir OUT --backend cpu EXTRA...` (no Slurm/MPI variables).
+fn run_cpu(input: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![s(input), "--out-dir", s(out), "--backend", "cpu"];
+    args.extend_from_slice(extra);
+    run(&args, &[])
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -67,18 +74,7 @@ fn batch_with_a_bad_file_goes_on_and_exits_1() {
     std::fs::write(&bad, b"SIMPLE  = this is not FITS").unwrap();
     let out = dir.join("out");
     let report = dir.join("report.json");
-    let r = run(
-        &[
-            s(&dir.join("in")),
-            "--out-dir",
-            s(&out),
-            "--backend",
-            "cpu",
-            "--report",
-            s(&report),
-        ],
-        &[],
-    );
+    let r = run_cpu(&dir.join("in"), &out, &["--report", s(&report)]);
     assert_eq!(
         r.status.code(),
         Some(1),
@@ -331,18 +327,10 @@ fn deconvolve_save_psf_then_reuse_it() {
             },
         );
     fits::write_image_f32(&small, p.view(), &aiaprep::Header::new(), false).unwrap();
-    let r = run(
-        &[
-            s(&ins[0]),
-            "--out-dir",
-            s(&dir.join("o3")),
-            "--backend",
-            "cpu",
-            "--deconvolve",
-            "--psf",
-            s(&small),
-        ],
-        &[],
+    let r = run_cpu(
+        &ins[0],
+        &dir.join("o3"),
+        &["--deconvolve", "--psf", s(&small)],
     );
     assert_eq!(r.status.code(), Some(1));
     let err = String::from_utf8_lossy(&r.stderr);
@@ -360,31 +348,12 @@ fn pointing_table_and_exposure_normalisation() {
     let ins = inputs_sized(&dir, 1, 4096);
     let table = common::data("pointing_table_small.csv");
     let (o1, o2) = (dir.join("plain"), dir.join("norm"));
-    let r = run(
-        &[
-            s(&ins[0]),
-            "--out-dir",
-            s(&o1),
-            "--backend",
-            "cpu",
-            "--dtype",
-            "f32",
-        ],
-        &[],
-    );
+    let r = run_cpu(&ins[0], &o1, &["--dtype", "f32"]);
     assert_eq!(r.status.code(), Some(0));
-    let r = run(
-        &[
-            s(&ins[0]),
-            "--out-dir",
-            s(&o2),
-            "--backend",
-            "cpu",
-            "--pointing-table",
-            s(&table),
-            "--normalize-exposure",
-        ],
-        &[],
+    let r = run_cpu(
+        &ins[0],
+        &o2,
+        &["--pointing-table", s(&table), "--normalize-exposure"],
     );
     assert_eq!(
         r.status.code(),
@@ -511,10 +480,7 @@ fn interrupted_batch(signal: &str) {
     assert_eq!(n_done, done_first.len(), "{rep}");
     assert_eq!(n_done + n_cancelled, ins.len(), "{rep}");
     // Rerun: the rest is done, nothing is redone.
-    let r = run(
-        &[s(&dir.join("in")), "--out-dir", s(&out), "--backend", "cpu"],
-        &[],
-    );
+    let r = run_cpu(&dir.join("in"), &out, &[]);
     assert_eq!(r.status.code(), Some(0));
     let so = String::from_utf8_lossy(&r.stdout);
     assert!(
@@ -544,27 +510,14 @@ fn cut_outs_are_refused_unless_the_full_disk_check_is_off() {
     std::fs::create_dir_all(dir.join("in")).unwrap();
     let p = dir.join("in").join("cutout.fits");
     fits::write(&cut, &p, &WriteOptions::default()).unwrap();
-    let r = run(
-        &[s(&p), "--out-dir", s(&dir.join("o1")), "--backend", "cpu"],
-        &[],
-    );
+    let r = run_cpu(&p, &dir.join("o1"), &[]);
     assert_eq!(r.status.code(), Some(1));
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(
         err.contains("cutout.fits") && err.contains("not a full-disk image"),
         "{err}"
     );
-    let r = run(
-        &[
-            s(&p),
-            "--out-dir",
-            s(&dir.join("o2")),
-            "--backend",
-            "cpu",
-            "--no-full-disk-check",
-        ],
-        &[],
-    );
+    let r = run_cpu(&p, &dir.join("o2"), &["--no-full-disk-check"]);
     assert_eq!(
         r.status.code(),
         Some(0),
@@ -583,18 +536,7 @@ fn jobs_sets_the_decode_and_encode_threads() {
     let dir = tmpdir("jobs");
     inputs(&dir, 3);
     let out = dir.join("out");
-    let r = run(
-        &[
-            s(&dir.join("in")),
-            "--out-dir",
-            s(&out),
-            "--backend",
-            "cpu",
-            "--jobs",
-            "12",
-        ],
-        &[],
-    );
+    let r = run_cpu(&dir.join("in"), &out, &["--jobs", "12"]);
     let so = String::from_utf8_lossy(&r.stdout);
     assert_eq!(r.status.code(), Some(0), "{so}");
     let occ = so.lines().find(|l| l.starts_with("occupancy:")).unwrap();
@@ -606,17 +548,7 @@ fn jobs_sets_the_decode_and_encode_threads() {
         occ.split("encode").nth(1).unwrap().contains("of 12"),
         "{occ}"
     );
-    let r = run(
-        &[
-            s(&dir.join("in")),
-            "--out-dir",
-            s(&out),
-            "--backend",
-            "cpu",
-            "--overwrite",
-        ],
-        &[],
-    );
+    let r = run_cpu(&dir.join("in"), &out, &["--overwrite"]);
     let so = String::from_utf8_lossy(&r.stdout);
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let occ = so.lines().find(|l| l.starts_with("occupancy:")).unwrap();
