@@ -207,13 +207,9 @@ fn main() -> ExitCode {
         t.elapsed().as_secs_f64(),
         summary.images_per_second()
     );
-    let done = summary.count(Status::Done).max(1) as f64;
-    let per_stage: Vec<String> = summary
-        .stage_totals()
-        .iter()
-        .map(|(n, d)| format!("{n} {:.1} ms", d.as_secs_f64() * 1e3 / done))
-        .collect();
-    println!("mean per image: {}", per_stage.join(", "));
+    if let Some(line) = summary.mean_stage_line() {
+        println!("{line}");
+    }
     println!("{}", summary.occupancy_line());
     if summary.count(Status::Failed) > 0 {
         for r in summary

@@ -247,14 +247,8 @@ fn main() -> ExitCode {
         },
         summary.images_per_second()
     );
-    let done = summary.count(Status::Done).max(1) as f64;
-    let per_stage: Vec<String> = summary
-        .stage_totals()
-        .iter()
-        .map(|(n, d)| format!("{n} {:.1} ms", d.as_secs_f64() * 1e3 / done))
-        .collect();
-    if !per_stage.is_empty() {
-        println!("mean per image: {}", per_stage.join(", "));
+    if let Some(line) = summary.mean_stage_line() {
+        println!("{line}");
     }
     if summary.count(Status::Done) > 0 {
         println!("{}", summary.occupancy_line());
