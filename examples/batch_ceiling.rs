@@ -11,10 +11,10 @@
 //! per call it borrows one of `--streams` lanes, copies the image into the lane's staging
 //! buffer (the pinned upload), waits `--device-ms` milliseconds without using a core (the
 //! device working, with the host thread asleep in a blocking synchronisation), and copies
-//! the pixels back into a new map (the download). The outputs are NOT registered (the
-//! stand-in returns the input's pixels); they are encoded and written like real outputs so
-//! that the encode stage costs what it costs, into OUT, which is emptied of earlier
-//! outputs first.
+//! the pixels back into a new map (the download, into a recycled buffer as the engine's).
+//! The outputs are NOT registered (the stand-in returns the input's pixels); they are
+//! encoded and written like real outputs so that the encode stage costs what it costs,
+//! into OUT, which is emptied of earlier outputs first.
 //!
 //! `--device-ms`: what one image costs a GPU stream. The expected H200 figures in
 //! BENCHMARKS.md are ≈ 3 ms for register with transfers and ≈ 25 ms with 25
@@ -88,12 +88,14 @@ impl StandIn {
         staging.clear();
         staging.extend(map.data.iter().copied());
         std::thread::sleep(self.device_time);
-        let data = Array2::from_shape_vec(map.data.dim(), staging.clone()).map_err(|e| {
-            aiaprep::Error::Gpu {
+        // The download: into a recycled buffer, as the GPU engine's.
+        let mut out = aiaprep::cpu::buffers::take_f32(staging.len());
+        out.copy_from_slice(&staging);
+        let data =
+            Array2::from_shape_vec(map.data.dim(), out).map_err(|e| aiaprep::Error::Gpu {
                 file: map.source.clone(),
                 reason: format!("stand-in download: {e}"),
-            }
-        })?;
+            })?;
         Ok(AiaMap {
             data,
             header: map.header.clone(),

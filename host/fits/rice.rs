@@ -497,10 +497,17 @@ pub(crate) fn read_f32(path: &Path, hdu: (u64, u64, u64)) -> Result<Option<Vec<f
         file: file.clone(),
         reason: format!("cannot open: {e}"),
     })?;
-    let mut bytes = vec![0u8; len];
+    // Read without zero-filling first; a file shorter than its header says is an error.
+    let mut bytes = Vec::with_capacity(len);
     f.seek(SeekFrom::Start(head))
-        .and_then(|_| f.read_exact(&mut bytes))
+        .and_then(|_| (&mut f).take(len as u64).read_to_end(&mut bytes))
         .map_err(|e| fits_err(format!("reading the compressed HDU: {e}")))?;
+    if bytes.len() < len {
+        return Err(fits_err(format!(
+            "the compressed HDU is cut short: {} of {len} bytes",
+            bytes.len()
+        )));
+    }
     let hlen = (start - head) as usize;
     let Some(t) = Table::from_cards(&Cards::parse(&bytes[..hlen])) else {
         return Ok(None);
