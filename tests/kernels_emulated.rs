@@ -12,11 +12,16 @@
 //!
 //! What the emulation covers: the per-element device functions (sampling, weights,
 //! boundaries, prefilter lines, conversions, PSF windows, the full-disk predicate) and
-//! the kernels' indexing and grid-stride loops. Most launches run each block's threads one
-//! after the other; the cooperative kernels (block reductions, shared-memory histogram,
-//! atomics) are also run with 256 concurrent host threads per block and a real barrier
-//! for `__syncthreads` (`aia_emu::launch_coop`, test
-//! `cooperative_kernels_with_the_gpu_block_size`), the block size the GPU path launches.
+//! the kernels' indexing and grid-stride loops. A launch runs a block's threads one after
+//! the other on the calling thread until one calls `__syncthreads`; from then on the
+//! block's remaining threads run as fibers and `__syncthreads` is a real barrier (see the
+//! top of `kernels/emulate.h`), so the cooperative kernels (block reductions,
+//! shared-memory histogram, atomics) are exact with any block size. Most launches here use
+//! small blocks; test `cooperative_kernels_with_the_gpu_block_size` runs the cooperative
+//! kernels with 256 threads per block, the block size the GPU path launches. Test
+//! `block_runtime_self_check` checks the block runtime itself
+//! (`tests/emulated/runtime_check.cpp`: barriers, early returns, atomics from several OS
+//! threads, fault reporting, and the C ABI of the module mode used by the software device).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -122,40 +127,48 @@ impl Reader {
     }
 }
 
+/// Compiles `src` (relative to the crate root) into `$CARGO_TARGET_TMPDIR/out` with the
+/// system C++ compiler: `-std=c++17 -O2 -pthread -Wall -Wextra -I kernels`, then `pre`, the
+/// source, `-o out`, then `post` (libraries). Panics with the compiler's message when it
+/// fails; `None` (skip) only when no compiler exists outside CI.
+fn compile_cxx(src: &str, out: &str, pre: &[&str], post: &[&str]) -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(out);
+    let candidates: Vec<String> = match std::env::var("CXX") {
+        Ok(c) if !c.is_empty() => vec![c],
+        _ => vec!["c++".into(), "g++".into(), "clang++".into()],
+    };
+    for cxx in &candidates {
+        let res = Command::new(cxx)
+            .args(["-std=c++17", "-O2", "-pthread", "-Wall", "-Wextra", "-I"])
+            .arg(root.join("kernels"))
+            .args(pre)
+            .arg(root.join(src))
+            .arg("-o")
+            .arg(&out)
+            .args(post)
+            .output();
+        match res {
+            Ok(o) if o.status.success() => return Some(out),
+            Ok(o) => panic!(
+                "{cxx} failed to compile {src} as host C++:\n{}",
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            Err(_) => continue,
+        }
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("no C++ compiler ({candidates:?}) found; CI must be able to run the emulated kernel tests");
+    }
+    eprintln!("SKIP: no C++ compiler ({candidates:?}) found; emulated kernel tests not run");
+    None
+}
+
 /// Builds the driver once. `None` (skip) only when no compiler exists outside CI.
 fn emulator() -> Option<&'static Path> {
     static EMU: OnceLock<Option<PathBuf>> = OnceLock::new();
-    EMU.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("aia_emu");
-        let candidates: Vec<String> = match std::env::var("CXX") {
-            Ok(c) if !c.is_empty() => vec![c],
-            _ => vec!["c++".into(), "g++".into(), "clang++".into()],
-        };
-        for cxx in &candidates {
-            let res = Command::new(cxx)
-                .args(["-std=c++17", "-O2", "-pthread", "-Wall", "-Wextra", "-I"])
-                .arg(root.join("kernels"))
-                .arg(root.join("tests/emulated/driver.cpp"))
-                .arg("-o")
-                .arg(&out)
-                .output();
-            match res {
-                Ok(o) if o.status.success() => return Some(out),
-                Ok(o) => panic!(
-                    "{cxx} failed to compile the kernels as host C++:\n{}",
-                    String::from_utf8_lossy(&o.stderr)
-                ),
-                Err(_) => continue,
-            }
-        }
-        if std::env::var_os("CI").is_some() {
-            panic!("no C++ compiler ({candidates:?}) found; CI must be able to run the emulated kernel tests");
-        }
-        eprintln!("SKIP: no C++ compiler ({candidates:?}) found; emulated kernel tests not run");
-        None
-    })
-    .as_deref()
+    EMU.get_or_init(|| compile_cxx("tests/emulated/driver.cpp", "aia_emu", &[], &[]))
+        .as_deref()
 }
 
 /// Runs one driver command; `None` when skipped.
@@ -1109,7 +1122,7 @@ fn register_chain_matches_the_cpu_register() {
 /// The cooperative kernels with the GPU path's launch shape (256 threads per block, as
 /// `aiaprep::gpu::BLOCK` and the reduce configurations in host/gpu/): the shared-memory
 /// tree reductions, the shared histogram with its atomics and the per-Gaussian PSF blocks
-/// must give the naive results when a block's threads really run together.
+/// must give the naive results when a block's threads really synchronise.
 #[test]
 fn cooperative_kernels_with_the_gpu_block_size() {
     let mut rng = Rng(2024);
@@ -1249,4 +1262,40 @@ fn cooperative_kernels_with_the_gpu_block_size() {
         "the case must put part of the disk on the border"
     );
     assert_eq!(count, want_count);
+}
+
+/// The block runtime of `kernels/emulate.h` itself (`tests/emulated/runtime_check.cpp`):
+/// exact 1024-thread tree reductions, `__syncthreads` with threads that returned early,
+/// atomics on shared and global memory from blocks run by 4 OS threads at once, built-in
+/// indices of 3-D grids and blocks, faults (SIGSEGV past a buffer, SIGBUS, a fiber stack
+/// overflow) reported without killing the process, handler chaining, and the module mode's
+/// C ABI (the same file built as a shared object, dlopen'ed twice, run from two OS threads).
+/// Prints timings of the direct path and of a `__syncthreads` switch (`--nocapture`).
+#[test]
+fn block_runtime_self_check() {
+    let src = "tests/emulated/runtime_check.cpp";
+    let Some(module) = compile_cxx(
+        src,
+        "aia_emu_runtime_module.so",
+        &[
+            "-DAIA_EMULATE_DEVICE=1",
+            "-fPIC",
+            "-shared",
+            "-U_FORTIFY_SOURCE",
+        ],
+        &[],
+    ) else {
+        return;
+    };
+    let exe = compile_cxx(src, "aia_emu_runtime_check", &[], &["-ldl"]).unwrap();
+    let o = Command::new(&exe).arg(&module).output().unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    println!("{stdout}");
+    assert!(
+        o.status.success(),
+        "runtime_check failed ({}):\n{stdout}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(stdout.contains("all runtime checks passed"), "{stdout}");
 }

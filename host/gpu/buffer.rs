@@ -30,7 +30,8 @@ fn alloc_error(dev: &GpuDevice, what: &str, bytes: usize, e: DriverError) -> cra
 /// A device buffer of `len` elements whose contents are undefined until written.
 ///
 /// Every caller in this module tree writes the whole buffer (kernel or copy) before
-/// reading it.
+/// reading it. Out of memory, the memory pool returns what it keeps
+/// ([`super::device::trim_pool`]) and the allocation is tried once more.
 pub(crate) fn alloc<T: DeviceRepr>(
     dev: &GpuDevice,
     len: usize,
@@ -38,7 +39,16 @@ pub(crate) fn alloc<T: DeviceRepr>(
 ) -> Result<CudaSlice<T>> {
     let bytes = len.saturating_mul(std::mem::size_of::<T>());
     // SAFETY: uninitialised device memory; see the contract above.
-    unsafe { dev.stream.alloc::<T>(len.max(1)) }.map_err(|e| alloc_error(dev, what, bytes, e))
+    match unsafe { dev.stream.alloc::<T>(len.max(1)) } {
+        Ok(s) => Ok(s),
+        Err(e) if e.0 == CUresult::CUDA_ERROR_OUT_OF_MEMORY => {
+            super::device::trim_pool(&dev.ctx);
+            // SAFETY: as above.
+            unsafe { dev.stream.alloc::<T>(len.max(1)) }
+                .map_err(|e| alloc_error(dev, what, bytes, e))
+        }
+        Err(e) => Err(alloc_error(dev, what, bytes, e)),
+    }
 }
 
 /// A zeroed device buffer.
@@ -47,10 +57,9 @@ pub(crate) fn alloc_zeros<T: DeviceRepr + ValidAsZeroBits>(
     len: usize,
     what: &str,
 ) -> Result<CudaSlice<T>> {
-    let bytes = len.saturating_mul(std::mem::size_of::<T>());
-    dev.stream
-        .alloc_zeros::<T>(len.max(1))
-        .map_err(|e| alloc_error(dev, what, bytes, e))
+    let mut s = alloc::<T>(dev, len, what)?;
+    zero(dev, &mut s)?;
+    Ok(s)
 }
 
 /// Zeroes an existing buffer.

@@ -9,7 +9,6 @@
 //! Any size works (odd sizes too): the PSF peak at `[ny/2, nx/2]` is moved to `[0, 0]`
 //! (`ifftshift`, as the CPU path).
 
-use cudarc::cufft::sys::{double2, float2};
 use cudarc::driver::{CudaSlice, PushKernelArg};
 use ndarray::{Array2, ArrayView2};
 
@@ -17,7 +16,7 @@ use crate::error::{Error, Result, Source};
 
 use super::buffer::{self, alloc};
 use super::device::GpuDevice;
-use super::fft::{spectrum_len, FftKind};
+use super::fft::{spectrum_len, Complex32, Complex64, FftKind};
 use super::{cfg_1d, launch, DeviceImage};
 
 /// Options of one deconvolution.
@@ -46,7 +45,7 @@ impl Default for DeconvolveParams {
 /// spectrum, row-major `ny x (nx/2 + 1)`, unnormalised, computed in f64 and rounded), for
 /// images of `ny x nx`.
 pub struct Otf {
-    pub(crate) spectrum: CudaSlice<float2>,
+    pub(crate) spectrum: CudaSlice<Complex32>,
     /// Columns of the images it applies to.
     pub nx: usize,
     /// Rows.
@@ -86,10 +85,10 @@ pub fn otf_from_device_psf(
     let mut b = dev.stream.launch_builder(&f);
     b.arg(psf).arg(&mut shifted).arg(&nxi).arg(&nyi);
     launch(b, cfg_1d(n), "otf_shift_f64")?;
-    let mut spec64 = alloc::<double2>(dev, m, "OTF (f64)")?;
+    let mut spec64 = alloc::<Complex64>(dev, m, "OTF (f64)")?;
     dev.fft_plan(ny, nx, FftKind::D2Z)?
         .d2z(&shifted, &mut spec64)?;
-    let mut spectrum = alloc::<float2>(dev, m, "OTF")?;
+    let mut spectrum = alloc::<Complex32>(dev, m, "OTF")?;
     let f = dev.function("rl", "complex_f64_to_f32")?;
     let m64 = m as i64;
     let mut b = dev.stream.launch_builder(&f);
@@ -135,7 +134,7 @@ pub fn deconvolve_device(
     let mut u = alloc::<f32>(dev, n, "RL estimate")?;
     let mut e = alloc::<f32>(dev, n, "RL scratch")?;
     let mut mask = alloc::<u8>(dev, n, "RL NaN mask")?;
-    let mut spec = alloc::<float2>(dev, m, "RL spectrum")?;
+    let mut spec = alloc::<Complex32>(dev, m, "RL spectrum")?;
     let fwd = dev.fft_plan(ny, nx, FftKind::R2C)?;
     let inv = dev.fft_plan(ny, nx, FftKind::C2R)?;
     let f_prep = dev.function("rl", "rl_prepare")?;

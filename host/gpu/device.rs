@@ -14,6 +14,7 @@ use cudarc::driver::{CudaContext, CudaStream};
 use crate::error::{Error, Result};
 
 use super::fft::FftCache;
+use super::libraries::{Cufft, Nvrtc};
 use super::module::ModuleCache;
 
 /// NVRTC targets the GPU path compiles for (the `--gpu-architecture` value).
@@ -95,7 +96,9 @@ impl std::fmt::Display for Arch {
     }
 }
 
-/// Which CUDA libraries can be loaded on this machine (without touching a device).
+/// Which CUDA libraries can be loaded on this machine (without touching a device), from
+/// [`super::libraries::found`] (probed once per process and value of
+/// `AIAPREP_CUDA_LIB_DIR`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Libraries {
     /// The driver API, `libcuda.so` (installed with the NVIDIA driver).
@@ -103,26 +106,24 @@ pub struct Libraries {
     /// The run-time compiler, `libnvrtc.so.13` / `.12` / ... (CUDA toolkit or the PyPI
     /// wheel `nvidia-cuda-nvrtc-cu12`).
     pub nvrtc: bool,
-    /// cuFFT, `libcufft.so.12` / `.11` (needed by deconvolution and the PSF only).
+    /// cuFFT, `libcufft.so.12` / `.11` (deconvolution and the PSF).
     pub cufft: bool,
 }
 
 impl Libraries {
-    /// Probes the three libraries with `dlopen` (cudarc's `is_culib_present`).
+    /// Which of the three libraries load.
     pub fn probe() -> Libraries {
-        // SAFETY: these only try to dlopen the library by its candidate names and drop it.
-        unsafe {
-            Libraries {
-                driver: cudarc::driver::sys::is_culib_present(),
-                nvrtc: cudarc::nvrtc::sys::is_culib_present(),
-                cufft: cudarc::cufft::sys::is_culib_present(),
-            }
+        let f = super::libraries::found();
+        Libraries {
+            driver: f.driver.is_ok(),
+            nvrtc: !f.nvrtc.is_empty(),
+            cufft: !f.cufft.is_empty(),
         }
     }
 
-    /// `Ok` when the driver and NVRTC load; the error names what is missing and where
-    /// the libraries are searched.
-    pub fn require_core(&self) -> Result<()> {
+    /// `Ok` when the driver, NVRTC and cuFFT load; the error names what is missing and
+    /// where the libraries were searched.
+    pub fn require_all(&self) -> Result<()> {
         let mut missing = Vec::new();
         if !self.driver {
             missing.push("libcuda (NVIDIA driver)");
@@ -130,27 +131,17 @@ impl Libraries {
         if !self.nvrtc {
             missing.push("libnvrtc (CUDA NVRTC)");
         }
+        if !self.cufft {
+            missing.push("libcufft (CUDA cuFFT)");
+        }
         if missing.is_empty() {
             Ok(())
         } else {
             Err(unavailable(format!(
-                "cannot load {} (searched with dlopen: LD_LIBRARY_PATH, the ldconfig cache, \
-                 the executable's rpath)",
-                missing.join(" and ")
+                "cannot load {} from {}",
+                missing.join(", "),
+                super::libraries::found().searched()
             )))
-        }
-    }
-
-    /// `Ok` when cuFFT loads.
-    pub fn require_cufft(&self) -> Result<()> {
-        if self.cufft {
-            Ok(())
-        } else {
-            Err(unavailable(
-                "cannot load libcufft (CUDA cuFFT ≥ 12, needed for deconvolution and the PSF); \
-                 searched with dlopen: LD_LIBRARY_PATH, the ldconfig cache, rpath"
-                    .into(),
-            ))
         }
     }
 }
@@ -226,15 +217,20 @@ pub(crate) fn event_elapsed_ms(
     Ok(ms)
 }
 
-/// Lets the device's default memory pool keep freed memory instead of returning it to the
-/// driver at every synchronisation (the pool's default release threshold is 0 bytes).
-///
-/// Buffers are allocated stream-ordered from that pool (`cuMemAllocAsync`), and every image
-/// allocates and frees the same working set (≈ 0.6 GB for a deconvolved 4096² image): with
-/// the default threshold each image maps and unmaps it again. Kept memory stays bounded by
-/// the peak working set of the process (one per lane).
-fn keep_freed_memory(ctx: &CudaContext) -> Result<()> {
+/// The most freed memory the device's default pool keeps between images: an eighth of the
+/// device memory, at least 256 MiB, at most 4 GiB (2 GiB on a 16 GB V100: three lanes of
+/// deconvolved 4096² working sets; 4 GiB on an H100/H200).
+pub fn pool_release_threshold(total: u64) -> u64 {
+    (total / 8).clamp(256 << 20, 4 << 30)
+}
+
+/// The device's default memory pool, or `None` without memory pools (old drivers, or
+/// `CU_DEVICE_ATTRIBUTE_MEMORY_POOLS_SUPPORTED` = 0: cudarc then allocates synchronously).
+fn default_pool(ctx: &CudaContext) -> Result<Option<cudarc::driver::sys::CUmemoryPool>> {
     use cudarc::driver::sys;
+    if !ctx.has_async_alloc() {
+        return Ok(None);
+    }
     ctx.bind_to_thread()
         .map_err(|e| gpu_err("cuCtxSetCurrent", e))?;
     let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
@@ -242,7 +238,30 @@ fn keep_freed_memory(ctx: &CudaContext) -> Result<()> {
     unsafe { sys::cuDeviceGetDefaultMemPool(&mut pool, ctx.cu_device()) }
         .result()
         .map_err(|e| gpu_err("cuDeviceGetDefaultMemPool", e))?;
-    let mut threshold = u64::MAX;
+    Ok(Some(pool))
+}
+
+/// Lets the device's default memory pool keep up to [`pool_release_threshold`] bytes of
+/// freed memory instead of returning it to the driver at every synchronisation (the pool's
+/// default release threshold is 0 bytes).
+///
+/// Buffers are allocated stream-ordered from that pool (`cuMemAllocAsync`), and every image
+/// allocates and frees the same working set (≈ 0.6 GB for a deconvolved 4096² image): with
+/// the default threshold each image maps and unmaps it again. The bound matters because the
+/// pool is per device and process-wide, while cuFFT work areas and page-locked buffers are
+/// allocated outside it: a pool allowed to keep everything starves them (and any host code
+/// sharing the device). When an allocation still fails, [`trim_pool`] returns what the pool
+/// holds and the allocation is tried once more.
+fn keep_freed_memory(ctx: &CudaContext) -> Result<()> {
+    use cudarc::driver::sys;
+    let Some(pool) = default_pool(ctx)? else {
+        return Ok(());
+    };
+    let total = ctx
+        .mem_get_info()
+        .map_err(|e| gpu_err("cuMemGetInfo", e))?
+        .1 as u64;
+    let mut threshold = pool_release_threshold(total);
     // SAFETY: the release threshold attribute takes a pointer to a u64 (cuuint64_t).
     unsafe {
         sys::cuMemPoolSetAttribute(
@@ -253,6 +272,52 @@ fn keep_freed_memory(ctx: &CudaContext) -> Result<()> {
     }
     .result()
     .map_err(|e| gpu_err("cuMemPoolSetAttribute", e))
+}
+
+/// Returns the freed memory the default pool holds to the driver (before retrying an
+/// allocation or a cuFFT plan that ran out of memory). Best effort.
+pub(crate) fn trim_pool(ctx: &CudaContext) {
+    if let Ok(Some(pool)) = default_pool(ctx) {
+        // SAFETY: a valid pool handle of the current context.
+        let _ = unsafe { cudarc::driver::sys::cuMemPoolTrimTo(pool, 0) };
+    }
+}
+
+/// Restores the calling thread's current CUDA context when dropped: what the C ABI wraps
+/// around every call, so that a host code that had its own context current (or none) finds
+/// it so afterwards, whatever aiaprep bound on its thread.
+pub struct ContextGuard {
+    saved: Option<cudarc::driver::sys::CUcontext>,
+}
+
+impl ContextGuard {
+    /// Remembers the current context (`None` when there is no usable driver).
+    pub fn save() -> ContextGuard {
+        use cudarc::driver::sys;
+        if super::libraries::found().driver.is_err() {
+            return ContextGuard { saved: None };
+        }
+        let saved = std::panic::catch_unwind(|| {
+            let mut c: sys::CUcontext = std::ptr::null_mut();
+            // SAFETY: a valid out-pointer; fails cleanly before cuInit.
+            let r = unsafe { sys::cuCtxGetCurrent(&mut c) };
+            (r == sys::CUresult::CUDA_SUCCESS).then_some(c)
+        })
+        .ok()
+        .flatten();
+        ContextGuard { saved }
+    }
+}
+
+impl Drop for ContextGuard {
+    fn drop(&mut self) {
+        if let Some(c) = self.saved {
+            let _ = std::panic::catch_unwind(|| {
+                // SAFETY: the context that was current before (or null, which unbinds).
+                let _ = unsafe { cudarc::driver::sys::cuCtxSetCurrent(c) };
+            });
+        }
+    }
 }
 
 /// Make host threads that wait for the device (stream and event synchronisation) sleep
@@ -293,9 +358,12 @@ fn prefer_blocking_sync(ordinal: usize) -> Result<()> {
 const ELAPSED_SYMBOLS: [&[u8]; 2] = [b"cuEventElapsedTime_v2\0", b"cuEventElapsedTime\0"];
 
 /// Number of CUDA devices visible to this process (after `CUDA_VISIBLE_DEVICES`, which
-/// the driver applies). Errors when the libraries or the driver are unusable.
+/// the driver applies). Errors when the driver library or the driver are unusable.
 pub fn device_count() -> Result<usize> {
-    Libraries::probe().require_core()?;
+    super::libraries::found()
+        .driver
+        .clone()
+        .map_err(unavailable)?;
     guard("cuInit / cuDeviceGetCount", || {
         CudaContext::device_count()
             .map(|n| n.max(0) as usize)
@@ -303,8 +371,19 @@ pub fn device_count() -> Result<usize> {
     })
 }
 
+/// The driver's CUDA version, e.g. 12020 for 12.2.
+fn driver_version() -> Result<i32> {
+    let mut v = 0;
+    // SAFETY: a valid out-pointer; needs no context.
+    unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut v) }
+        .result()
+        .map_err(|e| gpu_err("cuDriverGetVersion", e))?;
+    Ok(v)
+}
+
 /// One CUDA device with its context, the stream all GPU work of this handle runs on, and
-/// the per-device caches (loaded kernel modules, cuFFT plans).
+/// the per-device caches (loaded kernel modules, cuFFT plans), with the NVRTC and cuFFT
+/// chosen for it at open.
 ///
 /// All operations on one `GpuDevice` are ordered on its single stream. For concurrency,
 /// [`GpuDevice::new_lane`] makes more handles on the same context, each with its own
@@ -318,6 +397,9 @@ pub struct GpuDevice {
     capability: (i32, i32),
     arch: Arch,
     exact_arch: bool,
+    driver_version: i32,
+    pub(crate) nvrtc: Arc<Nvrtc>,
+    pub(crate) cufft: Arc<Cufft>,
     pub(crate) modules: Arc<ModuleCache>,
     pub(crate) ffts: FftCache,
 }
@@ -329,17 +411,28 @@ impl std::fmt::Debug for GpuDevice {
 }
 
 impl GpuDevice {
-    /// Opens visible device `ordinal` (0-based, counted after `CUDA_VISIBLE_DEVICES`).
+    /// Opens visible device `ordinal` (0-based, counted after `CUDA_VISIBLE_DEVICES`) and
+    /// makes sure it can do everything the GPU path needs before anything runs on it: an
+    /// NVRTC that compiles for the device and whose modules this driver loads (every kernel
+    /// is compiled and loaded now), and a cuFFT that creates and runs a plan on it
+    /// correctly (checked with a small transform). Several installations may be visible
+    /// (e.g. CUDA 12 and 13 on a V100 node): the newest that works is used
+    /// ([`super::libraries`]).
     ///
-    /// Errors: [`Error::BackendUnavailable`] when the driver or NVRTC library cannot be
-    /// loaded, there is no such device, or its compute capability is below 7.0;
-    /// [`Error::Gpu`] when the driver fails while creating the context.
+    /// Errors: [`Error::BackendUnavailable`] when the driver, a usable NVRTC or a usable
+    /// cuFFT is missing, there is no such device, its compute capability is below 7.0, or
+    /// the kernels do not compile or load (the reason says which); [`Error::Gpu`] when the
+    /// driver fails while creating the context. `--backend auto` falls back to the CPU on
+    /// any of these, at open, with the reason.
     pub fn open(ordinal: usize) -> Result<GpuDevice> {
-        Libraries::probe().require_core()?;
-        guard("opening the CUDA device", || Self::open_inner(ordinal))
+        let libs = super::libraries::found();
+        libs.driver.clone().map_err(unavailable)?;
+        guard("opening the CUDA device", || {
+            Self::open_inner(ordinal, &libs)
+        })
     }
 
-    fn open_inner(ordinal: usize) -> Result<GpuDevice> {
+    fn open_inner(ordinal: usize, libs: &super::libraries::Found) -> Result<GpuDevice> {
         let count = CudaContext::device_count()
             .map_err(|e| unavailable(format!("CUDA driver: {e}")))?
             .max(0) as usize;
@@ -362,6 +455,9 @@ impl GpuDevice {
                 capability.0, capability.1
             )));
         };
+        let driver_version = driver_version()?;
+        let nvrtc = super::libraries::nvrtc_for(libs, arch, driver_version / 1000)
+            .map_err(|e| unavailable(format!("{name} ({arch}): {e}")))?;
         // Every operation of a handle is ordered on its stream, and a buffer is used on the
         // stream of the handle that made it — the one exception, an OTF shared by the GPU
         // engine's lanes, is complete (its lane synchronised) before another lane reads
@@ -375,7 +471,18 @@ impl GpuDevice {
         let stream = ctx
             .new_stream()
             .map_err(|e| gpu_err("creating a CUDA stream", e))?;
-        Ok(GpuDevice {
+        let Some(first_cufft) = libs.cufft.first().cloned() else {
+            return Err(unavailable(format!(
+                "cannot load libcufft (CUDA cuFFT, needed for deconvolution and the PSF) from {}{}",
+                libs.searched(),
+                if libs.problems.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", libs.problems.join("; "))
+                }
+            )));
+        };
+        let mut dev = GpuDevice {
             ctx,
             stream,
             ordinal,
@@ -383,9 +490,48 @@ impl GpuDevice {
             capability,
             arch,
             exact_arch,
+            driver_version,
+            nvrtc,
+            cufft: first_cufft,
             modules: Arc::default(),
             ffts: FftCache::default(),
-        })
+        };
+        dev.load_all_kernels().map_err(|e| {
+            unavailable(format!(
+                "{}: the kernels do not compile or load with {:?}: {e}",
+                dev.name, dev.nvrtc
+            ))
+        })?;
+        dev.cufft = dev.choose_cufft(&libs.cufft)?;
+        Ok(dev)
+    }
+
+    /// The newest cuFFT (of a CUDA major version the driver supports) whose plans run
+    /// correctly on this device ([`super::fft::self_test`]).
+    fn choose_cufft(&self, candidates: &[Arc<Cufft>]) -> Result<Arc<Cufft>> {
+        let mut why = Vec::new();
+        for c in candidates {
+            // cuFFT 10.x came with CUDA 11, 11.x with CUDA 12, 12.x with CUDA 13.
+            let needs = c.version / 1000 + 1;
+            if needs > self.driver_version / 1000 {
+                why.push(format!(
+                    "{c:?} needs a CUDA {needs} driver (this one is {}.{})",
+                    self.driver_version / 1000,
+                    self.driver_version % 1000 / 10
+                ));
+                continue;
+            }
+            match super::fft::self_test(self, c) {
+                Ok(()) => return Ok(c.clone()),
+                Err(e) => why.push(format!("{c:?}: {}", crate::gpu::engine::reason(&e))),
+            }
+        }
+        Err(unavailable(format!(
+            "no cuFFT works on {} ({}): {}",
+            self.name,
+            self.arch,
+            why.join("; ")
+        )))
     }
 
     /// Another handle on the same device and context, with its own stream and cuFFT plans
@@ -411,6 +557,9 @@ impl GpuDevice {
             capability: self.capability,
             arch: self.arch,
             exact_arch: self.exact_arch,
+            driver_version: self.driver_version,
+            nvrtc: self.nvrtc.clone(),
+            cufft: self.cufft.clone(),
             modules: self.modules.clone(),
             ffts: FftCache::default(),
         })
@@ -462,14 +611,44 @@ impl GpuDevice {
             .map_err(|e| gpu_err("cuMemGetInfo", e))
     }
 
+    /// The driver's CUDA version (e.g. 12020 for 12.2).
+    pub fn driver_version(&self) -> i32 {
+        self.driver_version
+    }
+
+    /// The NVRTC the kernels are compiled with.
+    pub fn nvrtc(&self) -> &Nvrtc {
+        &self.nvrtc
+    }
+
+    /// The cuFFT the transforms run on.
+    pub fn cufft(&self) -> &Cufft {
+        &self.cufft
+    }
+
+    /// Whether this is the software device of the tests (`scripts/softcuda.sh`): its
+    /// timings are not GPU timings.
+    pub fn is_emulated(&self) -> bool {
+        self.name.contains("softcuda")
+    }
+
     /// One line describing the device, target and library versions.
     pub fn describe(&self) -> String {
-        let nvrtc = super::module::nvrtc_version()
-            .map(|(a, b)| format!("{a}.{b}"))
-            .unwrap_or_else(|_| "?".into());
         let mut s = format!(
-            "CUDA device {} ({}), compute capability {}.{}, target {}, NVRTC {nvrtc}",
-            self.ordinal, self.name, self.capability.0, self.capability.1, self.arch
+            "CUDA device {} ({}), compute capability {}.{}, target {}, driver {}.{}, NVRTC {}.{} \
+             ({}), cuFFT {} ({})",
+            self.ordinal,
+            self.name,
+            self.capability.0,
+            self.capability.1,
+            self.arch,
+            self.driver_version / 1000,
+            self.driver_version % 1000 / 10,
+            self.nvrtc.version.0,
+            self.nvrtc.version.1,
+            self.nvrtc.path,
+            self.cufft.version_string(),
+            self.cufft.path
         );
         if let Some(n) = self.arch_note() {
             s.push_str("; ");

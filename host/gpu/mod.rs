@@ -55,6 +55,7 @@ pub mod device;
 pub mod engine;
 pub mod fft;
 pub mod fulldisk;
+pub mod libraries;
 pub mod module;
 pub mod pipeline;
 pub mod psf;
@@ -70,7 +71,7 @@ pub use convert::{I16Scaling, Stats};
 pub use deconvolve::{DeconvolveParams, Otf};
 pub use device::{device_count, Arch, GpuDevice, Libraries};
 pub use engine::GpuEngine;
-pub use fft::FftKind;
+pub use fft::{Complex32, Complex64, FftKind};
 pub use fulldisk::FullDiskParams;
 pub use pipeline::{
     GpuPipeline, Job, OutputKind, PipelineOutput, PipelineResult, RegisterJob, StageTimes,

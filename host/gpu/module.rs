@@ -4,27 +4,39 @@
 //! Each `kernels/NAME.cu` is compiled on first use for the device's [`Arch`], with every
 //! embedded header (`common.cuh`, ...) passed to NVRTC as an in-memory header so
 //! `#include "common.cuh"` needs no file system. Compiled images are cached process-wide
-//! per `(file, arch)` (a `OnceLock<Mutex<HashMap>>`), loaded modules and functions per
+//! per `(file, arch, NVRTC)` (a `OnceLock<Mutex<HashMap>>`), loaded modules and functions per
 //! device. When the device's architecture is one of the fixed targets the cubin (SASS)
 //! is loaded — no driver JIT, and it works on any driver new enough for the NVRTC major
 //! version; otherwise the PTX of the highest lower target is loaded and JIT-compiled.
 //!
-//! The NVRTC calls go through `cudarc::nvrtc::sys` directly (not cudarc's
-//! `compile_ptx_with_opts`) to pass headers and to get the cubin; every failure comes
-//! back as [`Error::Gpu`](crate::Error::Gpu) with NVRTC's log, never a panic.
+//! The NVRTC calls go through the function table of the NVRTC chosen for the device
+//! ([`super::libraries`]; not cudarc's `compile_ptx_with_opts`) to pass headers and to get
+//! the cubin; every failure comes back as [`Error::Gpu`](crate::Error::Gpu) with NVRTC's
+//! log, never a panic. Compiled images are cached per `(file, arch, NVRTC)`.
 
 use std::collections::HashMap;
-use std::ffi::{c_char, c_int, CStr, CString};
+use std::ffi::{c_char, c_int, CString};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use cudarc::driver::{CudaFunction, CudaModule};
-use cudarc::nvrtc::sys as nv;
 use cudarc::nvrtc::Ptx;
 
 use crate::error::Result;
 use crate::kernels::{KernelSource, KERNELS};
 
 use super::device::{gpu_err, guard, unavailable, Arch, GpuDevice};
+use super::libraries::{found, Nvrtc};
+
+/// Options every kernel is compiled with (besides the target).
+///
+/// `--fmad=false`: no contraction of `a * b + c` into fused multiply-adds. The CPU path
+/// (Rust never contracts) computes the register geometry `ref + (m00·dx + m01·dy)`, the
+/// interpolation weights and the mask taps with separately rounded operations; with FMAs
+/// the GPU's coordinates could differ in the last bit and flip exact ties — `c <= n − 1` at
+/// the frame edge, `floor(x + 0.5)` for nearest, a bilinear mask weight of exactly 0 —
+/// against the CPU's, breaking "identical NaN masks". Register and the element-wise RL
+/// steps are memory-bound, so the separate roundings cost nothing measurable.
+pub const COMPILE_OPTIONS: [&str; 2] = ["--std=c++17", "--fmad=false"];
 
 /// The result of compiling one kernel file for one target.
 #[derive(Debug, Clone)]
@@ -41,79 +53,43 @@ pub struct CompiledKernel {
     pub log: String,
 }
 
-fn nvrtc_error(r: nv::nvrtcResult) -> String {
-    // SAFETY: nvrtcGetErrorString returns a static string for every result code.
-    unsafe {
-        let p = nv::nvrtcGetErrorString(r);
-        if p.is_null() {
-            format!("{r:?}")
-        } else {
-            CStr::from_ptr(p).to_string_lossy().into_owned()
-        }
+fn check(nv: &Nvrtc, r: c_int, what: &str) -> Result<()> {
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(gpu_err(what, nv.error(r)))
     }
 }
 
-fn check(r: nv::nvrtcResult, what: &str) -> Result<()> {
-    if r == nv::nvrtcResult::NVRTC_SUCCESS {
-        Ok(())
-    } else {
-        Err(gpu_err(what, nvrtc_error(r)))
-    }
-}
-
-fn require_nvrtc() -> Result<()> {
-    // SAFETY: only tries to dlopen the library.
-    if unsafe { nv::is_culib_present() } {
-        Ok(())
-    } else {
-        Err(unavailable(
-            "cannot load libnvrtc (CUDA NVRTC); searched with dlopen: LD_LIBRARY_PATH, the \
-             ldconfig cache, rpath"
-                .into(),
+/// The newest NVRTC found (see [`super::libraries`]).
+fn newest() -> Result<Arc<Nvrtc>> {
+    let f = found();
+    f.nvrtc.first().cloned().ok_or_else(|| {
+        unavailable(format!(
+            "cannot load libnvrtc (CUDA NVRTC) from {}",
+            f.searched()
         ))
-    }
+    })
 }
 
-/// NVRTC version `(major, minor)`.
+/// Version `(major, minor)` of the newest NVRTC found.
 pub fn nvrtc_version() -> Result<(i32, i32)> {
-    require_nvrtc()?;
-    guard("nvrtcVersion", || {
-        let (mut a, mut b): (c_int, c_int) = (0, 0);
-        // SAFETY: two valid out-pointers.
-        check(unsafe { nv::nvrtcVersion(&mut a, &mut b) }, "nvrtcVersion")?;
-        Ok((a, b))
-    })
+    Ok(newest()?.version)
 }
 
-/// The `sm_XX` numbers (e.g. 75, 90) this NVRTC can compile for.
+/// The `sm_XX` numbers (e.g. 75, 90) the newest NVRTC found can compile for.
 pub fn supported_archs() -> Result<Vec<i32>> {
-    require_nvrtc()?;
-    guard("nvrtcGetSupportedArchs", || {
-        let mut n: c_int = 0;
-        // SAFETY: valid out-pointer; then a buffer of the size NVRTC reported.
-        check(
-            unsafe { nv::nvrtcGetNumSupportedArchs(&mut n) },
-            "nvrtcGetNumSupportedArchs",
-        )?;
-        let mut v = vec![0 as c_int; n.max(0) as usize];
-        if !v.is_empty() {
-            check(
-                unsafe { nv::nvrtcGetSupportedArchs(v.as_mut_ptr()) },
-                "nvrtcGetSupportedArchs",
-            )?;
-        }
-        Ok(v)
-    })
+    Ok(newest()?.archs.clone())
 }
 
 /// RAII owner of an `nvrtcProgram`.
-struct Program(nv::nvrtcProgram);
-impl Drop for Program {
+struct Program<'a>(*mut std::ffi::c_void, &'a Nvrtc);
+impl Drop for Program<'_> {
     fn drop(&mut self) {
         if !self.0.is_null() {
             // SAFETY: the program was created by nvrtcCreateProgram and is destroyed once.
             unsafe {
-                let _ = nv::nvrtcDestroyProgram(&mut self.0);
+                let _ = (self.1.f.destroy)(&mut self.0);
             }
         }
     }
@@ -123,26 +99,53 @@ fn cstring(s: &str, what: &str) -> Result<CString> {
     CString::new(s).map_err(|_| gpu_err(what, "contains a NUL byte"))
 }
 
-/// Compiles one embedded kernel file for `arch` with NVRTC. `extra_options` are passed
-/// through (e.g. `-Xptxas=-v` for the register report). Needs NVRTC, not a GPU.
+/// Compiles one embedded kernel file for `arch` with the newest NVRTC that targets it.
+/// `extra_options` are passed through (e.g. `-Xptxas=-v` for the register report). Needs
+/// NVRTC, not a GPU.
 ///
-/// Errors: [`crate::Error::BackendUnavailable`] without NVRTC; [`crate::Error::Gpu`] with the
-/// compile log when NVRTC rejects the source or the target.
+/// Errors: [`crate::Error::BackendUnavailable`] without a suitable NVRTC;
+/// [`crate::Error::Gpu`] with the compile log when NVRTC rejects the source.
 pub fn compile(
     kernel: &KernelSource,
     arch: Arch,
     extra_options: &[&str],
 ) -> Result<CompiledKernel> {
-    require_nvrtc()?;
-    guard("NVRTC", || compile_inner(kernel, arch, extra_options))
+    let f = found();
+    let nv = f
+        .nvrtc
+        .iter()
+        .find(|n| n.supports(arch))
+        .cloned()
+        .ok_or_else(|| {
+            unavailable(format!(
+                "no NVRTC from {} compiles for {arch} (found {:?})",
+                f.searched(),
+                f.nvrtc
+            ))
+        })?;
+    compile_with(&nv, kernel, arch, extra_options)
 }
 
-fn compile_inner(
+/// [`compile`] with a given NVRTC.
+pub fn compile_with(
+    nv: &Nvrtc,
     kernel: &KernelSource,
     arch: Arch,
     extra_options: &[&str],
 ) -> Result<CompiledKernel> {
-    let what = format!("compiling kernels/{}.cu for {arch}", kernel.name);
+    guard("NVRTC", || compile_inner(nv, kernel, arch, extra_options))
+}
+
+fn compile_inner(
+    nv: &Nvrtc,
+    kernel: &KernelSource,
+    arch: Arch,
+    extra_options: &[&str],
+) -> Result<CompiledKernel> {
+    let what = format!(
+        "compiling kernels/{}.cu for {arch} with NVRTC {}.{}",
+        kernel.name, nv.version.0, nv.version.1
+    );
     let src = cstring(kernel.source, &what)?;
     let name = cstring(&format!("{}.cu", kernel.name), &what)?;
     let headers: Vec<&KernelSource> = KERNELS
@@ -160,11 +163,12 @@ fn compile_inner(
     let h_src_p: Vec<*const c_char> = h_src.iter().map(|c| c.as_ptr()).collect();
     let h_name_p: Vec<*const c_char> = h_name.iter().map(|c| c.as_ptr()).collect();
 
-    let mut prog = Program(std::ptr::null_mut());
+    let mut prog = Program(std::ptr::null_mut(), nv);
     // SAFETY: all pointers are valid NUL-terminated strings that outlive the call.
     check(
+        nv,
         unsafe {
-            nv::nvrtcCreateProgram(
+            (nv.f.create)(
                 &mut prog.0,
                 src.as_ptr(),
                 name.as_ptr(),
@@ -184,28 +188,29 @@ fn compile_inner(
         &what,
     )?;
 
-    let mut opts: Vec<CString> = vec![
-        cstring(&format!("--gpu-architecture={}", arch.as_str()), &what)?,
-        cstring("--std=c++17", &what)?,
-    ];
-    for o in extra_options {
+    let mut opts: Vec<CString> = vec![cstring(
+        &format!("--gpu-architecture={}", arch.as_str()),
+        &what,
+    )?];
+    for o in COMPILE_OPTIONS.iter().chain(extra_options) {
         opts.push(cstring(o, &what)?);
     }
     let opt_p: Vec<*const c_char> = opts.iter().map(|c| c.as_ptr()).collect();
     // SAFETY: valid program and option strings.
-    let rc = unsafe { nv::nvrtcCompileProgram(prog.0, opt_p.len() as c_int, opt_p.as_ptr()) };
+    let rc = unsafe { (nv.f.compile)(prog.0, opt_p.len() as c_int, opt_p.as_ptr()) };
     let log = program_log(&prog);
-    if rc != nv::nvrtcResult::NVRTC_SUCCESS {
-        return Err(gpu_err(&what, format!("{}\n{log}", nvrtc_error(rc))));
+    if rc != 0 {
+        return Err(gpu_err(&what, format!("{}\n{log}", nv.error(rc))));
     }
 
     let mut ptx_len = 0usize;
     // SAFETY: valid program; buffer sized from the reported length.
-    check(unsafe { nv::nvrtcGetPTXSize(prog.0, &mut ptx_len) }, &what)?;
+    check(nv, unsafe { (nv.f.ptx_size)(prog.0, &mut ptx_len) }, &what)?;
     let mut ptx = vec![0u8; ptx_len];
     if ptx_len > 0 {
         check(
-            unsafe { nv::nvrtcGetPTX(prog.0, ptx.as_mut_ptr() as *mut c_char) },
+            nv,
+            unsafe { (nv.f.ptx)(prog.0, ptx.as_mut_ptr() as *mut c_char) },
             &what,
         )?;
     }
@@ -217,12 +222,11 @@ fn compile_inner(
     let mut cubin_len = 0usize;
     let mut cubin = Vec::new();
     // SAFETY: as above; a zero size means NVRTC produced no cubin (virtual target).
-    if unsafe { nv::nvrtcGetCUBINSize(prog.0, &mut cubin_len) } == nv::nvrtcResult::NVRTC_SUCCESS
-        && cubin_len > 0
-    {
+    if unsafe { (nv.f.cubin_size)(prog.0, &mut cubin_len) } == 0 && cubin_len > 0 {
         cubin = vec![0u8; cubin_len];
         check(
-            unsafe { nv::nvrtcGetCUBIN(prog.0, cubin.as_mut_ptr() as *mut c_char) },
+            nv,
+            unsafe { (nv.f.cubin)(prog.0, cubin.as_mut_ptr() as *mut c_char) },
             &what,
         )?;
     }
@@ -244,16 +248,15 @@ fn static_name(kernel: &KernelSource) -> &'static str {
 }
 
 fn program_log(prog: &Program) -> String {
+    let nv = prog.1;
     let mut n = 0usize;
     // SAFETY: valid program; buffer sized from the reported length.
     unsafe {
-        if nv::nvrtcGetProgramLogSize(prog.0, &mut n) != nv::nvrtcResult::NVRTC_SUCCESS || n == 0 {
+        if (nv.f.log_size)(prog.0, &mut n) != 0 || n == 0 {
             return String::new();
         }
         let mut buf = vec![0u8; n];
-        if nv::nvrtcGetProgramLog(prog.0, buf.as_mut_ptr() as *mut c_char)
-            != nv::nvrtcResult::NVRTC_SUCCESS
-        {
+        if (nv.f.log)(prog.0, buf.as_mut_ptr() as *mut c_char) != 0 {
             return String::new();
         }
         while buf.last() == Some(&0) {
@@ -263,20 +266,20 @@ fn program_log(prog: &Program) -> String {
     }
 }
 
-type ImageCache = Mutex<HashMap<(&'static str, Arch), Arc<CompiledKernel>>>;
+type ImageCache = Mutex<HashMap<(&'static str, Arch, String), Arc<CompiledKernel>>>;
 
-/// Compiles `kernels/NAME.cu` for `arch` once per process.
-pub fn compile_cached(name: &str, arch: Arch) -> Result<Arc<CompiledKernel>> {
+/// Compiles `kernels/NAME.cu` for `arch` with `nv` once per process.
+pub fn compile_cached(nv: &Nvrtc, name: &str, arch: Arch) -> Result<Arc<CompiledKernel>> {
     static CACHE: OnceLock<ImageCache> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
     let kernel = crate::kernels::find(name)
         .ok_or_else(|| gpu_err("kernel registry", format!("no kernels/{name}.cu embedded")))?;
-    let key = (kernel.name, arch);
+    let key = (kernel.name, arch, nv.path.clone());
     if let Some(k) = cache.lock().map_err(|_| poisoned())?.get(&key) {
         return Ok(k.clone());
     }
     // Compile outside the lock (other files can compile meanwhile); a race compiles twice.
-    let compiled = Arc::new(compile(kernel, arch, &[])?);
+    let compiled = Arc::new(compile_with(nv, kernel, arch, &[])?);
     let mut guard = cache.lock().map_err(|_| poisoned())?;
     Ok(guard.entry(key).or_insert(compiled).clone())
 }
@@ -293,6 +296,15 @@ pub(crate) struct ModuleCache {
 }
 
 impl GpuDevice {
+    /// Compiles (once per process) and loads (once per context) every kernel file, so that
+    /// a device that cannot run them is refused at open rather than at the first image.
+    pub(crate) fn load_all_kernels(&self) -> Result<()> {
+        for k in KERNELS.iter().filter(|k| !k.entry_points.is_empty()) {
+            self.module(k.name)?;
+        }
+        Ok(())
+    }
+
     /// The loaded function `entry` of `kernels/FILE.cu` (compiled and loaded on first use).
     pub fn function(&self, file: &str, entry: &str) -> Result<CudaFunction> {
         let kernel = crate::kernels::find(file)
@@ -309,6 +321,11 @@ impl GpuDevice {
         }
         let module = self.module(kernel.name)?;
         let f = guard("cuModuleGetFunction", || {
+            // cudarc's load_function does not bind the context, and cuModuleGetFunction
+            // works in the calling thread's current one (INVALID_CONTEXT without).
+            self.ctx
+                .bind_to_thread()
+                .map_err(|e| gpu_err("cuCtxSetCurrent", e))?;
             module
                 .load_function(entry)
                 .map_err(|e| gpu_err(&format!("loading {entry} from kernels/{file}.cu"), e))
@@ -331,7 +348,7 @@ impl GpuDevice {
         {
             return Ok(m.clone());
         }
-        let compiled = compile_cached(name, self.arch())?;
+        let compiled = compile_cached(&self.nvrtc, name, self.arch())?;
         let image = if self.exact_arch() && !compiled.cubin.is_empty() {
             Ptx::from_binary(compiled.cubin.clone())
         } else {

@@ -7,7 +7,6 @@
 //! point reflection (`psf_finish`) — the same values, including the reflection that
 //! matters only for asymmetric orders.
 
-use cudarc::cufft::sys::double2;
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 use ndarray::Array2;
 
@@ -15,7 +14,7 @@ use crate::error::{Error, Result, Source};
 
 use super::buffer::{alloc, alloc_zeros, download_vec, upload};
 use super::device::GpuDevice;
-use super::fft::{spectrum_len, FftKind};
+use super::fft::{spectrum_len, Complex64, FftKind};
 use super::{cfg_1d, launch, REDUCE_BLOCKS};
 
 /// One filter's mesh geometry.
@@ -236,8 +235,8 @@ pub fn psf_device(dev: &GpuDevice, p: &PsfParams) -> Result<CudaSlice<f64>> {
     let mut focal = filter_grid(dev, p, &p.focal_plane)?;
     let mut entrance = filter_grid(dev, p, &p.entrance)?;
     let plan = dev.fft_plan(n, n, FftKind::D2Z)?;
-    let mut a = alloc::<double2>(dev, m, "PSF spectrum")?;
-    let mut bsp = alloc::<double2>(dev, m, "PSF spectrum")?;
+    let mut a = alloc::<Complex64>(dev, m, "PSF spectrum")?;
+    let mut bsp = alloc::<Complex64>(dev, m, "PSF spectrum")?;
     plan.d2z(&focal, &mut a)?;
     plan.d2z(&entrance, &mut bsp)?;
     let f = dev.function("psf", "psf_mul_spectra")?;

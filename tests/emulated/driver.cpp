@@ -1,6 +1,9 @@
 // Host driver for tests/kernels_emulated.rs: runs the CUDA kernels of kernels/*.cu as
 // host C++ (through kernels/emulate.h) on inputs the Rust test writes, and writes the
-// outputs back. Built by the test with `c++ -std=c++17 -O2 -I kernels`.
+// outputs back. Built by the test with `c++ -std=c++17 -O2 -pthread -Wall -Wextra -I kernels`.
+// Launches go through aia_emu::launch (kernels/emulate.h): blocks one after the other,
+// a block's threads on this thread, as fibers with a real barrier once one calls
+// __syncthreads.
 //
 // Usage: aia_emu COMMAND IN.tape OUT.tape
 // A tape is a sequence of records: u8 kind, u64 count (little endian), count values.
@@ -275,7 +278,8 @@ void cmd_fulldisk(In& in, Out& out) {
 }
 
 // The cooperative kernels (block reductions, shared-memory histograms, atomics) with the
-// block size the GPU path launches (256 threads, aiaprep::gpu::BLOCK), threads concurrent.
+// block size the GPU path launches (256 threads, aiaprep::gpu::BLOCK): __syncthreads is a
+// real barrier over a block's threads (launch_coop is launch; the name marks these launches).
 void cmd_coop(In& in, Out& out) {
     const unsigned B = 256;
     auto vals = in.get<float>();
