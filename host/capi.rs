@@ -184,8 +184,13 @@ fn status_of(e: &Error) -> AiaprepStatus {
     }
 }
 
-/// Run `f`, turning errors and panics into a status and the thread's last error.
+/// Run `f`, turning errors and panics into a status and the thread's last error. The
+/// calling thread's current CUDA context is restored afterwards: aiaprep binds its own on
+/// the threads it computes on, and a host code that had another one current (or none)
+/// must find it so after the call.
 fn guard(f: impl FnOnce() -> Result<(), (AiaprepStatus, String)>) -> AiaprepStatus {
+    #[cfg(feature = "cuda")]
+    let _restore = crate::gpu::device::ContextGuard::save();
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => {
             LAST_ERROR.with(|e| *e.borrow_mut() = None);
@@ -273,7 +278,10 @@ pub unsafe extern "C" fn aiaprep_context_new(
 #[no_mangle]
 pub unsafe extern "C" fn aiaprep_context_free(ctx: *mut AiaprepContext) {
     if !ctx.is_null() {
-        drop(Box::from_raw(ctx));
+        // dropping a GPU engine binds its context to free its buffers: restore the caller's
+        #[cfg(feature = "cuda")]
+        let _restore = crate::gpu::device::ContextGuard::save();
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(Box::from_raw(ctx))));
     }
 }
 

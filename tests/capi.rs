@@ -2,6 +2,7 @@
 //! against the library gives the same result as the Rust API.
 
 mod common;
+mod device;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -224,4 +225,78 @@ fn fortran_program_matches_rust_api() {
         "{stdout}"
     );
     std::fs::remove_dir_all(&tmp).unwrap();
+}
+
+/// The C ABI on the CUDA backend (the C program above runs `AIAPREP_BACKEND_AUTO`, which is
+/// the test device here): results match the Rust API's CPU path, and after every call the
+/// caller's thread has the CUDA context it had before (none), whatever aiaprep bound.
+#[cfg(feature = "cuda")]
+#[test]
+fn c_abi_on_the_gpu_restores_the_callers_context_cuda() {
+    use aiaprep::capi::*;
+    use cudarc::driver::sys;
+    use std::ptr::null_mut;
+    if !device::require() {
+        return;
+    }
+    std::thread::spawn(|| {
+        let current = || -> sys::CUcontext {
+            let mut c: sys::CUcontext = null_mut();
+            // SAFETY: valid out-pointer; cuInit first so the query is valid.
+            unsafe {
+                sys::cuInit(0).result().unwrap();
+                sys::cuCtxGetCurrent(&mut c).result().unwrap();
+            }
+            c
+        };
+        let ok = AiaprepStatus::AiaprepOk;
+        let input =
+            std::ffi::CString::new(common::data("aia_171_level1_128px.fits").to_str().unwrap())
+                .unwrap();
+        let mut ctx = null_mut();
+        let (mut map, mut reg, mut dec) = (null_mut(), null_mut(), null_mut());
+        // SAFETY: valid out-pointers and handles, as the C header documents.
+        unsafe {
+            assert_eq!(
+                aiaprep_context_new(AiaprepBackend::AiaprepBackendCuda, &mut ctx),
+                ok
+            );
+            assert!(
+                current().is_null(),
+                "aiaprep_context_new left its context current"
+            );
+            assert_eq!(aiaprep_read(input.as_ptr(), &mut map), ok);
+            assert_eq!(aiaprep_register(ctx, map, std::ptr::null(), &mut reg), ok);
+            assert!(
+                current().is_null(),
+                "aiaprep_register left its context current"
+            );
+            assert_eq!(aiaprep_deconvolve(ctx, map, std::ptr::null(), &mut dec), ok);
+            assert!(
+                current().is_null(),
+                "aiaprep_deconvolve left its context current"
+            );
+            let (mut nx, mut ny) = (0usize, 0usize);
+            assert_eq!(aiaprep_map_dims(reg, &mut nx, &mut ny), ok);
+            let got = std::slice::from_raw_parts(aiaprep_map_data(reg), nx * ny);
+            let m = aiaprep::fits::read(&common::data("aia_171_level1_128px.fits")).unwrap();
+            let want = register(&m, &RegisterOptions::default()).unwrap();
+            for (g, w) in got.iter().zip(want.data.iter()) {
+                assert_eq!(g.is_nan(), w.is_nan());
+                if !w.is_nan() {
+                    assert!((g - w).abs() <= 1e-3f32.max(5e-7 * w.abs()), "{g} vs {w}");
+                }
+            }
+            aiaprep_map_free(dec);
+            aiaprep_map_free(reg);
+            aiaprep_map_free(map);
+            aiaprep_context_free(ctx);
+            assert!(
+                current().is_null(),
+                "aiaprep_context_free left a context current"
+            );
+        }
+    })
+    .join()
+    .unwrap();
 }

@@ -11,14 +11,7 @@ use std::process::{Command, Output};
 use aiaprep::fits::{self, WriteOptions};
 use aiaprep::synth::{self, SynthOptions};
 
-/// target/<profile>/examples/prep, next to this test's deps/ folder.
-fn prep_exe() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap();
-    let p = dir.join("examples").join("prep");
-    assert!(p.exists(), "{} not built", p.display());
-    p
-}
+use common::prep_exe;
 
 fn tmpdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("aiaprep-cli-{tag}-{}", std::process::id()));

@@ -300,8 +300,12 @@ impl ContextGuard {
         let saved = std::panic::catch_unwind(|| {
             let mut c: sys::CUcontext = std::ptr::null_mut();
             // SAFETY: a valid out-pointer; fails cleanly before cuInit.
-            let r = unsafe { sys::cuCtxGetCurrent(&mut c) };
-            (r == sys::CUresult::CUDA_SUCCESS).then_some(c)
+            match unsafe { sys::cuCtxGetCurrent(&mut c) } {
+                sys::CUresult::CUDA_SUCCESS => Some(c),
+                // before cuInit no thread can have a context current
+                sys::CUresult::CUDA_ERROR_NOT_INITIALIZED => Some(std::ptr::null_mut()),
+                _ => None,
+            }
         })
         .ok()
         .flatten();

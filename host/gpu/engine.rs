@@ -294,14 +294,17 @@ impl Drop for GpuEngine {
 }
 
 impl Engine for GpuEngine {
-    /// `cuda:ORDINAL (DEVICE NAME, sm_XY)`.
+    /// `cuda:ORDINAL (DEVICE NAME, sm_XY, NVRTC a.b, cuFFT c.d, N streams)`.
     fn name(&self) -> String {
         let dev = self.device();
         format!(
-            "cuda:{} ({}, {}, {} stream{})",
+            "cuda:{} ({}, {}, NVRTC {}.{}, cuFFT {}, {} stream{})",
             dev.ordinal(),
             dev.name(),
             dev.arch(),
+            dev.nvrtc().version.0,
+            dev.nvrtc().version.1,
+            dev.cufft().version_string(),
             self.lanes.len(),
             if self.lanes.len() == 1 { "" } else { "s" }
         )

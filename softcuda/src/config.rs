@@ -16,7 +16,8 @@
 //! | `SOFTCUDA_CACHE=DIR` | where compiled kernel modules are cached |
 //! | `SOFTCUDA_CXX=CMD` | the host C++ compiler of the emulated NVRTC (default `c++`) |
 //!
-//! Faults: `oom@N` (the N-th device allocation, 1-based, fails with out of memory),
+//! Faults: `oom@N` (the N-th device allocation, 1-based, fails with out of memory; `oom@N+`:
+//! every one from the N-th on),
 //! `launch@N` (the N-th kernel launch fails on the device: sticky `LAUNCH_FAILED`),
 //! `cufft=CODE` (every cuFFT plan creation returns `CODE`, e.g. 15),
 //! `nvrtc` (the compiler fails every program with an internal error).
@@ -57,6 +58,8 @@ pub const V100: Model = Model {
 pub struct Faults {
     /// The n-th device allocation (1-based) fails.
     pub oom_at: Option<u64>,
+    /// Every device allocation from the n-th on fails.
+    pub oom_from: Option<u64>,
     /// The n-th kernel launch (1-based) fails on the device.
     pub launch_at: Option<u64>,
     /// cuFFT plan creation returns this code.
@@ -113,7 +116,9 @@ pub fn parse_bytes(s: &str) -> Option<u64> {
 fn parse_faults(s: &str) -> Faults {
     let mut f = Faults::default();
     for item in s.split(',').map(str::trim).filter(|x| !x.is_empty()) {
-        if let Some(n) = item.strip_prefix("oom@") {
+        if let Some(n) = item.strip_prefix("oom@").and_then(|n| n.strip_suffix('+')) {
+            f.oom_from = n.parse().ok();
+        } else if let Some(n) = item.strip_prefix("oom@") {
             f.oom_at = n.parse().ok();
         } else if let Some(n) = item.strip_prefix("launch@") {
             f.launch_at = n.parse().ok();
@@ -147,9 +152,10 @@ pub fn get() -> &'static Config {
         Config {
             driver_version,
             model,
+            // the unit tests give each test that leaves a sticky error a device of its own
             devices: env("SOFTCUDA_DEVICES")
                 .and_then(|v| v.parse().ok())
-                .unwrap_or(1)
+                .unwrap_or(if cfg!(test) { 16 } else { 1 })
                 .max(0),
             pools: env("SOFTCUDA_NO_POOLS").is_none(),
             chaos: env("SOFTCUDA_CHAOS").and_then(|v| v.parse().ok()),
@@ -173,6 +179,7 @@ mod tests {
         assert_eq!(parse_bytes("x"), None);
         let f = parse_faults("oom@3, launch@7,cufft=15,nvrtc");
         assert_eq!(f.oom_at, Some(3));
+        assert_eq!(parse_faults("oom@5+").oom_from, Some(5));
         assert_eq!(f.launch_at, Some(7));
         assert_eq!(f.cufft_plan, Some(15));
         assert!(f.nvrtc);

@@ -37,6 +37,9 @@ pub mod nvrtc;
 pub mod state;
 pub mod stream;
 
+#[cfg(test)]
+mod tests;
+
 /// CUDA driver result codes used here (values of `CUresult`).
 pub mod cu {
     pub const SUCCESS: i32 = 0;

@@ -427,7 +427,9 @@ impl Inner {
     pub fn reserve(&mut self, device: usize, bytes: u64, pool: bool, what: &str) -> CuResult {
         let cfg = config::get();
         self.alloc_count += 1;
-        if cfg.faults.oom_at == Some(self.alloc_count) {
+        if cfg.faults.oom_at == Some(self.alloc_count)
+            || cfg.faults.oom_from.is_some_and(|n| self.alloc_count >= n)
+        {
             return fail(
                 cu::OUT_OF_MEMORY,
                 &format!(
@@ -468,11 +470,14 @@ impl Inner {
         what: &str,
     ) -> CuResult<u64> {
         let device = self.device_of(ctx)?;
-        let map = Mapping::device(bytes).ok_or(cu::OUT_OF_MEMORY)?;
-        if let Err(e) = self.reserve(device, map.footprint(), pool, what) {
-            map.unmap();
-            return Err(e);
-        }
+        let footprint = bytes.max(1).div_ceil(16) as u64 * 16;
+        self.reserve(device, footprint, pool, what)?;
+        let Some(map) = Mapping::device(bytes) else {
+            if let Some(d) = self.devices.get_mut(device) {
+                d.live -= footprint;
+            }
+            return Err(cu::OUT_OF_MEMORY);
+        };
         let id = self.new_id();
         let ptr = map.ptr as u64;
         self.table.insert(Alloc {

@@ -13,6 +13,16 @@ pub fn data(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// target/<profile>/examples/prep, next to the running test's deps/ folder (`cargo test`
+/// builds the examples; with `--test NAME` alone it does not: `cargo build --example prep`).
+pub fn prep_exe() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(std::path::Path::parent).unwrap();
+    let p = dir.join("examples").join("prep");
+    assert!(p.exists(), "{} not built", p.display());
+    p
+}
+
 /// `tests/parity/fixtures/NAME`.
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -1,5 +1,6 @@
 //! A minimal reader for NumPy `.npy` files (format 1.0–3.0, little-endian `<f8`, `<f4`,
-//! `<i2`, `<i4`, `|u1`, `|b1`, C order), enough for the committed parity fixtures.
+//! `<i2`, `<i4`, `|u1`, `|b1`, `<c16`, C order), enough for the committed parity fixtures.
+//! Complex arrays come back with a trailing axis of 2 (real, imaginary).
 
 use ndarray::{ArrayD, IxDyn};
 use std::path::Path;
@@ -31,16 +32,19 @@ pub fn read_f64(path: &Path) -> ArrayD<f64> {
         path.display()
     );
     let shape_s = field(header, "shape");
-    let shape: Vec<usize> = shape_s
+    let mut shape: Vec<usize> = shape_s
         .trim_matches(|c| c == '(' || c == ')')
         .split(',')
         .filter(|s| !s.trim().is_empty())
         .map(|s| s.trim().parse().expect("npy shape"))
         .collect();
     let body = &bytes[start + hlen..];
+    if descr == "<c16" {
+        shape.push(2);
+    }
     let n: usize = shape.iter().product();
     let vals: Vec<f64> = match descr.as_str() {
-        "<f8" => body
+        "<f8" | "<c16" => body
             .chunks_exact(8)
             .take(n)
             .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
