@@ -579,7 +579,7 @@ pub fn run(
     let busy = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
     let (dec_tx, dec_rx) = sync_channel::<Job>(depth);
     let dec_rx = Arc::new(Mutex::new(dec_rx));
-    let (enc_tx, enc_rx) = sync_channel::<(usize, AiaMap, pipeline::Loaded)>(depth);
+    let (enc_tx, enc_rx) = sync_channel::<(usize, pipeline::Prepared, pipeline::Loaded)>(depth);
     let enc_rx = Arc::new(Mutex::new(enc_rx));
     std::thread::scope(|s| {
         for _ in 0..decode_threads {
@@ -737,7 +737,11 @@ struct Compute<'a> {
 impl Compute<'_> {
     /// Takes decoded images from `rx` until it is closed, runs the engines and passes the
     /// results to `tx`; failures are finished here.
-    fn run(&self, rx: &Mutex<Receiver<Job>>, tx: SyncSender<(usize, AiaMap, pipeline::Loaded)>) {
+    fn run(
+        &self,
+        rx: &Mutex<Receiver<Job>>,
+        tx: SyncSender<(usize, pipeline::Prepared, pipeline::Loaded)>,
+    ) {
         loop {
             let job = match rx.lock() {
                 Ok(g) => g.recv(),
@@ -775,7 +779,7 @@ impl Compute<'_> {
                     let mut times = loaded.times;
                     let mut warnings = std::mem::take(&mut loaded.warnings);
                     let r =
-                        pipeline::prep_map(map, self.opts, self.engines, &mut times, &mut warnings);
+                        pipeline::prepare(map, self.opts, self.engines, &mut times, &mut warnings);
                     add_busy(self.busy, t);
                     match r {
                         Ok(out) => {

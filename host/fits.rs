@@ -253,6 +253,89 @@ pub(crate) fn write_with(
     Ok((report, own))
 }
 
+/// Statistics of pixels as written, in physical units: DATAMIN, DATAMAX, DATAMEAN.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PixelStats {
+    /// Smallest non-missing value (NaN when every pixel is missing).
+    pub min: f64,
+    /// Largest non-missing value (NaN when every pixel is missing).
+    pub max: f64,
+    /// Mean of the non-missing values (NaN when every pixel is missing).
+    pub mean: f64,
+    /// Number of missing (BLANK) pixels.
+    pub n_missing: usize,
+}
+
+/// int16 pixels already in a file's encoding — as [`write()`] converts f32 for
+/// [`OutputType::I16`]: `stored = round_half_away((physical − BZERO) / BSCALE)`, saturated
+/// to ±32767, missing → BLANK −32768 — with the statistics of the values as written. The GPU
+/// engine produces them on the device ([`crate::pipeline::Engine::prep_int16`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Int16Pixels {
+    /// Stored values, `[row, col]`.
+    pub data: Array2<i16>,
+    /// `(BSCALE, BZERO)` they were converted with; `None` for (1, 0).
+    pub scaling: Option<(f64, f64)>,
+    /// DATAMIN/DATAMAX/DATAMEAN.
+    pub stats: PixelStats,
+}
+
+/// Write int16 pixels that are already encoded ([`Int16Pixels`]) with `header`, as
+/// [`write()`] writes a map with [`OutputType::I16`] and `opts.compress`: the same file,
+/// byte for byte, when the pixels are the same. `source` is the input the pixels came from
+/// (never overwritten). `opts.dtype` and `opts.scaling` are ignored (the pixels carry them).
+/// The pixel buffer is reused by the next write of a batch.
+///
+/// Errors: as [`write()`].
+pub fn write_int16(
+    header: &Header,
+    source: &Source,
+    pixels: Int16Pixels,
+    path: &Path,
+    opts: &WriteOptions,
+) -> Result<WriteReport> {
+    let file = Source::file(path);
+    output::preflight(path, source.path(), opts.overwrite)?;
+    let (ny, nx) = pixels.data.dim();
+    write::check_shape(nx, ny, &file)?;
+    let data = if pixels.data.is_standard_layout() {
+        pixels.data.into_raw_vec_and_offset().0
+    } else {
+        pixels.data.iter().copied().collect()
+    };
+    let st = pixels.stats;
+    let stats = write::Stats {
+        min: st.min,
+        max: st.max,
+        mean: st.mean,
+        n_missing: st.n_missing,
+    };
+    let layout = write::Layout {
+        nx,
+        ny,
+        compress: opts.compress,
+        header,
+        stats: Some(stats),
+        own_rice: true,
+    };
+    let encoded = write::Pixels::I16 {
+        data,
+        scaling: pixels.scaling,
+    };
+    let written = write::write_atomically(path, opts.overwrite, &layout, &encoded);
+    if let write::Pixels::I16 { data, .. } = encoded {
+        crate::cpu::buffers::recycle_i16(data);
+    }
+    written?;
+    Ok(WriteReport {
+        path: path.to_path_buf(),
+        datamin: st.min,
+        datamax: st.max,
+        datamean: st.mean,
+        n_missing: st.n_missing,
+    })
+}
+
 /// Write a float32 image (a plain primary HDU; NaN stays NaN) with `header`'s
 /// non-structural cards passed through unchanged; nothing is added. Used to save PSFs.
 /// Same file safety as [`write()`] (temporary name, no-clobber unless `overwrite`).

@@ -71,7 +71,14 @@ pub fn exposure_time(map: &AiaMap) -> Result<f64> {
 pub fn normalize_exposure_in_place(map: &mut AiaMap) -> Result<f64> {
     let t = exposure_time(map)?;
     Zip::from(&mut map.data).par_for_each(|v| *v = (f64::from(*v) / t) as f32);
-    let h = &mut map.header;
+    normalized_header(&mut map.header, t);
+    Ok(t)
+}
+
+/// The header records of exposure normalisation by `t` seconds (the pixels are divided
+/// elsewhere, e.g. on the GPU): BUNIT (and PIXLUNIT) DN/s, DN statistics keywords divided,
+/// EXPTIME = 1, OEXPTIME = `t`, a HISTORY card.
+pub fn normalized_header(h: &mut crate::header::Header, t: f64) {
     h.set(
         "BUNIT",
         Value::Str(NORMALIZED_UNIT.into()),
@@ -96,7 +103,6 @@ pub fn normalize_exposure_in_place(map: &mut AiaMap) -> Result<f64> {
         crate::VERSION,
         crate::header::format_float(t)
     ));
-    Ok(t)
 }
 
 /// Exposure-normalised copy of a map (DN/s); see [`normalize_exposure_in_place`] for what

@@ -67,6 +67,23 @@ pub trait Engine: Send + Sync {
         let out = self.register(&m, r)?;
         Ok((out, t_dec, t.elapsed()))
     }
+    /// The compute of a `prep` whose output is int16 and whose pixels nothing else needs as
+    /// f32 (no quicklook): (deconvolve) → register → (divide by `normalize` seconds) →
+    /// int16 with `scaling`, converted — with its DATAMIN/DATAMAX/DATAMEAN — by the engine
+    /// itself ([`crate::fits::Int16Pixels`]: the values and statistics the FITS writer
+    /// would compute from the f32 result). `None` (the default) when the engine does not
+    /// do that; the pipeline then converts while writing. The GPU engine does it on the
+    /// device and downloads half the bytes.
+    fn prep_int16(
+        &self,
+        _map: &AiaMap,
+        _deconvolve: Option<&DeconvolveOptions>,
+        _register: &RegisterOptions,
+        _normalize: Option<f64>,
+        _scaling: Option<(f64, f64)>,
+    ) -> Option<Result<Int16Prep>> {
+        None
+    }
     /// How many concurrent calls keep this engine busy: the batch compute stage runs this
     /// many workers. 1 for the CPU engine (it parallelises inside an image); the number
     /// of CUDA streams for the GPU engine.
@@ -78,6 +95,44 @@ pub trait Engine: Send + Sync {
     /// is the growth of the first over the wall time × lanes. `None` for the CPU engine.
     fn device_busy(&self) -> Option<(Duration, usize)> {
         None
+    }
+}
+
+/// What [`Engine::prep_int16`] returns: the output header (level 1.5, with the
+/// deconvolution and normalisation records), the encoded pixels, and the time of the
+/// deconvolution and of the rest.
+#[derive(Debug, Clone)]
+pub struct Int16Prep {
+    /// The output header.
+    pub header: crate::header::Header,
+    /// The encoded pixels with their statistics.
+    pub pixels: fits::Int16Pixels,
+    /// Time of the deconvolution (zero without).
+    pub deconvolve: Duration,
+    /// Time of register, normalisation and conversion.
+    pub register: Duration,
+}
+
+/// A prepared image, ready for [`store`]: f32 pixels, or int16 pixels the engine already
+/// encoded ([`Engine::prep_int16`]).
+#[derive(Debug, Clone)]
+pub enum Prepared {
+    /// A map with f32 pixels (the writer converts them as asked).
+    Map(AiaMap),
+    /// Encoded int16 pixels with the output header.
+    Int16 {
+        /// The output header.
+        header: crate::header::Header,
+        /// The input the pixels came from.
+        source: Source,
+        /// The pixels.
+        pixels: fits::Int16Pixels,
+    },
+}
+
+impl From<AiaMap> for Prepared {
+    fn from(m: AiaMap) -> Prepared {
+        Prepared::Map(m)
     }
 }
 
@@ -314,12 +369,18 @@ pub fn prep_map(
     warnings: &mut Vec<String>,
 ) -> Result<AiaMap> {
     let mut map = map;
-    if let Some(table) = &opts.pointing {
-        let t = Instant::now();
-        let (_row, w) = pointing::update_pointing_in_place(&mut map, table)?;
-        warnings.extend(w);
-        times.pointing = t.elapsed();
-    }
+    apply_pointing(&mut map, opts, times, warnings)?;
+    compute(map, opts, engines, times)
+}
+
+/// deconvolve → register → normalise with f32 pixels (after the pointing update).
+fn compute(
+    map: AiaMap,
+    opts: &PrepOptions,
+    engines: &Engines,
+    times: &mut StageTimes,
+) -> Result<AiaMap> {
+    let mut map = map;
     let mut out = match &opts.deconvolve {
         // One engine does both: it may keep the image on its device in between.
         Some(d) if engines.one_engine() => {
@@ -354,6 +415,70 @@ pub fn prep_map(
     Ok(out)
 }
 
+/// Prepare a map for [`store`]: as [`prep_map`], except that when one engine does
+/// everything, the output is int16 and no quicklook follows, the engine is asked to encode
+/// the int16 pixels itself ([`Engine::prep_int16`]; the GPU engine does, on the device).
+/// The file written is the same either way (up to ±1 where a float result sits on a
+/// rounding boundary, as between the CPU and GPU paths anyway).
+pub fn prepare(
+    map: AiaMap,
+    opts: &PrepOptions,
+    engines: &Engines,
+    times: &mut StageTimes,
+    warnings: &mut Vec<String>,
+) -> Result<Prepared> {
+    let int16 =
+        engines.one_engine() && opts.write.dtype == fits::OutputType::I16 && !opts.quicklook;
+    if !int16 {
+        return prep_map(map, opts, engines, times, warnings).map(Prepared::Map);
+    }
+    let mut map = map;
+    apply_pointing(&mut map, opts, times, warnings)?;
+    let normalize = if opts.normalize_exposure {
+        Some(normalize::exposure_time(&map)?)
+    } else {
+        None
+    };
+    let scaling = normalize.map(normalize::int16_scaling);
+    match engines.register.prep_int16(
+        &map,
+        opts.deconvolve.as_ref(),
+        &opts.register,
+        normalize,
+        scaling,
+    ) {
+        Some(r) => {
+            let p = r?;
+            times.deconvolve = p.deconvolve;
+            times.register = p.register;
+            let source = map.source.clone();
+            crate::cpu::buffers::recycle_array(map.data);
+            Ok(Prepared::Int16 {
+                header: p.header,
+                source,
+                pixels: p.pixels,
+            })
+        }
+        None => compute(map, opts, engines, times).map(Prepared::Map),
+    }
+}
+
+/// The pointing update of `opts` (if any), in place.
+fn apply_pointing(
+    map: &mut AiaMap,
+    opts: &PrepOptions,
+    times: &mut StageTimes,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    if let Some(table) = &opts.pointing {
+        let t = Instant::now();
+        let (_row, w) = pointing::update_pointing_in_place(map, table)?;
+        warnings.extend(w);
+        times.pointing = t.elapsed();
+    }
+    Ok(())
+}
+
 /// A level-1 map read and checked, ready for [`prep_map`].
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -386,13 +511,13 @@ pub fn load(input: &Path, opts: &PrepOptions) -> Result<Loaded> {
 /// exposure-normalised output, the file (temporary name, then renamed) and the quicklook.
 /// `engines` is only used for the HISTORY card.
 pub fn store(
-    mut out: AiaMap,
+    out: impl Into<Prepared>,
     output: &Path,
     opts: &PrepOptions,
     engines: &Engines,
     times: &mut StageTimes,
 ) -> Result<()> {
-    out.header.push_history(&format!(
+    let history = format!(
         "aiaprep {} prep: {}; output {}",
         crate::VERSION,
         engines.description,
@@ -400,7 +525,22 @@ pub fn store(
             fits::OutputType::I16 => "int16",
             fits::OutputType::F32 => "float32",
         }
-    ));
+    );
+    let mut out = match out.into() {
+        Prepared::Map(m) => m,
+        Prepared::Int16 {
+            mut header,
+            source,
+            pixels,
+        } => {
+            header.push_history(&history);
+            let t = Instant::now();
+            fits::write_int16(&header, &source, pixels, output, &opts.write)?;
+            times.write = t.elapsed();
+            return Ok(());
+        }
+    };
+    out.header.push_history(&history);
     let mut wopts = opts.write;
     if opts.normalize_exposure && wopts.dtype == fits::OutputType::I16 {
         let e = normalize::original_exptime(&out.header).ok_or_else(|| Error::MissingKeyword {
@@ -442,7 +582,7 @@ pub fn prep_file(
         mut warnings,
         mut times,
     } = load(input, opts)?;
-    let out = prep_map(map, opts, engines, &mut times, &mut warnings)?;
+    let out = prepare(map, opts, engines, &mut times, &mut warnings)?;
     store(out, output, opts, engines, &mut times)?;
     Ok(PrepOutcome {
         output: output.to_path_buf(),

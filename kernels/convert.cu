@@ -3,6 +3,11 @@
 //   i16_to_f32      int16 (as stored, BLANK = -32768) -> f32 with BSCALE/BZERO, BLANK -> NaN
 //   f32_to_i16      f32 -> int16: round half away from zero, saturate to [-32767, 32767]
 //                   (-32768 is reserved for BLANK), NaN -> -32768
+//   f32_to_i16_scaled  the same for stored = (physical - BZERO) / BSCALE, in f64 (as the
+//                   FITS writer of the CPU path, aiaprep::fits::write)
+//   f32_divide      x = (float)((double)x / t): exposure normalisation (DN -> DN/s)
+//   f32_clamp       x = min(max(x, lo), hi), NaN kept: register's clip when it can only be
+//                   known after resampling
 //   stats_*         min / max / sum / count of the non-NaN (non-BLANK) values: per-block
 //                   partials, then stats_finalize on one block (deterministic, no atomics)
 //   hist_f32_keys   histogram of 11- or 10-bit digits of order-preserving f32 keys, for the
@@ -27,6 +32,17 @@ AIA_DEV short cv_f32_to_i16(float v) {
     return (short)r;
 }
 
+// stored = (v - bzero) / bscale in f64, clamped to [-32767, 32767], rounded half away from
+// zero by the exact fractional part; NaN -> BLANK. Bit-identical to the CPU writer.
+AIA_DEV short cv_f64_to_i16_scaled(float v, double bscale, double bzero) {
+    double x = ((double)v - bzero) / bscale;
+    if (aia_isnan_d(x)) return (short)CV_BLANK;
+    double c = x < -32767.0 ? -32767.0 : (x > 32767.0 ? 32767.0 : x);
+    int t = (int)c;
+    double frac = c - (double)t;
+    return (short)(t + (frac >= 0.5 ? 1 : 0) - (frac <= -0.5 ? 1 : 0));
+}
+
 // Order-preserving map of a (non-NaN) f32 to u32: a < b  <=>  key(a) < key(b).
 AIA_DEV aia_u32 cv_f32_key(float v) {
     aia_u32 u = __float_as_uint(v);
@@ -43,6 +59,24 @@ extern "C" __global__ void i16_to_f32(const short* __restrict__ in, float* __res
 extern "C" __global__ void f32_to_i16(const float* __restrict__ in, short* __restrict__ out,
                                       long long n) {
     for (long long i = aia_gid(); i < n; i += aia_gstride()) out[i] = cv_f32_to_i16(in[i]);
+}
+
+extern "C" __global__ void f32_to_i16_scaled(const float* __restrict__ in,
+                                             short* __restrict__ out, long long n,
+                                             double bscale, double bzero) {
+    for (long long i = aia_gid(); i < n; i += aia_gstride())
+        out[i] = cv_f64_to_i16_scaled(in[i], bscale, bzero);
+}
+
+extern "C" __global__ void f32_divide(float* x, long long n, double t) {
+    for (long long i = aia_gid(); i < n; i += aia_gstride()) x[i] = (float)((double)x[i] / t);
+}
+
+extern "C" __global__ void f32_clamp(float* x, long long n, float lo, float hi) {
+    for (long long i = aia_gid(); i < n; i += aia_gstride()) {
+        float v = x[i];
+        x[i] = v < lo ? lo : (v > hi ? hi : v);
+    }
 }
 
 // Shared-memory tree reduction of AiaStats; block size a power of two <= AIA_BLOCK.

@@ -1,8 +1,16 @@
 // resample.cu — affine resampling for register (level 1 -> 1.5), sunpy/scipy semantics.
 //
-// Output pixel (x, y) samples the input at
-//     (x_in, y_in) = (ref_x, ref_y) + M * ((x, y) - (cx, cy))        (f64 coordinates)
-// with M = R^-1 / s acting on (column, row) vectors (semantics.md §4.2, §6.3).
+// Output pixel (x, y) samples the *unpadded* input at
+//     (x_in, y_in) = base(y) + x * step,   base(y) = ref + M (-cx, y - cy),  step = M (1, 0)
+// evaluated in f64 in exactly the order of the CPU path (aiaprep::geometry::RowMap), with
+// M = R^-1 / s acting on (column, row) vectors (semantics.md §4.2, §6.3). The kernels are
+// compiled with --fmad=false, so every coordinate is bit-identical to the CPU's: which
+// output pixels are inside the frame, which pixel nearest picks and which mask taps count
+// cannot differ between the two paths.
+//
+// The source buffer is the input padded by (pad_x, pad_y) pixels on each side (sunpy pads
+// with `missing` before rotating); coordinates stay in the unpadded frame, and a tap at
+// integer position i reads padded column i + pad_x.
 //
 // Interpolations (ResampleParams.interp):
 //   0 nearest  — scipy order 0: index floor(c + 0.5)
@@ -10,9 +18,9 @@
 //   2 spline   — scipy order 3: cubic B-spline on coefficients from the prefilter kernels
 //                below (mirror boundary), taps floor(c) - 1 .. floor(c) + 2
 //   3 keys     — cubic convolution a = -0.5 (SolarSoft/IDL "cubic = -0.5"), same taps
-// Boundary (scipy mode='constant'): a coordinate < 0 or > n - 1 on either axis gives
-// `missing`; inside, taps beyond the edge use mirrored indices (also for keys: a choice,
-// IDL's edge rule is not documented).
+// Boundary (scipy mode='constant' on the padded frame): a coordinate < -pad or
+// > n - 1 + pad on either axis gives `missing`; inside, taps beyond the padded edge use
+// mirrored indices (also for keys: a choice, IDL's edge rule is not documented).
 // sunpy's NaN rule (§6.4): NaNs are filled before resampling; a dilated NaN mask (u8,
 // see mask_dilate) is sampled with bilinear weights (nearest for order 0) and the output
 // is NaN where that is > 0. Clipping to [clip_lo, clip_hi] happens before the NaN rule.
@@ -21,34 +29,40 @@
 
 #include "common.cuh"
 
-// Must match gpu::register::RawResampleParams (#[repr(C)], 104 bytes).
+// Must match gpu::register::RawResampleParams (#[repr(C)], 112 bytes).
 struct ResampleParams {
-    double ref_x, ref_y;           // input point that the output centre maps to (0-based)
+    double ref_x, ref_y;           // input point that the output centre maps to (0-based, unpadded)
     double m00, m01, m10, m11;     // out -> in matrix, row-major, acting on (dx, dy)
     double cx, cy;                 // output centre (0-based), usually (n_out - 1) / 2
-    int nx_in, ny_in;              // input (padded) size
+    int nx_in, ny_in;              // input size, unpadded
+    int pad_x, pad_y;              // padding on each side; the source is (nx + 2 pad_x) wide
     int nx_out, ny_out;            // output size
     int interp;                    // 0 nearest, 1 linear, 2 spline (coefficients), 3 keys
-    int use_mask;                  // 1: `dmask` holds the dilated NaN mask of the input
-    float missing;                 // value outside the input
+    int use_mask;                  // 1: `dmask` holds the dilated NaN mask of the padded input
+    float missing;                 // value outside the padded input
     float clip_lo, clip_hi;        // clip range (applied when clip != 0)
     int clip;
 };
-static_assert(sizeof(ResampleParams) == 104, "ResampleParams layout");
+static_assert(sizeof(ResampleParams) == 112, "ResampleParams layout");
 
 // ---------------------------------------------------------------- per-element pieces
 
-// Input coordinate of output pixel (x, y).
+// Input coordinate (unpadded frame) of output pixel (x, y), as the CPU's RowMap::at.
 AIA_DEV void rs_map(const ResampleParams& p, int x, int y, double* xin, double* yin) {
-    double dx = (double)x - p.cx;
+    double dx0 = -p.cx;
     double dy = (double)y - p.cy;
-    *xin = p.ref_x + (p.m00 * dx + p.m01 * dy);
-    *yin = p.ref_y + (p.m10 * dx + p.m11 * dy);
+    double bx = p.ref_x + p.m00 * dx0 + p.m01 * dy;
+    double by = p.ref_y + p.m10 * dx0 + p.m11 * dy;
+    double xf = (double)x;
+    *xin = bx + xf * p.m00;
+    *yin = by + xf * p.m10;
 }
 
-// scipy mode='constant' validity: 0 <= c <= n - 1 on both axes (NaN is outside).
-AIA_DEV bool rs_inside(double x, double y, int nx, int ny) {
-    return x >= 0.0 && x <= (double)(nx - 1) && y >= 0.0 && y <= (double)(ny - 1);
+// scipy mode='constant' validity on the padded frame: -pad <= c <= n - 1 + pad on both
+// axes (NaN is outside); the CPU's bounds, to the bit.
+AIA_DEV bool rs_inside(const ResampleParams& p, double x, double y) {
+    return x >= -(double)p.pad_x && x <= (double)(p.nx_in - 1 + p.pad_x) &&
+           y >= -(double)p.pad_y && y <= (double)(p.ny_in - 1 + p.pad_y);
 }
 
 // Cubic B-spline weights for taps floor(c) - 1 .. floor(c) + 2, t = c - floor(c).
@@ -77,17 +91,23 @@ AIA_DEV void rs_keys_weights(double t, double* w) {
     w[3] = rs_keys_kernel(2.0 - t);
 }
 
-AIA_DEV float rs_sample_nearest(const float* img, int nx, int ny, double x, double y) {
-    int ix = aia_mirror((int)floor(x + 0.5), nx);
-    int iy = aia_mirror((int)floor(y + 0.5), ny);
+// The samplers read the padded source (width nx = n_in + 2 pad) at unpadded coordinates
+// (x, y): floor and fraction are taken on the unpadded values, as on the CPU, and the tap
+// indices shifted by the padding.
+
+AIA_DEV float rs_sample_nearest(const float* img, int nx, int ny, int px, int py, double x,
+                                double y) {
+    int ix = aia_mirror((int)floor(x + 0.5) + px, nx);
+    int iy = aia_mirror((int)floor(y + 0.5) + py, ny);
     return img[(long long)iy * nx + ix];
 }
 
-AIA_DEV float rs_sample_linear(const float* img, int nx, int ny, double x, double y) {
+AIA_DEV float rs_sample_linear(const float* img, int nx, int ny, int px, int py, double x,
+                               double y) {
     double fx = floor(x), fy = floor(y);
     double tx = x - fx, ty = y - fy;
-    int x0 = aia_mirror((int)fx, nx), x1 = aia_mirror((int)fx + 1, nx);
-    int y0 = aia_mirror((int)fy, ny), y1 = aia_mirror((int)fy + 1, ny);
+    int x0 = aia_mirror((int)fx + px, nx), x1 = aia_mirror((int)fx + 1 + px, nx);
+    int y0 = aia_mirror((int)fy + py, ny), y1 = aia_mirror((int)fy + 1 + py, ny);
     const float* r0 = img + (long long)y0 * nx;
     const float* r1 = img + (long long)y1 * nx;
     double a = (1.0 - tx) * (double)r0[x0] + tx * (double)r0[x1];
@@ -96,7 +116,8 @@ AIA_DEV float rs_sample_linear(const float* img, int nx, int ny, double x, doubl
 }
 
 // 4x4 separable cubic (B-spline on coefficients when keys == 0, Keys a = -0.5 otherwise).
-AIA_DEV float rs_sample_cubic(const float* img, int nx, int ny, double x, double y, int keys) {
+AIA_DEV float rs_sample_cubic(const float* img, int nx, int ny, int px, int py, double x,
+                              double y, int keys) {
     double fx = floor(x), fy = floor(y);
     double wx[4], wy[4];
     if (keys) {
@@ -106,7 +127,7 @@ AIA_DEV float rs_sample_cubic(const float* img, int nx, int ny, double x, double
         rs_bspline3_weights(x - fx, wx);
         rs_bspline3_weights(y - fy, wy);
     }
-    int ix = (int)fx - 1, iy = (int)fy - 1;
+    int ix = (int)fx - 1 + px, iy = (int)fy - 1 + py;
     int cols[4];
     for (int k = 0; k < 4; ++k) cols[k] = aia_mirror(ix + k, nx);
     double acc = 0.0;
@@ -119,18 +140,19 @@ AIA_DEV float rs_sample_cubic(const float* img, int nx, int ny, double x, double
     return (float)acc;
 }
 
-// Whether the resampled dilated NaN mask is > 0 at (x, y): nearest tap for order 0,
-// else any bilinear tap with a positive weight whose mask is set.
-AIA_DEV bool rs_mask_hit(const aia_u8* m, int nx, int ny, double x, double y, int nearest) {
+// Whether the resampled dilated NaN mask (padded frame) is > 0 at unpadded (x, y): nearest
+// tap for order 0, else any bilinear tap with a positive weight whose mask is set.
+AIA_DEV bool rs_mask_hit(const aia_u8* m, int nx, int ny, int px, int py, double x, double y,
+                         int nearest) {
     if (nearest) {
-        int ix = aia_mirror((int)floor(x + 0.5), nx);
-        int iy = aia_mirror((int)floor(y + 0.5), ny);
+        int ix = aia_mirror((int)floor(x + 0.5) + px, nx);
+        int iy = aia_mirror((int)floor(y + 0.5) + py, ny);
         return m[(long long)iy * nx + ix] != 0;
     }
     double fx = floor(x), fy = floor(y);
     bool tx = (x - fx) > 0.0, ty = (y - fy) > 0.0;
-    int x0 = aia_mirror((int)fx, nx), x1 = aia_mirror((int)fx + 1, nx);
-    int y0 = aia_mirror((int)fy, ny), y1 = aia_mirror((int)fy + 1, ny);
+    int x0 = aia_mirror((int)fx + px, nx), x1 = aia_mirror((int)fx + 1 + px, nx);
+    int y0 = aia_mirror((int)fy + py, ny), y1 = aia_mirror((int)fy + 1 + py, ny);
     const aia_u8* r0 = m + (long long)y0 * nx;
     const aia_u8* r1 = m + (long long)y1 * nx;
     return r0[x0] || (tx && r0[x1]) || (ty && r1[x0]) || (tx && ty && r1[x1]);
@@ -141,19 +163,21 @@ AIA_DEV float rs_output_pixel(const float* src, const aia_u8* dmask, const Resam
                               int x, int y) {
     double xin, yin;
     rs_map(p, x, y, &xin, &yin);
+    int nxp = p.nx_in + 2 * p.pad_x, nyp = p.ny_in + 2 * p.pad_y;
     float v;
-    bool inside = rs_inside(xin, yin, p.nx_in, p.ny_in);
+    bool inside = rs_inside(p, xin, yin);
     if (!inside) {
         v = p.missing;
     } else if (p.interp == 0) {
-        v = rs_sample_nearest(src, p.nx_in, p.ny_in, xin, yin);
+        v = rs_sample_nearest(src, nxp, nyp, p.pad_x, p.pad_y, xin, yin);
     } else if (p.interp == 1) {
-        v = rs_sample_linear(src, p.nx_in, p.ny_in, xin, yin);
+        v = rs_sample_linear(src, nxp, nyp, p.pad_x, p.pad_y, xin, yin);
     } else {
-        v = rs_sample_cubic(src, p.nx_in, p.ny_in, xin, yin, p.interp == 3);
+        v = rs_sample_cubic(src, nxp, nyp, p.pad_x, p.pad_y, xin, yin, p.interp == 3);
     }
     if (p.clip) v = v < p.clip_lo ? p.clip_lo : (v > p.clip_hi ? p.clip_hi : v);
-    if (p.use_mask && inside && rs_mask_hit(dmask, p.nx_in, p.ny_in, xin, yin, p.interp == 0))
+    if (p.use_mask && inside &&
+        rs_mask_hit(dmask, nxp, nyp, p.pad_x, p.pad_y, xin, yin, p.interp == 0))
         v = aia_nanf();
     return v;
 }

@@ -987,12 +987,13 @@ fn concurrent_body(d: &Device) {
 }
 test_device!(concurrent_body, concurrent_cpu, concurrent_cuda);
 
-// ------------------------------------------------------------------ the device pipeline
+// ------------------------------------------------------------------ one image on the device
 
-/// The device-resident int16 pipeline (`gpu::GpuPipeline`, what `examples/gpu_timing`
-/// measures): int16 → f32 → Richardson–Lucy (array PSF) → register (spline, missing =
-/// nanmin, clip to the input) → int16. CPU: the same chain from the crate's CPU pieces
-/// against the naive f64 chain; GPU: against that CPU chain.
+/// The GPU engine with the image kept on the device (`GpuEngine::process`, what `prep`
+/// runs and `examples/gpu_timing` measures): int16 → f32 (BLANK → NaN) → Richardson–Lucy
+/// (array PSF) → register (spline, missing = nanmin, clip to the input) → int16 with its
+/// statistics. CPU: the same chain from the crate's CPU pieces against the naive f64 chain;
+/// GPU: against that CPU chain.
 fn device_pipeline_body(d: &Device) {
     let (nx, ny) = (128usize, 96usize);
     let mut rng = Rng(99);
@@ -1095,59 +1096,67 @@ fn gpu_chain(
     geo: &Geo,
     psf: Option<&Array2<f64>>,
 ) -> (Array2<f32>, Vec<i16>) {
-    use aiaprep::gpu::pipeline::{GpuPipeline, Job, OutputKind, PipelineOutput, RegisterJob};
-    use aiaprep::gpu::register::{Prefilter, RegisterParams};
-    use aiaprep::gpu::{DeconvolveParams, I16Scaling};
-    let dev = e.device();
-    let mut pl = GpuPipeline::new(dev);
-    if let Some(p) = psf {
-        pl.set_psf(171, p.view()).unwrap();
-    }
+    use aiaprep::deconvolve::{PsfChoice, PsfSelection};
+    use aiaprep::gpu::{DeconvolveJob, I16Scaling, Input, Job, OutputKind, Pixels, RegisterJob};
+    let sel = psf.map(|p| PsfSelection {
+        choice: PsfChoice::Array {
+            psf: Arc::new(p.clone()),
+            label: "compact".into(),
+        },
+        long: "compact".into(),
+        short: "compact".into(),
+    });
+    let dopts = DeconvolveOptions::default();
+    let transform = transform_of(geo);
+    let source = aiaprep::Source::memory();
     let mut out = Vec::new();
-    for output in [OutputKind::F32, OutputKind::I16] {
+    for output in [OutputKind::F32, OutputKind::I16 { scaling: None }] {
         let job = Job {
-            channel: 171,
-            scaling: I16Scaling::default(),
-            deconvolve: psf.map(|_| DeconvolveParams::default()),
-            register: Some(RegisterJob {
-                params: RegisterParams {
-                    out_shape: (geo.nout[0], geo.nout[1]),
-                    reference_pixel: geo.refp,
-                    matrix: geo.m,
-                    out_center: Some(geo.c),
-                    interpolation: aiaprep::gpu::Interpolation::Spline,
-                    missing: 0.0,
-                    clip: None,
-                    pad: (0, 0),
-                    nan_fill: None,
-                    prefilter: Prefilter::Fir,
-                },
-                missing_from_data: true,
-                clip_to_input: true,
+            deconvolve: sel.as_ref().map(|s| DeconvolveJob {
+                psf: s,
+                options: &dopts,
             }),
+            register: Some(RegisterJob {
+                transform: &transform,
+                interpolation: Interpolation::Spline,
+                missing: Missing::Min,
+            }),
+            normalize: None,
             output,
+            source: &source,
         };
         let a = ndarray::ArrayView2::from_shape((ny, nx), raw).unwrap();
-        let r = pl.run_i16(a, &job).unwrap();
+        let input = Input::I16 {
+            data: a,
+            scaling: I16Scaling::default(),
+        };
+        let r = e.process(input, &job).unwrap();
         eprintln!("stage times (ms): {:?}", r.times);
-        out.push(r);
+        out.push(r.pixels);
     }
-    let i = out.pop().unwrap();
-    let f = out.pop().unwrap();
-    let PipelineOutput::F32(f) = f.data else {
-        panic!("expected f32 output")
-    };
-    let PipelineOutput::I16(iv) = i.data else {
+    let Some(Pixels::I16 { data: iv, stats }) = out.pop() else {
         panic!("expected int16 output")
     };
-    // the reported statistics are those of the returned pixels
+    let Some(Pixels::F32(f)) = out.pop() else {
+        panic!("expected f32 output")
+    };
+    // the reported statistics are the CPU writer's of the returned pixels
     let vals: Vec<f64> = iv
         .iter()
         .filter(|&&v| v != -32768)
         .map(|&v| v as f64)
         .collect();
-    assert_eq!(i.stats.count as usize, vals.len());
-    assert_eq!(i.stats.sum, vals.iter().sum::<f64>());
+    assert_eq!(stats.n_missing, iv.len() - vals.len());
+    let mean = vals.iter().sum::<f64>() / vals.len() as f64;
+    assert_eq!(stats.mean, mean);
+    assert_eq!(
+        stats.min,
+        vals.iter().copied().fold(f64::INFINITY, f64::min)
+    );
+    assert_eq!(
+        stats.max,
+        vals.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+    );
     (f, iv.into_raw_vec_and_offset().0)
 }
 

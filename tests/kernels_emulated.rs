@@ -223,6 +223,20 @@ fn resample_tape(
     src: &[f32],
     mask: Option<&[u8]>,
 ) -> Tape {
+    resample_tape_padded(g, [0, 0], interp, missing, clip, src, mask)
+}
+
+/// As [`resample_tape`] with `g` in the unpadded frame and `src` (and `mask`) padded by
+/// `pad` pixels on each side, as the GPU engine passes them.
+fn resample_tape_padded(
+    g: &Geo,
+    pad: [usize; 2],
+    interp: i32,
+    missing: f32,
+    clip: Option<(f32, f32)>,
+    src: &[f32],
+    mask: Option<&[u8]>,
+) -> Tape {
     let mut t = Tape::default();
     t.f64(&[
         g.refp[0], g.refp[1], g.m[0][0], g.m[0][1], g.m[1][0], g.m[1][1], g.c[0], g.c[1],
@@ -235,6 +249,8 @@ fn resample_tape(
         interp,
         mask.is_some() as i32,
         clip.is_some() as i32,
+        pad[0] as i32,
+        pad[1] as i32,
     ])
     .f32(&[
         missing,
@@ -958,8 +974,62 @@ fn fulldisk_cases_cover_both_outcomes() {
 
 // ------------------------------------------------------ the GPU register chain vs the CPU
 
-/// The GPU engine's register (`aiaprep::gpu::engine::resample`) composed from the emulated
-/// kernels in the same order and with the same parameters — sunpy padding by `(px, py)`
+/// The resample kernel computes every input coordinate bit for bit as the CPU path's
+/// `RowMap` (same operations in the same order; the GPU compiles without FMA contraction),
+/// so which pixels are inside the frame, which pixel nearest picks and which mask taps have
+/// a positive weight cannot differ between the two paths. Rotations, scales, reference
+/// pixels and centres drawn with a fixed seed, odd and even output sizes.
+#[test]
+fn kernel_coordinates_are_the_cpu_row_maps_bit_for_bit() {
+    use aiaprep::geometry::RegisterTransform;
+    let mut rng = Rng(20261204);
+    for case in 0..12 {
+        let (nx, ny) = (37 + case * 5, 29 + case * 3);
+        let deg = rng.range(-3.0, 3.0);
+        let scale = rng.range(0.98, 1.02);
+        let (sn, cs) = f64::to_radians(deg).sin_cos();
+        let t = RegisterTransform {
+            reference: [rng.range(10.0, 20.0), rng.range(10.0, 20.0)],
+            matrix: [[cs / scale, sn / scale], [-sn / scale, cs / scale]],
+            out_center: [(nx as f64 - 1.0) / 2.0, (ny as f64 - 1.0) / 2.0],
+            out_shape: (nx, ny),
+            scale_factor: scale,
+            pad: [0, 0],
+        };
+        let m = t.matrix;
+        let mut tape = Tape::default();
+        tape.f64(&[
+            t.reference[0],
+            t.reference[1],
+            m[0][0],
+            m[0][1],
+            m[1][0],
+            m[1][1],
+            t.out_center[0],
+            t.out_center[1],
+        ])
+        .i32(&[nx as i32, ny as i32]);
+        let Some(mut r) = run("coords", &tape) else {
+            return;
+        };
+        let xy = r.f64();
+        for y in 0..ny {
+            for x in 0..nx {
+                let k = (y * nx + x) * 2;
+                let want = t.input_of(x, y);
+                assert_eq!(
+                    (xy[k].to_bits(), xy[k + 1].to_bits()),
+                    (want[0].to_bits(), want[1].to_bits()),
+                    "case {case}: output ({x}, {y}): kernel {:?} vs CPU {want:?}",
+                    (xy[k], xy[k + 1])
+                );
+            }
+        }
+    }
+}
+
+/// The GPU engine's register (`aiaprep::gpu::register::register_device`) composed from the
+/// emulated kernels in the same order and with the same parameters — sunpy padding by `(px, py)`
 /// with `missing` (NaN allowed), nanmedian fill of the padded image, k × k dilated mask,
 /// FIR spline prefilter, resample with the clip range of [`aiaprep::cpu::resample::Rules`],
 /// deferred clipping on the host — against the crate's CPU register on synthetic level-1
@@ -1030,10 +1100,10 @@ fn register_chain_matches_the_cpu_register() {
             };
             // 4. resample
             let g = Geo {
-                refp: [t.reference[0] + px as f64, t.reference[1] + py as f64],
+                refp: t.reference,
                 m: t.matrix,
                 c: t.out_center,
-                nin: [pnx, pny],
+                nin: [nx, ny],
                 nout: [t.out_shape.0, t.out_shape.1],
             };
             let clip = match rules.clip {
@@ -1046,7 +1116,15 @@ fn register_chain_matches_the_cpu_register() {
                 Interpolation::Spline => 2,
                 Interpolation::Keys => 3,
             };
-            let tr = resample_tape(&g, code, m, clip, &src, any_nan.then_some(&dmask[..]));
+            let tr = resample_tape_padded(
+                &g,
+                t.pad,
+                code,
+                m,
+                clip,
+                &src,
+                any_nan.then_some(&dmask[..]),
+            );
             let out = run("resample", &tr).unwrap().f32();
             let mut got =
                 ndarray::Array2::from_shape_vec((t.out_shape.1, t.out_shape.0), out).unwrap();
@@ -1096,6 +1174,8 @@ fn register_chain_matches_the_cpu_register() {
             let mut worst_exact = 0.0f64;
             for (k, &a) in got.iter().enumerate().step_by(7) {
                 let (xi, yi) = g.map(k % t.out_shape.0, k / t.out_shape.0);
+                // in the padded frame of `coef`
+                let (xi, yi) = (xi + px as f64, yi + py as f64);
                 let inside =
                     xi >= 0.0 && yi >= 0.0 && xi <= (pnx - 1) as f64 && yi <= (pny - 1) as f64;
                 if a.is_nan() || !inside {

@@ -4,6 +4,9 @@
 //! full 4096² frame, and a batch with several CUDA streams (also under the software
 //! device's chaos mode) that must give the outputs of one stream, byte for byte.
 //!
+//! With int16 output the GPU engine encodes the pixels on the device; that file must be
+//! exactly the one the writer makes from the GPU's own f32 result.
+//!
 //! Tolerances (as tests/gpu_parity.rs): float32 register within 1e-3 DN or 5e-7 relative,
 //! identical NaN masks; deconvolved float32 within 1e-5 relative L2; int16 within ±1 (a float
 //! result on either side of a rounding boundary), identical BLANK masks; the level-1.5
@@ -247,4 +250,101 @@ fn batch_with_several_streams_cuda() {
         eprintln!("PARITY batch {tag}: 6 images with 3 streams == 1 stream");
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// int16 output encoded on the device (values and DATAMIN/DATAMAX/DATAMEAN) is exactly what
+/// the FITS writer makes of the GPU's f32 output — also with exposure normalisation
+/// (BSCALE = 1/EXPTIME) and after deconvolution.
+#[test]
+fn int16_encoded_on_the_device_is_the_writers_cuda() {
+    use aiaprep::fits::{OutputType, WriteOptions};
+    if !device::require() {
+        return;
+    }
+    let dir = tmpdir("int16");
+    let ins = common::synth_inputs(&dir, 2, 256, 700, 30);
+    for (tag, extra) in [
+        ("reg", &[][..]),
+        ("norm", &["--normalize-exposure"][..]),
+        ("dec", &["--deconvolve", "--iterations", "5"][..]),
+    ] {
+        let (oi, of) = (
+            dir.join(format!("{tag}-i16")),
+            dir.join(format!("{tag}-f32")),
+        );
+        prep(&dir.join("in"), &oi, "cuda", extra, &[]);
+        prep(
+            &dir.join("in"),
+            &of,
+            "cuda",
+            &[extra, &["--dtype", "f32"]].concat(),
+            &[],
+        );
+        for p in &ins {
+            let dev = fits::read(&stem_out(p, &oi)).unwrap();
+            let f = fits::read(&stem_out(p, &of)).unwrap();
+            let scaling = aiaprep::normalize::original_exptime(&f.header)
+                .map(aiaprep::normalize::int16_scaling);
+            let host_path = dir.join(format!("{tag}-host.fits"));
+            let opts = WriteOptions {
+                dtype: OutputType::I16,
+                scaling,
+                overwrite: true,
+                ..WriteOptions::default()
+            };
+            let report = fits::write(&f, &host_path, &opts).unwrap();
+            let host = fits::read(&host_path).unwrap();
+            let same = dev
+                .data
+                .iter()
+                .zip(host.data.iter())
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(
+                same,
+                "{tag}: {}: device int16 != writer's int16",
+                p.display()
+            );
+            for (k, want) in [
+                ("DATAMIN", report.datamin),
+                ("DATAMAX", report.datamax),
+                ("DATAMEAN", report.datamean),
+            ] {
+                assert_eq!(dev.header.get_f64(k), Some(want), "{tag}: {k}");
+            }
+            assert_eq!(dev.header.get("BSCALE"), host.header.get("BSCALE"), "{tag}");
+            assert_eq!(dev.header.get_f64("LVL_NUM"), Some(1.5));
+        }
+        eprintln!("PARITY int16 {tag}: device encoding == writer's");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `prepare` asks the GPU engine for int16 pixels when the output is int16 and nothing
+/// needs f32 afterwards, and keeps f32 otherwise (quicklook, float32 output, CPU).
+#[test]
+fn prepare_encodes_int16_on_the_gpu_only_when_it_can_cuda() {
+    use aiaprep::pipeline::{self, Backend, PrepOptions, Prepared, StageTimes};
+    if !device::require() {
+        return;
+    }
+    let map = aiaprep::synth::level1(&aiaprep::synth::SynthOptions {
+        size: 256,
+        ..Default::default()
+    });
+    let run = |backend, opts: &PrepOptions| {
+        let engines = pipeline::select_engines(backend, false).unwrap();
+        let (mut t, mut w) = (StageTimes::default(), Vec::new());
+        pipeline::prepare(map.clone(), opts, &engines, &mut t, &mut w).unwrap()
+    };
+    let int16 = PrepOptions::default();
+    assert!(matches!(run(Backend::Cuda, &int16), Prepared::Int16 { .. }));
+    assert!(matches!(run(Backend::Cpu, &int16), Prepared::Map(_)));
+    let quicklook = PrepOptions {
+        quicklook: true,
+        ..PrepOptions::default()
+    };
+    assert!(matches!(run(Backend::Cuda, &quicklook), Prepared::Map(_)));
+    let mut f32_out = PrepOptions::default();
+    f32_out.write.dtype = fits::OutputType::F32;
+    assert!(matches!(run(Backend::Cuda, &f32_out), Prepared::Map(_)));
 }

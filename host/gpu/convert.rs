@@ -126,6 +126,53 @@ pub(crate) fn device_f32_to_i16(
     launch(b, cfg_1d(n), "f32_to_i16")
 }
 
+/// Converts device f32 to int16 for a file with `BSCALE`/`BZERO`: stored = (physical −
+/// bzero) / bscale in f64, saturated to ±32767, rounded half away from zero, NaN → −32768 —
+/// bit for bit the CPU writer's conversion.
+pub(crate) fn device_f32_to_i16_scaled(
+    dev: &GpuDevice,
+    input: &CudaSlice<f32>,
+    n: usize,
+    out: &mut CudaSlice<i16>,
+    bscale: f64,
+    bzero: f64,
+) -> Result<()> {
+    let f = dev.function("convert", "f32_to_i16_scaled")?;
+    let n64 = n as i64;
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(input).arg(out).arg(&n64).arg(&bscale).arg(&bzero);
+    launch(b, cfg_1d(n), "f32_to_i16_scaled")
+}
+
+/// `x = (f32)((f64)x / t)` on the device (exposure normalisation, as the CPU path).
+pub(crate) fn device_divide(
+    dev: &GpuDevice,
+    x: &mut CudaSlice<f32>,
+    n: usize,
+    t: f64,
+) -> Result<()> {
+    let f = dev.function("convert", "f32_divide")?;
+    let n64 = n as i64;
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(x).arg(&n64).arg(&t);
+    launch(b, cfg_1d(n), "f32_divide")
+}
+
+/// `x = min(max(x, lo), hi)` on the device, NaN kept.
+pub(crate) fn device_clamp(
+    dev: &GpuDevice,
+    x: &mut CudaSlice<f32>,
+    n: usize,
+    lo: f32,
+    hi: f32,
+) -> Result<()> {
+    let f = dev.function("convert", "f32_clamp")?;
+    let n64 = n as i64;
+    let mut b = dev.stream.launch_builder(&f);
+    b.arg(x).arg(&n64).arg(&lo).arg(&hi);
+    launch(b, cfg_1d(n), "f32_clamp")
+}
+
 fn finalize(dev: &GpuDevice, partial: &CudaSlice<RawStats>) -> Result<Stats> {
     let f = dev.function("convert", "stats_finalize")?;
     let mut out = alloc::<RawStats>(dev, 1, "statistics")?;

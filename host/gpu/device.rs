@@ -728,8 +728,8 @@ mod tests {
             include_str!("fft.rs"),
             include_str!("fulldisk.rs"),
             include_str!("mod.rs"),
+            include_str!("libraries.rs"),
             include_str!("module.rs"),
-            include_str!("pipeline.rs"),
             include_str!("psf.rs"),
             include_str!("register.rs"),
         ];

@@ -1,30 +1,35 @@
-//! [`GpuEngine`]: the CUDA implementation of [`crate::pipeline::Engine`], with results that
-//! match the CPU engine's (same checks, same sunpy/aiapy rules, same header records).
+//! [`GpuEngine`]: the one GPU engine — the CUDA implementation of
+//! [`crate::pipeline::Engine`] that `prep` and the C ABI run, and the code
+//! `examples/gpu_timing` times.
+//!
+//! # One image on the device
+//! [`GpuEngine::process`] keeps an image on the device from the upload to the download:
+//! int16 (BLANK → NaN with BSCALE/BZERO, on the device) or f32 in → Richardson–Lucy with a
+//! cached OTF → register → exposure normalisation → f32 out, or int16 out converted on the
+//! device with its DATAMIN/DATAMAX/DATAMEAN computed there (bit for bit the CPU writer's
+//! conversion and statistics) — every stage timed with CUDA events. The [`Engine`] methods
+//! (f32 maps in and out) are this with f32 at both ends.
 //!
 //! # What is shared with the CPU path
 //! * **register**: [`crate::register::plan`] (geometry, full-disk check, target scale,
-//!   transform, option checks) and [`crate::register::level15_header`];
-//!   [`crate::cpu::resample::Rules`] (the `missing` value — `Missing::Min` is the
-//!   NaN-ignoring minimum of the input —, whether NaN pixels are filled with the
-//!   nanmedian and whether the padding counts in it, the clip range) and
-//!   [`crate::cpu::resample::apply_deferred_clip`]. The GPU does the rest with sunpy's
-//!   rules ([`super::register`]): padding by sunpy's `(px, py)` with `missing` (NaN
-//!   padding is missing data, as in sunpy), NaN → nanmedian of the padded image (computed
-//!   on the device), k × k dilated NaN mask (k = 1 nearest/linear, 5 spline/keys),
-//!   spline prefilter, resample, clip, NaN rule.
+//!   transform with sunpy's padding, option checks), [`crate::register::level15_header`],
+//!   and [`crate::cpu::resample::Rules`] (the `missing` value — `Missing::Min` is the
+//!   NaN-ignoring minimum of the input —, the NaN fill and whether the padding counts in
+//!   it, the clip range, deferred when it depends on the output). The kernels evaluate
+//!   coordinates exactly as [`crate::geometry::RowMap`] ([`super::register`]).
 //! * **deconvolve**: [`crate::deconvolve::select_psf`] (WAVELNTH, model availability,
-//!   array shape), [`crate::deconvolve::check_psf`] and
-//!   [`crate::deconvolve::deconvolved_header`]; Richardson–Lucy runs on the device with the
-//!   CPU path's rules (non-finite pixels missing, negatives clipped, ratio `d / e` where
-//!   finite else 0: [`DeconvolveParams::floor`] = 0).
+//!   array shape), [`crate::deconvolve::check_psf`], [`crate::deconvolve::deconvolved_header`]
+//!   and the OTF cache key (`deconvolve::OtfKey`); Richardson–Lucy runs with the CPU
+//!   path's rules (non-finite pixels missing, negatives clipped, ratio `d / e` where finite
+//!   else 0).
 //!
 //! # PSF and OTF
-//! The model PSF is computed **on the CPU** with [`crate::psf::psf_grid`] — the very PSF
-//! the CPU engine uses, for any even grid (also rectangular), ≈ 0.35 s for 4096² on two
-//! cores, once — and its OTF is made on the device (f64 cuFFT, rounded to f32) and cached
-//! there per (channel, shape, orders, core) for the engine's lifetime (67 MB per 4096²
-//! entry; [`GpuEngine::clear_otf_cache`]). An array PSF's OTF is cached for the most
-//! recent `Arc` (a batch passing the same `Arc` transforms it once), as on the CPU.
+//! The model PSF is synthesised **on the device** ([`super::psf`], f64) for square even
+//! grids, and its OTF made there (f64 cuFFT, rounded to f32); for other grids the CPU
+//! model ([`crate::psf::psf_grid`]) is used — the same PSF to 1e-6 of its peak
+//! (tests/gpu_parity.rs). OTFs are cached per that key for the engine's lifetime (67 MB
+//! per 4096² entry; [`GpuEngine::clear_otf_cache`]); an array PSF's OTF is cached for the
+//! most recent `Arc` (a batch passing the same `Arc` transforms it once), as on the CPU.
 //!
 //! # Device and threads
 //! [`GpuEngine::from_env`] opens the device `AIAPREP_GPU_INDEX` if set, else the
@@ -35,43 +40,51 @@
 //! concurrent callers (the batch compute stage runs [`Engine::concurrency`] of them)
 //! overlap one image's transfers with another's kernels, and device memory stays bounded
 //! by one image's working set per lane. A caller finding every lane taken waits. The
-//! number of lanes is `AIAPREP_GPU_STREAMS` (1–16), else [`DEFAULT_STREAMS`]. Host work
-//! (PSF, headers, clipping) runs outside the lanes. [`shared`] hands out one engine per
-//! device for the whole process while any caller holds it.
+//! number of lanes is `AIAPREP_GPU_STREAMS` (1–16), else [`DEFAULT_STREAMS`]. An OTF is
+//! made on a lane and complete (that lane synchronised) before any lane reads it; a lane
+//! that fails is drained before its caller can drop anything it used. [`shared`] hands out
+//! one engine per device for the whole process while any caller holds it.
 //!
 //! # Precision
 //! Pixels f32 and coordinates f64 on both paths; the GPU interpolates with f64 weights and
 //! evaluates the spline prefilter as a truncated impulse response, the CPU uses f32
 //! weights and the recursive filter. Register: identical NaN masks and headers, values
 //! within 1e-3 DN, or a few f32 ulps for bright pixels (> 2000 DN) where the CPU's own
-//! rounding is larger — the GPU kernels stay within 5e-4 DN of the exact interpolation
-//! (tests/kernels_emulated.rs runs them on the host). Deconvolution: cuFFT instead of
-//! rustfft, relative L2 difference ≤ 1e-5 after 25 iterations (tests/gpu_parity.rs).
+//! rounding is larger. Deconvolution: cuFFT instead of rustfft, relative L2 difference
+//! ≤ 1e-5 after 25 iterations (tests/gpu_parity.rs). int16: identical, except ±1 where the
+//! two float results straddle a rounding boundary.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
+use cudarc::driver::sys::CUevent_flags;
+use cudarc::driver::CudaEvent;
 use ndarray::{Array2, ArrayView2};
 
-use crate::cpu::resample::{apply_deferred_clip, ClipRule, Rules};
+use crate::cpu::resample::{ClipRule, Rules};
 use crate::cpu::stats::Summary;
-use crate::deconvolve::{self, DeconvolveOptions, PsfChoice, PsfSelection};
+use crate::deconvolve::{self, DeconvolveOptions, OtfKey, PsfChoice, PsfSelection};
 use crate::error::{Error, Result, Source};
+use crate::fits::PixelStats;
 use crate::geometry::RegisterTransform;
 use crate::lanes::LanePool;
 use crate::map::AiaMap;
-use crate::pipeline::Engine;
+use crate::pipeline::{Engine, Int16Prep};
 use crate::psf::{self, PsfOptions};
 use crate::register::{self, Interpolation, Missing, RegisterOptions};
 
-use super::buffer;
-use super::convert::device_stats_f32;
-use super::deconvolve::{
-    deconvolve_device, deconvolve_with_otf, otf_from_psf, DeconvolveParams, Otf,
+use super::buffer::{self, alloc};
+use super::convert::{
+    device_clamp, device_divide, device_f32_to_i16, device_f32_to_i16_scaled, device_i16_to_f32,
+    device_stats_f32, device_stats_i16, I16Scaling, Stats,
 };
-use super::device::{device_count, guard, unavailable, GpuDevice};
-use super::register::{self as gpu_register, Prefilter, RegisterParams};
+use super::deconvolve::{
+    deconvolve_device, otf_from_device_psf, otf_from_psf, DeconvolveParams, Otf,
+};
+use super::device::{device_count, event_elapsed_ms, gpu_err, guard, unavailable, GpuDevice};
+use super::psf::{psf_device, PsfParams};
+use super::register::{register_device, Prefilter, RegisterParams};
 use super::DeviceImage;
 
 /// The environment variable that picks the device (a visible CUDA device index, 0-based).
@@ -127,8 +140,6 @@ pub fn device_index(
     Ok(crate::batch::local_device(get, n))
 }
 
-use crate::deconvolve::OtfKey;
-
 type Slot = Arc<Mutex<Option<Arc<Otf>>>>;
 type LastArray = Option<(Arc<Array2<f64>>, Arc<Otf>)>;
 
@@ -136,6 +147,178 @@ type LastArray = Option<(Arc<Array2<f64>>, Arc<Otf>)>;
 /// protected state — caches, the device handle — stays consistent between operations).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+// ------------------------------------------------------------------ the job
+
+/// Pixels handed to [`GpuEngine::process`], `[row, col]`.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    /// f32 in DN, NaN = missing.
+    F32(ArrayView2<'a, f32>),
+    /// int16 as stored in a level-1 file; `scaling` turns them into DN (BLANK → NaN) on
+    /// the device.
+    I16 {
+        /// Stored values.
+        data: ArrayView2<'a, i16>,
+        /// BLANK, BSCALE, BZERO.
+        scaling: I16Scaling,
+    },
+}
+
+impl Input<'_> {
+    /// `(rows, cols)`.
+    pub fn dim(&self) -> (usize, usize) {
+        match self {
+            Input::F32(v) => v.dim(),
+            Input::I16 { data, .. } => data.dim(),
+        }
+    }
+}
+
+/// The pixel type [`GpuEngine::process`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum OutputKind {
+    /// f32 in DN, NaN = missing.
+    #[default]
+    F32,
+    /// int16 as a FITS file stores them: round half away from zero, saturated to
+    /// ±32767, missing → BLANK = −32768; with `scaling = Some((bscale, bzero))` the stored
+    /// value is `(physical − bzero) / bscale` (as [`crate::fits::WriteOptions::scaling`]).
+    I16 {
+        /// `(BSCALE, BZERO)`, or `None` for (1, 0).
+        scaling: Option<(f64, f64)>,
+    },
+}
+
+/// The pixels [`GpuEngine::process`] produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pixels {
+    /// f32 in DN (or DN/s), NaN = missing.
+    F32(Array2<f32>),
+    /// int16 as stored, with the statistics of the values as written.
+    I16 {
+        /// Stored values, BLANK = −32768.
+        data: Array2<i16>,
+        /// DATAMIN, DATAMAX, DATAMEAN.
+        stats: PixelStats,
+    },
+}
+
+/// Deconvolution of a [`Job`].
+#[derive(Debug, Clone, Copy)]
+pub struct DeconvolveJob<'a> {
+    /// The PSF ([`crate::deconvolve::select_psf`]).
+    pub psf: &'a PsfSelection,
+    /// Iterations and clipping.
+    pub options: &'a DeconvolveOptions,
+}
+
+/// Register of a [`Job`].
+#[derive(Debug, Clone, Copy)]
+pub struct RegisterJob<'a> {
+    /// The map from output to input pixels ([`crate::register::plan`]).
+    pub transform: &'a RegisterTransform,
+    /// Interpolation.
+    pub interpolation: Interpolation,
+    /// Value outside the input.
+    pub missing: Missing,
+}
+
+/// What [`GpuEngine::process`] does to one image, in this order.
+#[derive(Debug, Clone, Copy)]
+pub struct Job<'a> {
+    /// Richardson–Lucy on the input grid.
+    pub deconvolve: Option<DeconvolveJob<'a>>,
+    /// Register to level 1.5.
+    pub register: Option<RegisterJob<'a>>,
+    /// Divide by this exposure time in seconds after register (DN → DN/s), as
+    /// [`crate::normalize::normalize_exposure`] does.
+    pub normalize: Option<f64>,
+    /// The pixel type to return.
+    pub output: OutputKind,
+    /// The file the image came from (error messages).
+    pub source: &'a Source,
+}
+
+/// What register did (for the level-1.5 header), when it ran.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RegisterOutcome {
+    /// The `missing` value used (DN; NaN for `Missing::Nan` or an all-missing input).
+    pub missing: f64,
+    /// The clipping range applied, `(lower, upper)` in DN.
+    pub clip: Option<(f64, f64)>,
+    /// Number of NaN (missing) input pixels.
+    pub missing_in: usize,
+}
+
+/// Milliseconds per stage of one [`GpuEngine::process`] call, from CUDA events on the
+/// lane's stream (0 for stages that did not run), plus the host time spent making an OTF
+/// on first use (`otf_ms`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageTimes {
+    /// PSF and OTF made on first use (host wall time; 0 when cached).
+    pub otf_ms: f32,
+    /// Host → device copy of the pixels.
+    pub upload_ms: f32,
+    /// int16 → f32 (0 for f32 input).
+    pub convert_in_ms: f32,
+    /// Richardson–Lucy.
+    pub deconvolve_ms: f32,
+    /// Register (statistics, NaN handling, prefilter, resample, clip).
+    pub register_ms: f32,
+    /// Exposure normalisation.
+    pub normalize_ms: f32,
+    /// f32 → int16 and the output statistics (0 for f32 output).
+    pub convert_out_ms: f32,
+    /// Device → host copy.
+    pub download_ms: f32,
+    /// Upload start to download end.
+    pub total_ms: f32,
+}
+
+/// The result of [`GpuEngine::process`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Processed {
+    /// The output pixels.
+    pub pixels: Pixels,
+    /// What register did, when it ran.
+    pub register: Option<RegisterOutcome>,
+    /// Device time per stage.
+    pub times: StageTimes,
+}
+
+/// CUDA events recorded on a lane's stream between stages.
+struct Timer<'a> {
+    dev: &'a GpuDevice,
+    marks: Vec<CudaEvent>,
+}
+
+impl<'a> Timer<'a> {
+    fn new(dev: &'a GpuDevice) -> Timer<'a> {
+        Timer {
+            dev,
+            marks: Vec::with_capacity(8),
+        }
+    }
+
+    /// Records an event now; returns its index.
+    fn mark(&mut self) -> Result<usize> {
+        let e = self
+            .dev
+            .ctx
+            .new_event(Some(CUevent_flags::CU_EVENT_DEFAULT))
+            .map_err(|e| gpu_err("cuEventCreate", e))?;
+        e.record(&self.dev.stream)
+            .map_err(|e| gpu_err("cuEventRecord", e))?;
+        self.marks.push(e);
+        Ok(self.marks.len() - 1)
+    }
+
+    /// Milliseconds between marks `a` and `b` (after both completed).
+    fn ms(&self, a: usize, b: usize) -> Result<f32> {
+        event_elapsed_ms(&self.marks[a], &self.marks[b])
+    }
 }
 
 /// The CUDA engine (module docs).
@@ -157,8 +340,8 @@ impl GpuEngine {
     /// `AIAPREP_GPU_STREAMS` lanes (else [`DEFAULT_STREAMS`]).
     ///
     /// Errors: those of [`GpuDevice::open`] ([`Error::BackendUnavailable`] without a
-    /// usable driver, NVRTC or device; [`Error::Gpu`] when the context cannot be made),
-    /// of [`streams_from_env`] and of [`GpuEngine::with_lanes`].
+    /// usable driver, NVRTC, cuFFT or device; [`Error::Gpu`] when the context cannot be
+    /// made), of [`streams_from_env`] and of [`GpuEngine::with_lanes`].
     pub fn open(ordinal: usize) -> Result<GpuEngine> {
         let get = |k: &str| std::env::var(k).ok();
         let lanes = streams_from_env(&get)?;
@@ -205,11 +388,15 @@ impl GpuEngine {
     }
 
     /// Drops every cached OTF (device memory is freed once no running call holds one).
+    /// When the engine's context cannot be made current on this thread the buffers are
+    /// leaked rather than freed in another context.
     pub fn clear_otf_cache(&self) {
-        // The frees are issued on the calling thread: make the context current there.
-        let _ = self.device().context().bind_to_thread();
-        lock(&self.otfs).clear();
-        *lock(&self.last_array) = None;
+        let otfs = std::mem::take(&mut *lock(&self.otfs));
+        let last = lock(&self.last_array).take();
+        if self.device().context().bind_to_thread().is_err() {
+            std::mem::forget(otfs);
+            std::mem::forget(last);
+        }
     }
 
     /// Runs `f` on a free lane (waiting for one if all are lent), turning a panic below
@@ -229,11 +416,11 @@ impl GpuEngine {
         r
     }
 
-    /// The OTF of `psf` made on a lane and complete before it is returned, so that any
-    /// other lane (stream) may read it.
-    fn make_otf(&self, psf: ArrayView2<f64>) -> Result<Otf> {
+    /// An OTF made on a lane and complete before it is returned, so that any other lane
+    /// (stream) may read it.
+    fn make_otf(&self, make: impl FnOnce(&GpuDevice) -> Result<Otf>) -> Result<Otf> {
         self.with_device("GPU OTF", |dev| {
-            let otf = otf_from_psf(dev, psf)?;
+            let otf = make(dev)?;
             dev.synchronize()?;
             Ok(otf)
         })
@@ -252,13 +439,15 @@ impl GpuEngine {
                     }
                 }
                 deconvolve::check_psf(psf.view(), source)?;
-                let otf = Arc::new(self.make_otf(psf.view())?);
+                let otf = Arc::new(self.make_otf(|dev| otf_from_psf(dev, psf.view()))?);
                 *lock(&self.last_array) = Some((psf.clone(), otf.clone()));
                 Ok(otf)
             }
         }
     }
 
+    /// The model PSF's OTF: the PSF synthesised on the device for square even grids (the
+    /// AIA case), else by the CPU model; cached per [`OtfKey`].
     fn model_otf(
         &self,
         channel: u32,
@@ -278,18 +467,299 @@ impl GpuEngine {
         if let Some(otf) = entry.as_ref() {
             return Ok(otf.clone());
         }
-        let p = psf::psf_grid(channel, options, shape, source)?;
-        let otf = Arc::new(self.make_otf(p.view())?);
+        let (ny, nx) = shape;
+        let on_device = ny == nx && nx >= 2 && nx.is_multiple_of(2) && nx <= super::psf::MAX_GRID;
+        let otf = match PsfParams::aia(channel, options.preflight_core) {
+            Some(mut p) if on_device => {
+                p.n = nx;
+                p.orders = options.orders.clone();
+                self.make_otf(|dev| {
+                    let psf = psf_device(dev, &p)?;
+                    otf_from_device_psf(dev, &psf, nx, ny)
+                })?
+            }
+            _ => {
+                let p = psf::psf_grid(channel, options, shape, source)?;
+                self.make_otf(|dev| otf_from_psf(dev, p.view()))?
+            }
+        };
+        let otf = Arc::new(otf);
         *entry = Some(otf.clone());
         Ok(otf)
     }
+
+    /// Runs `job` on one image, kept on the device from the upload to the download (module
+    /// docs), on a free lane.
+    ///
+    /// Errors: as the CPU path's for the same job ([`Error::Shape`] for a user PSF or
+    /// transform that does not fit the image, [`Error::NoPsfModel`], [`Error::InvalidOption`]
+    /// for an image too large for the kernels' indexing), and [`Error::Gpu`] for driver,
+    /// NVRTC or cuFFT failures (e.g. out of device memory), naming `job.source`.
+    pub fn process(&self, input: Input<'_>, job: &Job<'_>) -> Result<Processed> {
+        self.process_inner(input, job)
+            .map_err(|e| e.in_file(job.source))
+    }
+
+    fn process_inner(&self, input: Input<'_>, job: &Job<'_>) -> Result<Processed> {
+        let (ny, nx) = input.dim();
+        if nx == 0 || ny == 0 {
+            return Err(Error::Shape {
+                file: job.source.clone(),
+                reason: "empty image".into(),
+            });
+        }
+        let t_otf = Instant::now();
+        let otf = match &job.deconvolve {
+            Some(d) => Some(self.otf(d.psf, (ny, nx), job.source)?),
+            None => None,
+        };
+        let otf_ms = if otf.is_some() {
+            (t_otf.elapsed().as_secs_f64() * 1e3) as f32
+        } else {
+            0.0
+        };
+        if let Some(t) = job.normalize {
+            if !(t.is_finite() && t > 0.0) {
+                return Err(Error::InvalidOption {
+                    file: job.source.clone(),
+                    reason: format!("exposure time {t} s is not a positive number"),
+                });
+            }
+        }
+        self.with_device("GPU prep", |dev| {
+            let mut tm = Timer::new(dev);
+            let m0 = tm.mark()?;
+            // upload (and convert)
+            let mut img = match input {
+                Input::F32(v) => DeviceImage::upload(dev, v)?,
+                Input::I16 { data, scaling } => {
+                    let host = buffer::contiguous(&data);
+                    let raw = buffer::upload(dev, &host, "int16 image")?;
+                    tm.mark()?;
+                    let mut f = alloc::<f32>(dev, nx * ny, "f32 image")?;
+                    device_i16_to_f32(dev, &raw, nx * ny, &mut f, &scaling)?;
+                    DeviceImage { data: f, nx, ny }
+                }
+            };
+            let m_up = if matches!(input, Input::I16 { .. }) {
+                m0 + 1
+            } else {
+                tm.mark()?
+            };
+            let m_in = tm.mark()?;
+            if let (Some(d), Some(otf)) = (&job.deconvolve, &otf) {
+                let params = DeconvolveParams {
+                    iterations: d.options.iterations,
+                    floor: 0.0,
+                    clip_negative: d.options.clip_negative,
+                };
+                img = deconvolve_device(dev, img, otf, &params)?;
+            }
+            let m_dec = tm.mark()?;
+            let mut outcome = None;
+            if let Some(r) = &job.register {
+                let (out, o) = register_on_device(dev, img, r)?;
+                img = out;
+                outcome = Some(o);
+            }
+            let m_reg = tm.mark()?;
+            if let Some(t) = job.normalize {
+                let n = img.len();
+                device_divide(dev, &mut img.data, n, t)?;
+            }
+            let m_norm = tm.mark()?;
+            let (onx, ony, on) = (img.nx, img.ny, img.len());
+            let (pixels, m_conv) = match job.output {
+                OutputKind::F32 => {
+                    let m = tm.mark()?;
+                    // Every element is overwritten: a recycled buffer (in a batch) will do.
+                    let mut v = crate::cpu::buffers::take_f32(on);
+                    buffer::download(dev, &img.data, &mut v, "f32 output")?;
+                    (Pixels::F32(buffer::to_array(v, onx, ony)?), m)
+                }
+                OutputKind::I16 { scaling } => {
+                    let mut o = alloc::<i16>(dev, on, "int16 output")?;
+                    match scaling {
+                        None => device_f32_to_i16(dev, &img.data, on, &mut o)?,
+                        Some((bscale, bzero)) => {
+                            device_f32_to_i16_scaled(dev, &img.data, on, &mut o, bscale, bzero)?
+                        }
+                    }
+                    let st = device_stats_i16(dev, &o, on, Some(-32768))?;
+                    let m = tm.mark()?;
+                    let mut v = crate::cpu::buffers::take_i16(on);
+                    buffer::download(dev, &o, &mut v, "int16 output")?;
+                    let stats = output_stats(&st, on, scaling);
+                    (
+                        Pixels::I16 {
+                            data: buffer::to_array(v, onx, ony)?,
+                            stats,
+                        },
+                        m,
+                    )
+                }
+            };
+            let m_end = tm.mark()?;
+            dev.synchronize()?;
+            let times = StageTimes {
+                otf_ms,
+                upload_ms: tm.ms(m0, m_up)?,
+                convert_in_ms: tm.ms(m_up, m_in)?,
+                deconvolve_ms: tm.ms(m_in, m_dec)?,
+                register_ms: tm.ms(m_dec, m_reg)?,
+                normalize_ms: tm.ms(m_reg, m_norm)?,
+                convert_out_ms: tm.ms(m_norm, m_conv)?,
+                download_ms: tm.ms(m_conv, m_end)?,
+                total_ms: tm.ms(m0, m_end)?,
+            };
+            Ok(Processed {
+                pixels,
+                register: outcome,
+                times,
+            })
+        })
+    }
+
+    /// `process` with f32 in and out, for the [`Engine`] methods.
+    fn process_f32(&self, map: &AiaMap, job: &Job<'_>) -> Result<(Array2<f32>, Processed)> {
+        let mut p = self.process(Input::F32(map.data.view()), job)?;
+        match std::mem::replace(&mut p.pixels, Pixels::F32(Array2::zeros((0, 0)))) {
+            Pixels::F32(a) => Ok((a, p)),
+            Pixels::I16 { .. } => Err(gpu_err("GPU engine", "int16 pixels for an f32 job")),
+        }
+    }
+}
+
+/// DATAMIN/DATAMAX/DATAMEAN of int16 output from the device statistics of the stored
+/// values, as the CPU writer computes them (physical = BZERO + BSCALE · stored; the sum of
+/// stored values is exact in f64).
+fn output_stats(st: &Stats, n: usize, scaling: Option<(f64, f64)>) -> PixelStats {
+    let (bscale, bzero) = scaling.unwrap_or((1.0, 0.0));
+    let phys = |s: f64| bzero + bscale * s;
+    if st.count == 0 {
+        return PixelStats {
+            min: f64::NAN,
+            max: f64::NAN,
+            mean: f64::NAN,
+            n_missing: n,
+        };
+    }
+    let (a, b) = (phys(st.min), phys(st.max));
+    PixelStats {
+        min: a.min(b),
+        max: a.max(b),
+        mean: phys(st.sum / st.count as f64),
+        n_missing: n - st.count as usize,
+    }
+}
+
+/// Register on the device (consumed; non-empty), with the CPU path's rules: statistics,
+/// `missing`, fill and clip rules ([`Rules`]), the kernels ([`register_device`]), and the
+/// clip that can only be known from the output (deferred), applied there too.
+fn register_on_device(
+    dev: &GpuDevice,
+    img: DeviceImage,
+    r: &RegisterJob<'_>,
+) -> Result<(DeviceImage, RegisterOutcome)> {
+    let (nx, ny) = (img.nx, img.ny);
+    let (onx, ony) = r.transform.out_shape;
+    let st = device_stats_f32(dev, &img.data, img.len())?;
+    let nan = img.len().saturating_sub(st.count as usize);
+    if st.count == 0 {
+        // As the CPU path: nothing to interpolate, every output pixel is missing.
+        let mut out = alloc::<f32>(dev, onx * ony, "registered image")?;
+        let host = vec![f32::NAN; onx * ony];
+        buffer::upload_into(dev, &host, &mut out, "registered image")?;
+        return Ok((
+            DeviceImage {
+                data: out,
+                nx: onx,
+                ny: ony,
+            },
+            RegisterOutcome {
+                missing: f64::NAN,
+                clip: None,
+                missing_in: nan,
+            },
+        ));
+    }
+    let summary = Summary {
+        nan,
+        min: st.min as f32,
+        max: st.max as f32,
+    };
+    let rules = Rules::new(&summary, r.missing, r.transform.pad, nx, ny);
+    let p = RegisterParams {
+        transform: *r.transform,
+        interpolation: r.interpolation,
+        missing: rules.missing as f32,
+        clip: match rules.clip {
+            ClipRule::Known(lo, hi) => Some((lo, hi)),
+            ClipRule::Deferred { .. } => None,
+        },
+        // The device computes sunpy's nanmedian of the padded image, which is what
+        // `rules.need_fill` / `fill_counts_padding` describe on the CPU.
+        nan_fill: None,
+        prefilter: Prefilter::Fir,
+    };
+    let mut out = register_device(dev, img, &p)?;
+    let clip = match rules.clip {
+        ClipRule::Known(lo, hi) => Some((lo as f64, hi as f64)),
+        ClipRule::Deferred {
+            missing,
+            in_min,
+            in_max,
+        } => {
+            // crate::cpu::resample::apply_deferred_clip on the device
+            let o = device_stats_f32(dev, &out.data, out.len())?;
+            if o.count == 0 {
+                None
+            } else {
+                let nanmin2 = |a: f64, b: f64| {
+                    if a.is_nan() {
+                        b
+                    } else if b.is_nan() {
+                        a
+                    } else {
+                        a.min(b)
+                    }
+                };
+                let nanmax2 = |a: f64, b: f64| {
+                    if a.is_nan() {
+                        b
+                    } else if b.is_nan() {
+                        a
+                    } else {
+                        a.max(b)
+                    }
+                };
+                let lower = nanmin2(missing.max(o.min as f32 as f64), in_min);
+                let upper = nanmax2(missing.min(o.max as f32 as f64), in_max);
+                let n = out.len();
+                device_clamp(dev, &mut out.data, n, lower as f32, upper as f32)?;
+                Some((lower, upper))
+            }
+        }
+    };
+    Ok((
+        out,
+        RegisterOutcome {
+            missing: rules.missing,
+            clip,
+            missing_in: nan,
+        },
+    ))
 }
 
 impl Drop for GpuEngine {
-    /// Binds the context on the dropping thread first: cudarc frees device buffers (the
-    /// cached OTFs) without making their context current.
+    /// Binds the context on the dropping thread first (cudarc frees device buffers — the
+    /// cached OTFs — without making their context current); when that fails the buffers
+    /// are leaked rather than freed in another context.
     fn drop(&mut self) {
-        let _ = self.device().context().bind_to_thread();
+        if self.device().context().bind_to_thread().is_err() {
+            std::mem::forget(std::mem::take(&mut *lock(&self.otfs)));
+            std::mem::forget(lock(&self.last_array).take());
+        }
     }
 }
 
@@ -323,199 +793,146 @@ impl Engine for GpuEngine {
     /// As [`crate::deconvolve::deconvolve`], on the GPU (module docs).
     fn deconvolve(&self, map: &AiaMap, opts: &DeconvolveOptions) -> Result<AiaMap> {
         let sel = deconvolve::select_psf(map, opts)?;
-        let otf = self
-            .otf(&sel, map.data.dim(), &map.source)
-            .map_err(|e| e.in_file(&map.source))?;
-        let params = DeconvolveParams {
-            iterations: opts.iterations,
-            floor: 0.0,
-            clip_negative: opts.clip_negative,
+        let job = Job {
+            deconvolve: Some(DeconvolveJob {
+                psf: &sel,
+                options: opts,
+            }),
+            register: None,
+            normalize: None,
+            output: OutputKind::F32,
+            source: &map.source,
         };
-        let data = self
-            .with_device("GPU deconvolve", |dev| {
-                deconvolve_with_otf(dev, map.data.view(), &otf, &params)
-            })
-            .map_err(|e| e.in_file(&map.source))?;
+        let (data, _) = self.process_f32(map, &job)?;
         let header = deconvolve::deconvolved_header(map, opts, &sel);
         Ok(AiaMap::new(data, header, map.source.clone()))
     }
 
     /// Deconvolution then register with the image kept on the device in between (one
     /// upload, one download); the same result as [`Engine::deconvolve`] then
-    /// [`Engine::register`]. The deconvolve time ends when the device has finished it.
+    /// [`Engine::register`]. The two times are the device times of the stages (the
+    /// deconvolution's including the upload and a first-use OTF).
     fn deconvolve_register(
         &self,
         map: &AiaMap,
         d: &DeconvolveOptions,
         r: &RegisterOptions,
     ) -> Result<(AiaMap, Duration, Duration)> {
-        let t0 = Instant::now();
         let sel = deconvolve::select_psf(map, d)?;
         // Deconvolution changes neither the shape nor the geometry keywords: the register
         // plan (and its checks) can be made first, so nothing runs on the GPU in vain.
         let plan = register::plan(map, r)?;
-        let otf = self
-            .otf(&sel, map.data.dim(), &map.source)
-            .map_err(|e| e.in_file(&map.source))?;
-        let params = DeconvolveParams {
-            iterations: d.iterations,
-            floor: 0.0,
-            clip_negative: d.clip_negative,
+        let job = Job {
+            deconvolve: Some(DeconvolveJob {
+                psf: &sel,
+                options: d,
+            }),
+            register: Some(RegisterJob {
+                transform: &plan.transform,
+                interpolation: r.interpolation,
+                missing: r.missing,
+            }),
+            normalize: None,
+            output: OutputKind::F32,
+            source: &map.source,
         };
-        let (res, t_dec, t1) = self
-            .with_device("GPU deconvolve + register", |dev| {
-                let img = DeviceImage::upload(dev, map.data.view())?;
-                let img = deconvolve_device(dev, img, &otf, &params)?;
-                dev.synchronize()?;
-                let (t_dec, t1) = (t0.elapsed(), Instant::now());
-                let res = resample_device(dev, img, &plan.transform, r.interpolation, r.missing)?;
-                Ok((res, t_dec, t1))
-            })
-            .map_err(|e| e.in_file(&map.source))?;
+        let (data, p) = self.process_f32(map, &job)?;
         let deconvolved = AiaMap::new(
             Array2::zeros((0, 0)),
             deconvolve::deconvolved_header(map, d, &sel),
             map.source.clone(),
         );
-        let header = register::level15_header(&deconvolved, &plan, r, res.missing);
-        let out = AiaMap::new(res.data, header, map.source.clone());
-        Ok((out, t_dec, t1.elapsed()))
+        let missing = p.register.map(|o| o.missing).unwrap_or(f64::NAN);
+        let header = register::level15_header(&deconvolved, &plan, r, missing);
+        let t = p.times;
+        let ms = |v: f32| Duration::from_secs_f64(v.max(0.0) as f64 / 1e3);
+        let t_dec = ms(t.otf_ms + t.upload_ms + t.convert_in_ms + t.deconvolve_ms);
+        let t_reg = ms(t.register_ms + t.normalize_ms + t.convert_out_ms + t.download_ms);
+        Ok((AiaMap::new(data, header, map.source.clone()), t_dec, t_reg))
+    }
+
+    /// The whole compute of a `prep` with int16 output, on the device: the image is
+    /// uploaded once, and downloaded as int16 with its statistics (module docs).
+    fn prep_int16(
+        &self,
+        map: &AiaMap,
+        d: Option<&DeconvolveOptions>,
+        r: &RegisterOptions,
+        normalize: Option<f64>,
+        scaling: Option<(f64, f64)>,
+    ) -> Option<Result<Int16Prep>> {
+        Some((|| {
+            let sel = match d {
+                Some(o) => Some(deconvolve::select_psf(map, o)?),
+                None => None,
+            };
+            let plan = register::plan(map, r)?;
+            let job = Job {
+                deconvolve: sel
+                    .as_ref()
+                    .zip(d)
+                    .map(|(psf, options)| DeconvolveJob { psf, options }),
+                register: Some(RegisterJob {
+                    transform: &plan.transform,
+                    interpolation: r.interpolation,
+                    missing: r.missing,
+                }),
+                normalize,
+                output: OutputKind::I16 { scaling },
+                source: &map.source,
+            };
+            let p = self.process(Input::F32(map.data.view()), &job)?;
+            let Pixels::I16 { data, stats } = p.pixels else {
+                return Err(gpu_err("GPU engine", "f32 pixels for an int16 job"));
+            };
+            let missing = p.register.map(|o| o.missing).unwrap_or(f64::NAN);
+            let mut header = match (&sel, d) {
+                (Some(s), Some(o)) => {
+                    let deconvolved = AiaMap::new(
+                        Array2::zeros((0, 0)),
+                        deconvolve::deconvolved_header(map, o, s),
+                        map.source.clone(),
+                    );
+                    register::level15_header(&deconvolved, &plan, r, missing)
+                }
+                _ => register::level15_header(map, &plan, r, missing),
+            };
+            if let Some(t) = normalize {
+                crate::normalize::normalized_header(&mut header, t);
+            }
+            let t = p.times;
+            let ms = |v: f32| Duration::from_secs_f64(v.max(0.0) as f64 / 1e3);
+            Ok(Int16Prep {
+                header,
+                pixels: crate::fits::Int16Pixels {
+                    data,
+                    scaling,
+                    stats,
+                },
+                deconvolve: ms(t.otf_ms + t.upload_ms + t.convert_in_ms + t.deconvolve_ms),
+                register: ms(t.register_ms + t.normalize_ms + t.convert_out_ms + t.download_ms),
+            })
+        })())
     }
 
     /// As [`crate::register::register`], on the GPU (module docs).
     fn register(&self, map: &AiaMap, opts: &RegisterOptions) -> Result<AiaMap> {
         let plan = register::plan(map, opts)?;
-        let r = self
-            .with_device("GPU register", |dev| {
-                resample(
-                    dev,
-                    map.data.view(),
-                    &plan.transform,
-                    opts.interpolation,
-                    opts.missing,
-                )
-            })
-            .map_err(|e| e.in_file(&map.source))?;
-        let header = register::level15_header(map, &plan, opts, r.missing);
-        Ok(AiaMap::new(r.data, header, map.source.clone()))
-    }
-}
-
-/// The result of [`resample`].
-#[derive(Debug, Clone)]
-pub struct GpuResampled {
-    /// The output image, `[row, col]`, shape `t.out_shape`; NaN = missing.
-    pub data: Array2<f32>,
-    /// The `missing` value used (DN; NaN for `Missing::Nan` or an all-missing input).
-    pub missing: f64,
-    /// The clipping range applied, `(lower, upper)` in DN.
-    pub clip: Option<(f64, f64)>,
-    /// Number of NaN (missing) input pixels.
-    pub missing_in: usize,
-}
-
-/// The GPU counterpart of [`crate::cpu::resample::resample`]: the same output for the same
-/// input, transform, interpolation and `missing` (module docs), computed on `dev` (upload,
-/// statistics, register kernels, download).
-///
-/// Errors: [`Error::InvalidOption`] when the padded image does not fit the kernels' 32-bit
-/// indexing; [`Error::Gpu`] for driver failures (e.g. out of device memory).
-pub fn resample(
-    dev: &GpuDevice,
-    input: ArrayView2<f32>,
-    t: &RegisterTransform,
-    interpolation: Interpolation,
-    missing: Missing,
-) -> Result<GpuResampled> {
-    let (ny, nx) = input.dim();
-    if nx == 0 || ny == 0 {
-        let (onx, ony) = t.out_shape;
-        return Ok(GpuResampled {
-            data: Array2::from_elem((ony, onx), f32::NAN),
-            missing: f64::NAN,
-            clip: None,
-            missing_in: 0,
-        });
-    }
-    let img = DeviceImage::upload(dev, input)?;
-    resample_device(dev, img, t, interpolation, missing)
-}
-
-/// [`resample`] of an image already on the device (consumed; non-empty): statistics,
-/// register kernels, download.
-///
-/// Errors: as [`resample`].
-pub fn resample_device(
-    dev: &GpuDevice,
-    img: DeviceImage,
-    t: &RegisterTransform,
-    interpolation: Interpolation,
-    missing: Missing,
-) -> Result<GpuResampled> {
-    let (nx, ny) = (img.nx, img.ny);
-    let (onx, ony) = t.out_shape;
-    let st = device_stats_f32(dev, &img.data, img.len())?;
-    let nan = img.len().saturating_sub(st.count as usize);
-    if st.count == 0 {
-        // As the CPU path: nothing to interpolate, every output pixel is missing.
-        return Ok(GpuResampled {
-            data: Array2::from_elem((ony, onx), f32::NAN),
-            missing: f64::NAN,
-            clip: None,
-            missing_in: nan,
-        });
-    }
-    let summary = Summary {
-        nan,
-        min: st.min as f32,
-        max: st.max as f32,
-    };
-    let rules = Rules::new(&summary, missing, t.pad, nx, ny);
-    let p = RegisterParams {
-        out_shape: t.out_shape,
-        reference_pixel: t.reference,
-        matrix: t.matrix,
-        out_center: Some(t.out_center),
-        interpolation: gpu_interpolation(interpolation),
-        missing: rules.missing as f32,
-        clip: match rules.clip {
-            ClipRule::Known(lo, hi) => Some((lo, hi)),
-            ClipRule::Deferred { .. } => None,
-        },
-        pad: (t.pad[0], t.pad[1]),
-        // The device computes sunpy's nanmedian of the padded image, which is what
-        // `rules.need_fill` / `fill_counts_padding` describe on the CPU.
-        nan_fill: None,
-        prefilter: Prefilter::Fir,
-    };
-    let out = gpu_register::register_device(dev, img, &p)?;
-    // Every element is overwritten by the copy: a recycled buffer (in a batch) will do.
-    let mut v = crate::cpu::buffers::take_f32(out.len());
-    buffer::download(dev, &out.data, &mut v, "registered image")?;
-    let mut data = buffer::to_array(v, out.nx, out.ny)?;
-    let clip = match rules.clip {
-        ClipRule::Known(lo, hi) => Some((lo as f64, hi as f64)),
-        ClipRule::Deferred {
-            missing,
-            in_min,
-            in_max,
-        } => apply_deferred_clip(&mut data, missing, in_min, in_max),
-    };
-    Ok(GpuResampled {
-        data,
-        missing: rules.missing,
-        clip,
-        missing_in: nan,
-    })
-}
-
-/// The kernel code of an interpolation.
-pub fn gpu_interpolation(i: Interpolation) -> gpu_register::Interpolation {
-    match i {
-        Interpolation::Nearest => gpu_register::Interpolation::Nearest,
-        Interpolation::Linear => gpu_register::Interpolation::Linear,
-        Interpolation::Spline => gpu_register::Interpolation::Spline,
-        Interpolation::Keys => gpu_register::Interpolation::Keys,
+        let job = Job {
+            deconvolve: None,
+            register: Some(RegisterJob {
+                transform: &plan.transform,
+                interpolation: opts.interpolation,
+                missing: opts.missing,
+            }),
+            normalize: None,
+            output: OutputKind::F32,
+            source: &map.source,
+        };
+        let (data, p) = self.process_f32(map, &job)?;
+        let missing = p.register.map(|o| o.missing).unwrap_or(f64::NAN);
+        let header = register::level15_header(map, &plan, opts, missing);
+        Ok(AiaMap::new(data, header, map.source.clone()))
     }
 }
 
@@ -626,17 +1043,5 @@ mod tests {
     fn engine_is_send_and_sync() {
         fn send_sync<T: Send + Sync>() {}
         send_sync::<GpuEngine>();
-    }
-
-    #[test]
-    fn interpolation_codes_match() {
-        for (i, code) in [
-            (Interpolation::Nearest, 0u32),
-            (Interpolation::Linear, 1),
-            (Interpolation::Spline, 2),
-            (Interpolation::Keys, 3),
-        ] {
-            assert_eq!(gpu_interpolation(i) as u32, code);
-        }
     }
 }

@@ -6,26 +6,27 @@
 //!   and loaded modules per device;
 //! * [`buffer`] — device and pinned host buffers with typed errors;
 //! * [`fft`] — cuFFT 2-D real plans cached per shape, lengths checked before every exec;
-//! * [`engine`] — [`GpuEngine`], the [`crate::pipeline::Engine`] of the CUDA backend
-//!   (what `select_engines(Backend::Cuda | Backend::Auto, _)` returns), matching the CPU
-//!   engine's results and header records;
-//! * operations: [`convert`], [`register`], [`deconvolve`], [`psf`], [`fulldisk`], each
-//!   taking host slices / ndarray views plus plain parameter structs, and a
-//!   device-resident form used by [`pipeline::GpuPipeline`], which keeps one image on the
-//!   device from the int16 upload to the int16 (or f32) download and times every stage
-//!   with CUDA events.
+//! * [`libraries`] — finding NVRTC, cuFFT and the driver (`AIAPREP_CUDA_LIB_DIR`), once;
+//! * [`engine`] — [`GpuEngine`], the one GPU engine: the [`crate::pipeline::Engine`] of the
+//!   CUDA backend (what `select_engines(Backend::Cuda | Backend::Auto, _)` returns) and
+//!   [`GpuEngine::process`], which keeps one image on the device from the int16 (or f32)
+//!   upload to the int16 (or f32) download and times every stage with CUDA events — what
+//!   `prep` runs and `examples/gpu_timing` times;
+//! * operations on device buffers: [`convert`], [`register`], [`deconvolve`], [`psf`],
+//!   [`fulldisk`].
 //!
 //! # Libraries, versions and drivers
-//! * **cudarc 0.19 with `cuda-13000` and `dynamic-loading`.** Nothing CUDA is needed at
-//!   build time; libraries are opened with `dlopen` on first use. The `cuda-13000`
-//!   bindings try the unversioned name, then the versioned ones newest first —
-//!   `libnvrtc.so.13`, `.so.12`, `.so.11`…, `libcufft.so.12` / `.11`, the driver's
-//!   `libcuda.so` / `libcuda.so.1` — so one binary works with a
-//!   CUDA 13 installation (H100/H200) and with CUDA 12 libraries (V100 clusters: CUDA 13
-//!   dropped `sm_70`). Only driver-API functions that exist since CUDA 11/12 are called.
-//! * **Where libraries are found:** the dynamic loader's normal search — `LD_LIBRARY_PATH`,
-//!   the `ldconfig` cache (`/etc/ld.so.conf.d`, e.g. `/usr/local/cuda/lib64` when
-//!   configured), and the executable's rpath. `libcuda.so.1` comes with the NVIDIA driver;
+//! * **cudarc 0.19 with `cuda-13000` and `dynamic-loading`** for the driver API; NVRTC and
+//!   cuFFT through function tables of our own ([`libraries`]). Nothing CUDA is needed at
+//!   build time; libraries are opened with `dlopen` on first use, every candidate that
+//!   loads is kept, and each device uses the newest NVRTC and cuFFT that work with it —
+//!   so one binary works with a CUDA 13 installation (H100/H200) and with CUDA 12
+//!   libraries (V100 clusters: CUDA 13 dropped `sm_70`), also when both are visible. Only
+//!   driver-API functions that exist since CUDA 11/12 are called.
+//! * **Where libraries are found:** `AIAPREP_CUDA_LIB_DIR` when set, else the dynamic
+//!   loader's normal search — `LD_LIBRARY_PATH`, the `ldconfig` cache
+//!   (`/etc/ld.so.conf.d`, e.g. `/usr/local/cuda/lib64` when configured), and the
+//!   executable's rpath. `libcuda.so.1` comes with the NVIDIA driver;
 //!   NVRTC and cuFFT come with the CUDA toolkit or the PyPI wheels
 //!   (`nvidia-cuda-nvrtc-cu12`, `nvidia-cufft-cu12`; point `LD_LIBRARY_PATH` at their
 //!   `lib` folders).
@@ -34,17 +35,21 @@
 //!   minor-version compatibility applies; PTX for an unlisted architecture needs a driver
 //!   at least as new as that NVRTC), CUDA 13 needs ≥ 580. Compute capability ≥ 7.0
 //!   (V100); `atomicAdd(double)` in the PSF kernel needs ≥ 6.0.
-//! * **Without a GPU** (no `libcuda`, no device, too old a device, no NVRTC or cuFFT):
-//!   [`GpuDevice::open`] and the operations return [`crate::Error::BackendUnavailable`]
-//!   with the reason; nothing panics — the libraries are probed with cudarc's
-//!   `is_culib_present()` before any context exists and driver calls run under
-//!   `catch_unwind`. The CPU path is unaffected; `auto` backends fall back to it.
+//! * **Without a GPU** (no `libcuda`, no device, too old a device, no NVRTC or cuFFT that
+//!   works with it): [`GpuDevice::open`] returns [`crate::Error::BackendUnavailable`] with
+//!   the reason — before the first image: it compiles and loads every kernel and runs a
+//!   test transform; nothing panics — the libraries are probed before any context exists
+//!   and driver calls run under `catch_unwind`. The CPU path is unaffected; `auto`
+//!   backends fall back to it. The tests run all of this on a software device
+//!   (`softcuda/` in the repository) when there is no GPU.
 //!
 //! # Numerics
-//! Pixels are f32 on the device, geometry f64. Register reproduces scipy/sunpy rules
-//! (see `kernels/resample.cu`); the spline prefilter is evaluated as its truncated
-//! impulse response (exact to below f32 resolution) for parallelism, with scipy's
-//! recursive algorithm available as [`register::Prefilter::Recursive`]. Deconvolution
+//! Pixels are f32 on the device, geometry f64, kernels compiled without FMA contraction
+//! ([`module::COMPILE_OPTIONS`]). Register reproduces scipy/sunpy rules with coordinates
+//! bit-identical to the CPU path's (see `kernels/resample.cu`); the spline prefilter is
+//! evaluated as its truncated impulse response (exact to below f32 resolution) for
+//! parallelism, with scipy's recursive algorithm available as
+//! [`register::Prefilter::Recursive`]. Deconvolution
 //! runs in f32 with cuFFT (the OTF is made from the f64 PSF in f64 and rounded once);
 //! the PSF is synthesised in f64.
 
@@ -57,7 +62,6 @@ pub mod fft;
 pub mod fulldisk;
 pub mod libraries;
 pub mod module;
-pub mod pipeline;
 pub mod psf;
 pub mod register;
 
@@ -70,14 +74,14 @@ pub use buffer::PinnedBuffer;
 pub use convert::{I16Scaling, Stats};
 pub use deconvolve::{DeconvolveParams, Otf};
 pub use device::{device_count, Arch, GpuDevice, Libraries};
-pub use engine::GpuEngine;
+pub use engine::{
+    DeconvolveJob, GpuEngine, Input, Job, OutputKind, Pixels, Processed, RegisterJob,
+    RegisterOutcome, StageTimes,
+};
 pub use fft::{Complex32, Complex64, FftKind};
 pub use fulldisk::FullDiskParams;
-pub use pipeline::{
-    GpuPipeline, Job, OutputKind, PipelineOutput, PipelineResult, RegisterJob, StageTimes,
-};
 pub use psf::{PsfFilter, PsfParams};
-pub use register::{Interpolation, Prefilter, RegisterParams};
+pub use register::{Prefilter, RegisterParams};
 
 /// Threads per block of the 1-D kernels and the reductions (`AIA_BLOCK`).
 pub(crate) const BLOCK: u32 = 256;

@@ -206,8 +206,11 @@ fn filter_grid(dev: &GpuDevice, p: &PsfParams, f: &PsfFilter) -> Result<CudaSlic
     Ok(grid)
 }
 
+/// The largest grid [`psf_device`] synthesises (its indexing is 32-bit).
+pub const MAX_GRID: usize = 46_340;
+
 fn check(p: &PsfParams) -> Result<()> {
-    if p.n < 2 || !p.n.is_multiple_of(2) || p.n > 46_340 {
+    if p.n < 2 || !p.n.is_multiple_of(2) || p.n > MAX_GRID {
         return Err(bad(format!("grid size {} must be even, 2..46340", p.n)));
     }
     if !(p.width.is_finite() && p.width > 0.0) || window_radius(p.width) > 64 {

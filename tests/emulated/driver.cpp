@@ -84,6 +84,9 @@ void cmd_resample(In& in, Out& out) {
     p.cx = d[6]; p.cy = d[7];
     p.nx_in = iv[0]; p.ny_in = iv[1]; p.nx_out = iv[2]; p.ny_out = iv[3]; p.interp = iv[4];
     p.use_mask = iv[5]; p.clip = iv[6];
+    // optional padding: src is then (nx_in + 2 pad_x) x (ny_in + 2 pad_y)
+    p.pad_x = iv.size() > 7 ? iv[7] : 0;
+    p.pad_y = iv.size() > 8 ? iv[8] : 0;
     p.missing = fv[0]; p.clip_lo = fv[1]; p.clip_hi = fv[2];
     std::vector<float> o((size_t)p.nx_out * p.ny_out);
     aia_emu::launch(d3(cdiv(p.nx_out, 8), cdiv(p.ny_out, 4)), d3(8, 4),
@@ -334,6 +337,24 @@ void cmd_coop(In& in, Out& out) {
     out.put(count);
 }
 
+// The input coordinates of every output pixel as the resample kernel computes them (rs_map),
+// for the bit-compatibility test with the CPU path's RowMap.
+void cmd_coords(In& in, Out& out) {
+    auto d = in.get<double>();
+    auto iv = in.get<int>();
+    ResampleParams p{};
+    p.ref_x = d[0]; p.ref_y = d[1]; p.m00 = d[2]; p.m01 = d[3]; p.m10 = d[4]; p.m11 = d[5];
+    p.cx = d[6]; p.cy = d[7];
+    p.nx_out = iv[0]; p.ny_out = iv[1];
+    std::vector<double> xy((size_t)p.nx_out * p.ny_out * 2);
+    for (int y = 0; y < p.ny_out; ++y)
+        for (int x = 0; x < p.nx_out; ++x) {
+            size_t k = ((size_t)y * p.nx_out + x) * 2;
+            rs_map(p, x, y, &xy[k], &xy[k + 1]);
+        }
+    out.put(xy);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -355,6 +376,7 @@ int main(int argc, char** argv) {
     else if (c == "psf") cmd_psf(in, out);
     else if (c == "fulldisk") cmd_fulldisk(in, out);
     else if (c == "coop") cmd_coop(in, out);
+    else if (c == "coords") cmd_coords(in, out);
     else fail("unknown command " + c);
     std::fclose(fi);
     if (std::fclose(fo) != 0) fail("write failed");
