@@ -9,14 +9,18 @@
 #                                      them and write a report to $OUT (default ./gpu-out):
 #       nvidia-smi.txt   the device
 #       nvrtc.txt        every kernel compiled by the machine's NVRTC (sm_70/80/90)
-#       parity.txt       tests/gpu_parity.rs with the ignored tests included: every *_cuda
-#                        test compares the GPU (GpuEngine, gpu::*) with the crate's CPU
-#                        path on the same input (register, deconvolve, PSF, full disk,
-#                        int16, whole prep runs through select_engines(cuda) and the mixed
-#                        flow); the *_cpu twins check the CPU path against naive oracles
+#       parity.txt       tests/gpu_parity.rs on the real GPU (AIAPREP_TEST_DEVICE=real):
+#                        every *_cuda test compares the GPU (GpuEngine, gpu::*) with the
+#                        crate's CPU path on the same input (register, deconvolve, PSF, full
+#                        disk, int16, whole prep runs through select_engines(cuda) and the
+#                        mixed flow); the *_cpu twins check the CPU path against naive oracles
+#       device.txt       tests/gpu_device.rs: cuFFT layouts against numpy.fft, what open
+#                        chose, the memory pool's bound (its fault tests need the software
+#                        device and say SKIP here)
 #       unit.txt         the library's unit tests with --features cuda
-#       timings.txt/json per-stage CUDA-event timings, 4096², after warm-up, and the
-#                        GpuEngine's host wall times (engine.*)
+#       timings.txt/json GpuEngine::process (what prep runs), 4096², after warm-up: CUDA-
+#                        event time of every stage (upload, RL, register, int16 + stats,
+#                        download), first-use PSF + OTF, and the Engine methods' wall times
 #       batch-*.txt/json `prep --compress rice --jobs $(nproc)` over GPU_CHECK_FILES synthetic 4096²
 #                        RICE files with --backend cuda (register only, then with --deconvolve), and
 #                        --backend cpu for the ratio: images/s and the per-stage
@@ -40,14 +44,14 @@ build() {
     mkdir -p "$BUNDLE"
     local json
     json=$(mktemp)
-    cargo test --release --features cuda --no-run --message-format=json \
-        --lib --test gpu_parity --test kernels_nvrtc >"$json"
-    cargo build --release --features cuda --example gpu_timing --example prep --example synth \
+    cargo test --release --no-run --message-format=json \
+        --lib --test gpu_parity --test gpu_device --test kernels_nvrtc >"$json"
+    cargo build --release --example gpu_timing --example prep --example synth \
         --example batch_ceiling
     python3 - "$json" "$BUNDLE" <<'PY'
 import json, shutil, sys, os
 src, dst = sys.argv[1], sys.argv[2]
-want = {"gpu_parity": "gpu_parity", "kernels_nvrtc": "kernels_nvrtc", "aiaprep": "unit_tests"}
+want = {"gpu_parity": "gpu_parity", "gpu_device": "gpu_device", "kernels_nvrtc": "kernels_nvrtc", "aiaprep": "unit_tests"}
 got = {}
 for line in open(src):
     try:
@@ -73,7 +77,7 @@ PY
     cp "${BASH_SOURCE[0]}" "$BUNDLE/gpu-check.sh"
     # debug info off the copies: the bundle must travel (64 MiB limit)
     if command -v strip >/dev/null; then
-        strip --strip-debug "$BUNDLE"/gpu_parity "$BUNDLE"/kernels_nvrtc "$BUNDLE"/unit_tests \
+        strip --strip-debug "$BUNDLE"/gpu_parity "$BUNDLE"/gpu_device "$BUNDLE"/kernels_nvrtc "$BUNDLE"/unit_tests \
             "$BUNDLE"/gpu_timing "$BUNDLE"/prep "$BUNDLE"/synth "$BUNDLE"/batch_ceiling
     fi
     rm -f "$json"
@@ -83,6 +87,8 @@ PY
 run() {
     local out="${OUT:-$PWD/gpu-out}"
     mkdir -p "$out"
+    # the tests use this machine's GPU (not the software device) and read fixtures from here
+    export AIAPREP_TEST_DEVICE=real AIAPREP_SOURCE_DIR="$PWD"
     for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/*/lib; do
         [ -d "$d" ] && export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     done
@@ -109,8 +115,10 @@ run() {
     step "kernels compile with this machine's NVRTC" 300 "$out/nvrtc.txt" \
         "$BUNDLE/kernels_nvrtc" --nocapture --test-threads=1
     step "library unit tests" 300 "$out/unit.txt" "$BUNDLE/unit_tests" --test-threads=2
-    step "GPU parity (ignored tests included)" 600 "$out/parity.txt" \
-        "$BUNDLE/gpu_parity" --include-ignored --nocapture --test-threads=1
+    step "GPU parity" 600 "$out/parity.txt" \
+        "$BUNDLE/gpu_parity" --nocapture --test-threads=1
+    step "GPU device (cuFFT layouts, open, pool)" 300 "$out/device.txt" \
+        "$BUNDLE/gpu_device" --nocapture --test-threads=1
     step "timings" 600 "$out/timings.txt" "$BUNDLE/gpu_timing" \
         --size "${GPU_CHECK_SIZE:-4096}" --reps "${GPU_CHECK_REPS:-5}" \
         --device "${AIAPREP_GPU_INDEX:-0}" --json "$out/timings.json"

@@ -266,9 +266,27 @@ fn unsynchronised_streams_are_refused_by_the_software_device_cuda() {
 
 // ------------------------------------------------------------------ installations and faults
 
+/// A device directory (in a scratch directory removed when this is dropped).
+struct Installation(PathBuf);
+
+impl std::ops::Deref for Installation {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Installation {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(p);
+        }
+    }
+}
+
 /// A device directory assembled from the software device's libraries: `links` are
 /// `(name in the directory, file in target/softcuda/lib)`.
-fn installation(tag: &str, links: &[(&str, &str)]) -> Option<PathBuf> {
+fn installation(tag: &str, links: &[(&str, &str)]) -> Option<Installation> {
     if !device::is_soft() {
         eprintln!("SKIP: needs the software device (installations and faults are emulated)");
         return None;
@@ -282,7 +300,7 @@ fn installation(tag: &str, links: &[(&str, &str)]) -> Option<PathBuf> {
     for (name, file) in links {
         std::os::unix::fs::symlink(lib.join(file), dir.join(name)).unwrap();
     }
-    Some(dir)
+    Some(Installation(dir))
 }
 
 const H200: [(&str, &str); 3] = [
@@ -550,4 +568,83 @@ fn failed_launch_is_a_typed_error_cuda() {
     assert!(!t.contains("panicked"), "{t}");
     assert!(t.contains("LAUNCH_FAILED") && t.contains("aia_0"), "{t}");
     assert!(outputs(&out).is_empty(), "{t}");
+}
+
+/// An OTF made on one lane is complete before another lane reads it: two compute workers
+/// with a lane each deconvolve images of one channel at once on a slow device (every
+/// operation delayed, so the worker that did not make the OTF reaches its first read of it
+/// while the maker's lane is still busy). Without the maker's synchronisation the software
+/// device reports the race and the images fail.
+#[test]
+fn otf_is_complete_before_another_lane_reads_it_cuda() {
+    if !device::require() {
+        return;
+    }
+    let Some(dir) = installation("otflanes", &H200) else {
+        return;
+    };
+    let (o, out) = prep(
+        &dir,
+        &[("SOFTCUDA_DELAY_US", "3000"), ("AIAPREP_GPU_STREAMS", "2")],
+        "cuda",
+        &["--deconvolve", "--iterations", "2", "--jobs", "2"],
+        4,
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(!t.contains("race"), "{t}");
+    assert_eq!(outputs(&out).len(), 4, "{t}");
+}
+
+/// A driver without stream-ordered allocation (`MEMORY_POOLS_SUPPORTED` = 0: cudarc then
+/// allocates and frees synchronously, and there is no pool to bound) works the same.
+#[test]
+fn devices_without_memory_pools_work_cuda() {
+    if !device::require() {
+        return;
+    }
+    let Some(dir) = installation("nopools", &H200) else {
+        return;
+    };
+    let (o, out) = prep(
+        &dir,
+        &[("SOFTCUDA_NO_POOLS", "1")],
+        "cuda",
+        &[
+            "--deconvolve",
+            "--iterations",
+            "3",
+            "--gpu-streams",
+            "2",
+            "--jobs",
+            "2",
+        ],
+        3,
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert_eq!(outputs(&out).len(), 3, "{t}");
+}
+
+/// Several devices: `AIAPREP_GPU_INDEX` picks one; an index beyond them falls back (auto)
+/// or fails (cuda) with the reason.
+#[test]
+fn the_device_index_picks_among_several_cuda() {
+    if !device::require() {
+        return;
+    }
+    let Some(dir) = installation("twodevices", &H200) else {
+        return;
+    };
+    let env = [("SOFTCUDA_DEVICES", "2"), ("AIAPREP_GPU_INDEX", "1")];
+    let (o, out) = prep(&dir, &env, "cuda", &[], 2);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("cuda:1"), "{t}");
+    assert_eq!(outputs(&out).len(), 2, "{t}");
+    assert_falls_back_at_open(
+        &dir,
+        &[("SOFTCUDA_DEVICES", "2"), ("AIAPREP_GPU_INDEX", "2")],
+        "CUDA device 2 requested but 2 visible",
+    );
 }

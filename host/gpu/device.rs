@@ -120,30 +120,6 @@ impl Libraries {
             cufft: !f.cufft.is_empty(),
         }
     }
-
-    /// `Ok` when the driver, NVRTC and cuFFT load; the error names what is missing and
-    /// where the libraries were searched.
-    pub fn require_all(&self) -> Result<()> {
-        let mut missing = Vec::new();
-        if !self.driver {
-            missing.push("libcuda (NVIDIA driver)");
-        }
-        if !self.nvrtc {
-            missing.push("libnvrtc (CUDA NVRTC)");
-        }
-        if !self.cufft {
-            missing.push("libcufft (CUDA cuFFT)");
-        }
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(unavailable(format!(
-                "cannot load {} from {}",
-                missing.join(", "),
-                super::libraries::found().searched()
-            )))
-        }
-    }
 }
 
 pub(crate) fn unavailable(reason: String) -> Error {

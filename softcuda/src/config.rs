@@ -11,6 +11,7 @@
 //! | `SOFTCUDA_MEMORY=BYTES` | device memory (default: the model's), e.g. `2G`, `512M` |
 //! | `SOFTCUDA_NO_POOLS=1` | no stream-ordered allocator (`MEMORY_POOLS_SUPPORTED` = 0) |
 //! | `SOFTCUDA_CHAOS=SEED` | random delays (0–2 ms) before each stream operation |
+//! | `SOFTCUDA_DELAY_US=N` | a fixed delay before each stream operation (a slow device) |
 //! | `SOFTCUDA_THREADS=N` | worker threads that run kernel blocks (default: the cores) |
 //! | `SOFTCUDA_FAULT=LIST` | comma-separated faults, below |
 //! | `SOFTCUDA_CACHE=DIR` | where compiled kernel modules are cached |
@@ -76,6 +77,7 @@ pub struct Config {
     pub devices: i32,
     pub pools: bool,
     pub chaos: Option<u64>,
+    pub delay_us: u64,
     pub threads: usize,
     pub faults: Faults,
 }
@@ -159,6 +161,9 @@ pub fn get() -> &'static Config {
                 .max(0),
             pools: env("SOFTCUDA_NO_POOLS").is_none(),
             chaos: env("SOFTCUDA_CHAOS").and_then(|v| v.parse().ok()),
+            delay_us: env("SOFTCUDA_DELAY_US")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
             threads,
             faults: env("SOFTCUDA_FAULT")
                 .map(|v| parse_faults(&v))

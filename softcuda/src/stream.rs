@@ -2,7 +2,8 @@
 //! host goes on (as a GPU does). Events mark points in a stream. With `SOFTCUDA_CHAOS` set
 //! each operation waits a random 0–2 ms first, so a missing synchronisation that the
 //! happens-before check cannot see (host memory, say) shows up as a wrong result rather
-//! than passing by luck.
+//! than passing by luck; `SOFTCUDA_DELAY_US` makes every operation slow, so that host
+//! threads race ahead of the device as they do ahead of a busy GPU.
 //!
 //! After a sticky error (an illegal address, a failed launch) the stream's context is
 //! unusable: later operations are skipped (but still complete, so nothing waits forever)
@@ -144,7 +145,11 @@ impl Stream {
         let mut rng = crate::config::get()
             .chaos
             .map(|seed| seed ^ self.id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let delay = crate::config::get().delay_us;
         while let Some(op) = self.next() {
+            if delay > 0 {
+                std::thread::sleep(Duration::from_micros(delay));
+            }
             if let Some(r) = rng.as_mut() {
                 // xorshift64: half of the operations wait 0–2 ms first
                 *r ^= *r << 13;

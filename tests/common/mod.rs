@@ -5,12 +5,17 @@ pub mod npy;
 
 use std::path::PathBuf;
 
+/// The repository: `AIAPREP_SOURCE_DIR` when set (test binaries run elsewhere, as
+/// `scripts/gpu-check.sh run` does on a GPU machine), else where they were built.
+pub fn source_dir() -> PathBuf {
+    std::env::var_os("AIAPREP_SOURCE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 /// `tests/data/NAME` (tests never read ../shared).
 pub fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("data")
-        .join(name)
+    source_dir().join("tests").join("data").join(name)
 }
 
 /// target/<profile>/examples/prep, next to the running test's deps/ folder (`cargo test`
@@ -25,7 +30,7 @@ pub fn prep_exe() -> PathBuf {
 
 /// `tests/parity/fixtures/NAME`.
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    source_dir()
         .join("tests")
         .join("parity")
         .join("fixtures")
