@@ -1275,10 +1275,14 @@ pub unsafe extern "C" fn cuLaunchKernel(
                 &format!("launch of {name}: grid {gx} x {gy} x {gz} exceeds the device limits (2^31 - 1 x 65535 x 65535)"),
             );
         }
-        if shmem > 48 * 1024 {
+        let static_shared = fr.module.static_shared.unwrap_or(0);
+        if static_shared + shmem as u64 > 48 * 1024 {
             return fail(
                 cu::INVALID_VALUE,
-                &format!("launch of {name}: {shmem} bytes of dynamic shared memory (limit 48 KiB)"),
+                &format!(
+                    "launch of {name}: {shmem} bytes of dynamic shared memory on top of \
+                     {static_shared} static (limit 48 KiB per block)"
+                ),
             );
         }
         if !extra.is_null() {

@@ -80,7 +80,15 @@ pub struct Entry {
 pub struct Module {
     pub path: String,
     pub entries: Vec<Entry>,
+    /// Static `__shared__` bytes of the module's kernels (a bound on any one kernel's);
+    /// `None` when not known.
+    pub static_shared: Option<u64>,
     run: RunFn,
+}
+
+/// The static shared memory of a compiled module (loads it; modules stay loaded).
+pub fn static_shared_bytes(path: &str) -> Option<u64> {
+    Module::load(path).ok().and_then(|m| m.static_shared)
 }
 
 /// What a module image says about itself.
@@ -196,9 +204,19 @@ impl Module {
                     params: v,
                 });
             }
+            let shared = CString::new("aia_emu_static_shared_bytes")
+                .ok()
+                .and_then(|n| {
+                    let f = libc::dlsym(h, n.as_ptr());
+                    (!f.is_null()).then(|| {
+                        let f: unsafe extern "C" fn() -> u64 = std::mem::transmute(f);
+                        f()
+                    })
+                });
             Ok(Module {
                 path: path.to_string(),
                 entries,
+                static_shared: shared,
                 run,
             })
         }

@@ -224,8 +224,8 @@ fn parse_options(major: i32, opts: &[String]) -> Result<Options, String> {
     Ok(o)
 }
 
-/// `extern "C" __global__ void NAME(` entry points of a source (comments removed).
-pub fn entry_points(src: &str) -> Vec<String> {
+/// The source without comments (each replaced by a space or the newline that ended it).
+fn strip_comments(src: &str) -> String {
     let mut text = String::with_capacity(src.len());
     let mut rest = src;
     while !rest.is_empty() {
@@ -240,6 +240,12 @@ pub fn entry_points(src: &str) -> Vec<String> {
             rest = &rest[c.len_utf8()..];
         }
     }
+    text
+}
+
+/// `extern "C" __global__ void NAME(` entry points of a source (comments removed).
+pub fn entry_points(src: &str) -> Vec<String> {
+    let text = strip_comments(src);
     let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
     let mut out = Vec::new();
     let pat = "extern \"C\" __global__ void ";
@@ -256,6 +262,42 @@ pub fn entry_points(src: &str) -> Vec<String> {
     }
     out
 }
+
+/// The static `__shared__` declarations of a source, as `(declaration, name)`: e.g.
+/// `("AiaStats part[AIA_BLOCK]", "part")`; `extern __shared__` (dynamic) ones are not
+/// static.
+pub fn shared_declarations(src: &str) -> Vec<(String, String)> {
+    let text = strip_comments(src);
+    let mut out = Vec::new();
+    let mut pos = 0usize;
+    while let Some(i) = text[pos..].find("__shared__") {
+        let at = pos + i;
+        pos = at + "__shared__".len();
+        if text[..at].trim_end().ends_with("extern") {
+            continue;
+        }
+        let Some(end) = text[pos..].find(';') else {
+            break;
+        };
+        let decl = text[pos..pos + end].trim().to_string();
+        let head = decl.split('[').next().unwrap_or("").trim_end();
+        let name: String = head
+            .chars()
+            .rev()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        if !name.is_empty() && !decl.contains('=') && !decl.contains('(') {
+            out.push((decl, name));
+        }
+    }
+    out
+}
+
+/// The most static shared memory a block may use (bytes), as ptxas enforces.
+pub const MAX_STATIC_SHARED: u64 = 48 * 1024;
 
 /// 128-bit FNV-1a (two lanes) of the parts, as hex.
 fn hash(parts: &[&[u8]]) -> String {
@@ -369,6 +411,21 @@ fn build(p: &Program, o: &Options) -> Result<(PathBuf, String), String> {
         wrapper.push_str(&format!("AIA_EMU_ENTRY({e})\n"));
     }
     wrapper.push_str("AIA_EMU_MODULE_END\n");
+    // Static shared memory: the declarations re-made at namespace scope, their sizes
+    // summed (for the whole module: a bound on any one kernel's).
+    let decls = shared_declarations(&p.src);
+    let mut probe = String::from("namespace aia_emu_shared_probe {\n");
+    let mut sum = String::from("0ULL");
+    for (k, (decl, name)) in decls.iter().enumerate() {
+        probe.push_str(&format!("namespace p{k} {{ {decl}; }}\n"));
+        sum.push_str(&format!(" + sizeof(aia_emu_shared_probe::p{k}::{name})"));
+    }
+    probe.push_str(&format!(
+        "}}\nextern \"C\" __attribute__((visibility(\"default\"))) unsigned long long \
+         aia_emu_static_shared_bytes(void) {{ return {sum}; }}\n"
+    ));
+    let plain = wrapper.clone();
+    wrapper.push_str(&probe);
     let mut parts: Vec<&[u8]> = vec![
         EMULATE_H.as_bytes(),
         p.src.as_bytes(),
@@ -413,21 +470,34 @@ fn build(p: &Program, o: &Options) -> Result<(PathBuf, String), String> {
         }
         write(n, h)?;
     }
-    write("__softcuda_module.cpp", &wrapper)?;
     let out_tmp = dir.join(format!("{key}.so.tmp-{}-{n}", std::process::id()));
-    let mut cmd = Command::new(&cxx[0]);
-    cmd.args(&cxx[1..]).args(&flags).arg("-I").arg(&tmp);
-    for i in &o.includes {
-        cmd.arg("-I").arg(i);
+    let compile = |source: &str| -> Result<(bool, String), String> {
+        write("__softcuda_module.cpp", source)?;
+        let mut cmd = Command::new(&cxx[0]);
+        cmd.args(&cxx[1..]).args(&flags).arg("-I").arg(&tmp);
+        for i in &o.includes {
+            cmd.arg("-I").arg(i);
+        }
+        cmd.arg(tmp.join("__softcuda_module.cpp"))
+            .arg("-o")
+            .arg(&out_tmp);
+        let out = cmd
+            .output()
+            .map_err(|e| format!("cannot run the host C++ compiler {:?}: {e}", cxx[0]))?;
+        let log = String::from_utf8_lossy(&out.stderr).replace(&format!("{}/", tmp.display()), "");
+        Ok((out.status.success(), log))
+    };
+    // With the shared-memory probes; if they do not compile (an unusual declaration), the
+    // module without them (its static shared memory is then not checked).
+    let mut res = compile(&wrapper);
+    if matches!(res, Ok((false, _))) && !decls.is_empty() {
+        if let Ok((true, log)) = compile(&plain) {
+            res = Ok((true, log));
+        }
     }
-    cmd.arg(tmp.join("__softcuda_module.cpp"))
-        .arg("-o")
-        .arg(&out_tmp);
-    let res = cmd.output();
     let _ = std::fs::remove_dir_all(&tmp);
-    let out = res.map_err(|e| format!("cannot run the host C++ compiler {:?}: {e}", cxx[0]))?;
-    let log = String::from_utf8_lossy(&out.stderr).replace(&format!("{}/", tmp.display()), "");
-    if !out.status.success() {
+    let (ok, log) = res?;
+    if !ok {
         let _ = std::fs::remove_file(&out_tmp);
         return Err(log);
     }
@@ -492,6 +562,15 @@ pub unsafe extern "C" fn softcuda_nvrtc_compile(
             COMPILATION
         }
         Ok((so, log)) => {
+            if let Some(bytes) = crate::exec::static_shared_bytes(&so.display().to_string()) {
+                if bytes > MAX_STATIC_SHARED {
+                    p.log = format!(
+                        "ptxas error   : the kernels use too much shared data ({bytes:#x} bytes, \
+                         {MAX_STATIC_SHARED:#x} max)\n"
+                    );
+                    return COMPILATION;
+                }
+            }
             let entries = entry_points(&p.src);
             let kind = if o.arch.1 { "sm" } else { "compute" };
             let mut text = format!(
@@ -659,6 +738,18 @@ mod tests {
             .contains("unrecognized option"));
         assert!(o(&["--fmad=maybe"], 12).is_err());
         assert!(o(&["-Xptxas=-v"], 12).unwrap().ptxas_verbose);
+    }
+
+    #[test]
+    fn shared_declarations_are_found() {
+        let src = "__shared__ float a[256];\n// __shared__ int no[3];\nextern __shared__ float dyn[];\nvoid f() { __shared__ AiaStats part[AIA_BLOCK]; }";
+        assert_eq!(
+            shared_declarations(src),
+            vec![
+                ("float a[256]".to_string(), "a".to_string()),
+                ("AiaStats part[AIA_BLOCK]".to_string(), "part".to_string())
+            ]
+        );
     }
 
     #[test]

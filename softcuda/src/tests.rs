@@ -566,3 +566,28 @@ fn cufft_inverse_overwrites_its_input_and_checks_buffers() {
     assert_eq!(softcuda_cufft_destroy(fwd), SUCCESS);
     assert_eq!(softcuda_cufft_exec(fwd, 0x2a, dx, dspec), INVALID_PLAN);
 }
+
+#[test]
+fn shared_memory_per_block_is_limited() {
+    // more than 48 KiB of static shared memory does not compile (ptxas refuses it)
+    let big = "extern \"C\" __global__ void k(float* o) { __shared__ float s[16384]; s[threadIdx.x] = 1.0f; o[0] = s[0]; }";
+    let e = nvrtc(13, big, &["--gpu-architecture=sm_90"], true).unwrap_err();
+    assert_eq!(e.0, crate::nvrtc::COMPILATION);
+    assert!(e.1.contains("too much shared data"), "{}", e.1);
+    // 40 KiB static + 16 KiB dynamic is over the limit at launch
+    let src = "extern \"C\" __global__ void k(float* o) { __shared__ float s[10240]; s[threadIdx.x] = 1.0f; __syncthreads(); o[threadIdx.x] = s[threadIdx.x]; }";
+    ctx(12);
+    let img = nvrtc(13, src, &["--gpu-architecture=sm_90"], true).unwrap();
+    let f = function(&img, "k");
+    let s = stream();
+    let out = alloc(64 * 4);
+    let mut p = out;
+    let mut params = [(&mut p as *mut u64).cast::<c_void>()];
+    let mut launch = |shmem| unsafe {
+        cuLaunchKernel(f, 1, 1, 1, 64, 1, 1, shmem, s, params.as_mut_ptr(), null_mut())
+    };
+    assert_eq!(launch(16 * 1024), cu::INVALID_VALUE);
+    assert!(diagnostics().contains("40960 static"), "{}", diagnostics());
+    assert_eq!(launch(0), cu::SUCCESS);
+    assert_eq!(cuStreamSynchronize(s), cu::SUCCESS);
+}
