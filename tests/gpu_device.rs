@@ -23,7 +23,7 @@ mod common;
 mod device;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
 
 use aiaprep::gpu::{Complex32, Complex64, FftKind, GpuDevice};
@@ -285,8 +285,12 @@ impl Drop for Installation {
 }
 
 /// A device directory assembled from the software device's libraries: `links` are
-/// `(name in the directory, file in target/softcuda/lib)`.
+/// `(name in the directory, file in target/softcuda/lib)`; `None` (the test is skipped)
+/// without the software device.
 fn installation(tag: &str, links: &[(&str, &str)]) -> Option<Installation> {
+    if !device::require() {
+        return None;
+    }
     if !device::is_soft() {
         eprintln!("SKIP: needs the software device (installations and faults are emulated)");
         return None;
@@ -325,7 +329,7 @@ fn prep(
     let out = work.join(format!("out-{backend}-{}", extra.join("").replace('-', "")));
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).unwrap();
-    let mut c = Command::new(common::prep_exe());
+    let mut c = common::prep_command();
     c.arg(&ins)
         .args(["--out-dir", s(&out), "--backend", backend, "--report"])
         .arg(out.join("report.json"))
@@ -381,9 +385,6 @@ fn assert_falls_back_at_open(dir: &Path, env: &[(&str, &str)], reason: &str) {
 
 #[test]
 fn missing_cufft_falls_back_at_open_cuda() {
-    if !device::require() {
-        return;
-    }
     let Some(dir) = installation("nocufft", &H200[..2]) else {
         return;
     };
@@ -392,9 +393,6 @@ fn missing_cufft_falls_back_at_open_cuda() {
 
 #[test]
 fn failing_nvrtc_falls_back_at_open_cuda() {
-    if !device::require() {
-        return;
-    }
     let Some(dir) = installation("nvrtcfail", &H200) else {
         return;
     };
@@ -409,9 +407,6 @@ fn failing_nvrtc_falls_back_at_open_cuda() {
 /// without undefined behaviour.
 #[test]
 fn cufft_codes_unknown_to_cuda13_are_typed_errors_cuda() {
-    if !device::require() {
-        return;
-    }
     let Some(dir) = installation("cufftcodes", &H200) else {
         return;
     };
@@ -430,9 +425,6 @@ fn cufft_codes_unknown_to_cuda13_are_typed_errors_cuda() {
 /// open picks CUDA 12's.
 #[test]
 fn v100_uses_cuda12_when_cuda13_is_also_visible_cuda() {
-    if !device::require() {
-        return;
-    }
     let Some(dir) = installation(
         "v100mixed",
         &[
@@ -475,9 +467,6 @@ fn v100_uses_cuda12_when_cuda13_is_also_visible_cuda() {
 /// A V100 with only CUDA 13's libraries: refused at open, saying what to do.
 #[test]
 fn v100_with_only_cuda13_is_refused_at_open_cuda() {
-    if !device::require() {
-        return;
-    }
     let Some(dir) = installation(
         "v100cuda13",
         &[
@@ -497,9 +486,6 @@ fn v100_with_only_cuda13_is_refused_at_open_cuda() {
 /// panic.
 #[test]
 fn out_of_device_memory_is_a_typed_error_cuda() {
-    if !device::require() {
-        return;
-    }
     let Some(dir) = installation("oom", &H200) else {
         return;
     };
@@ -556,9 +542,6 @@ fn out_of_device_memory_is_a_typed_error_cuda() {
 /// fail with typed errors naming them, no output is written, nothing panics.
 #[test]
 fn failed_launch_is_a_typed_error_cuda() {
-    if !device::require() {
-        return;
-    }
     let Some(dir) = installation("launch", &H200) else {
         return;
     };
@@ -577,9 +560,6 @@ fn failed_launch_is_a_typed_error_cuda() {
 /// device reports the race and the images fail.
 #[test]
 fn otf_is_complete_before_another_lane_reads_it_cuda() {
-    if !device::require() {
-        return;
-    }
     let Some(dir) = installation("otflanes", &H200) else {
         return;
     };
@@ -600,9 +580,6 @@ fn otf_is_complete_before_another_lane_reads_it_cuda() {
 /// allocates and frees synchronously, and there is no pool to bound) works the same.
 #[test]
 fn devices_without_memory_pools_work_cuda() {
-    if !device::require() {
-        return;
-    }
     let Some(dir) = installation("nopools", &H200) else {
         return;
     };
@@ -630,9 +607,6 @@ fn devices_without_memory_pools_work_cuda() {
 /// or fails (cuda) with the reason.
 #[test]
 fn the_device_index_picks_among_several_cuda() {
-    if !device::require() {
-        return;
-    }
     let Some(dir) = installation("twodevices", &H200) else {
         return;
     };

@@ -31,17 +31,8 @@ fn inputs_sized(dir: &Path, n: usize, size: usize) -> Vec<PathBuf> {
 }
 
 fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(prep_exe());
+    let mut c = common::prep_command();
     c.args(args);
-    for k in [
-        "SLURM_ARRAY_TASK_ID",
-        "SLURM_PROCID",
-        "SLURM_NTASKS",
-        "OMPI_COMM_WORLD_RANK",
-        "PMI_RANK",
-    ] {
-        c.env_remove(k);
-    }
     for (k, v) in envs {
         c.env(k, v);
     }

@@ -18,7 +18,7 @@ mod common;
 mod device;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use aiaprep::fits;
 
@@ -34,18 +34,10 @@ fn tmpdir(tag: &str) -> PathBuf {
 }
 
 fn prep(input: &Path, out: &Path, backend: &str, extra: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(common::prep_exe());
+    let mut c = common::prep_command();
     c.arg(input)
         .args(["--out-dir", s(out), "--backend", backend])
         .args(extra);
-    for k in [
-        "SLURM_ARRAY_TASK_ID",
-        "SLURM_PROCID",
-        "OMPI_COMM_WORLD_RANK",
-        "PMI_RANK",
-    ] {
-        c.env_remove(k);
-    }
     for (k, v) in env {
         c.env(k, v);
     }
@@ -232,10 +224,8 @@ fn batch_with_several_streams_cuda() {
             String::from_utf8_lossy(&r.stdout).to_string() + &String::from_utf8_lossy(&r.stderr);
         assert!(text.contains("of 3 streams"), "{tag}: {text}");
         for p in &ins {
-            let a = std::fs::read(stem_out(p, &one)).unwrap();
             let b = fits::read(&stem_out(p, &out)).unwrap();
             let a_map = fits::read(&stem_out(p, &one)).unwrap();
-            assert!(!a.is_empty());
             let same = a_map
                 .data
                 .iter()

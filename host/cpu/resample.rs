@@ -324,21 +324,18 @@ pub(crate) fn resample_with(
     }
 }
 
-/// sunpy's clipping when `missing` lies outside the input range (§6.4):
-/// `lower = nanmin(max(missing, nanmin(out)), nanmin(in))`,
-/// `upper = nanmax(min(missing, nanmax(out)), nanmax(in))`; skipped if all output is NaN.
-/// Returns the range applied (DN). For [`ClipRule::Deferred`], after resampling and the
-/// NaN rule (the GPU engine applies it to the downloaded output).
-pub fn apply_deferred_clip(
-    out: &mut Array2<f32>,
+/// The range of sunpy's clipping when `missing` lies outside the input range (§6.4):
+/// `lower = nanmin(max(missing, out_min), in_min)`, `upper = nanmax(min(missing, out_max),
+/// in_max)`, where `out_min`/`out_max` are the NaN-ignoring extrema of the resampled output
+/// (DN) — the one formula, used by [`apply_deferred_clip`] and by the GPU engine on its
+/// device statistics.
+pub fn deferred_clip_range(
     m: f64,
+    out_min: f32,
+    out_max: f32,
     in_min: f64,
     in_max: f64,
-) -> Option<(f64, f64)> {
-    let s = summarize(out.as_slice().unwrap_or(&[]));
-    if s.nan == out.len() {
-        return None;
-    }
+) -> (f64, f64) {
     let nanmin2 = |a: f64, b: f64| {
         if a.is_nan() {
             b
@@ -357,8 +354,26 @@ pub fn apply_deferred_clip(
             a.max(b)
         }
     };
-    let lower = nanmin2(m.max(s.min as f64), in_min);
-    let upper = nanmax2(m.min(s.max as f64), in_max);
+    (
+        nanmin2(m.max(out_min as f64), in_min),
+        nanmax2(m.min(out_max as f64), in_max),
+    )
+}
+
+/// sunpy's clipping when `missing` lies outside the input range ([`deferred_clip_range`]);
+/// skipped if all output is NaN. Returns the range applied (DN). For
+/// [`ClipRule::Deferred`], after resampling and the NaN rule.
+pub fn apply_deferred_clip(
+    out: &mut Array2<f32>,
+    m: f64,
+    in_min: f64,
+    in_max: f64,
+) -> Option<(f64, f64)> {
+    let s = summarize(out.as_slice().unwrap_or(&[]));
+    if s.nan == out.len() {
+        return None;
+    }
+    let (lower, upper) = deferred_clip_range(m, s.min, s.max, in_min, in_max);
     let (lo, hi) = (lower as f32, upper as f32);
     out.par_mapv_inplace(|v| clamp(v, lo, hi));
     Some((lower, upper))

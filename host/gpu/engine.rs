@@ -62,7 +62,7 @@ use cudarc::driver::sys::CUevent_flags;
 use cudarc::driver::CudaEvent;
 use ndarray::{Array2, ArrayView2};
 
-use crate::cpu::resample::{ClipRule, Rules};
+use crate::cpu::resample::{deferred_clip_range, ClipRule, Rules};
 use crate::cpu::stats::Summary;
 use crate::deconvolve::{self, DeconvolveOptions, OtfKey, PsfChoice, PsfSelection};
 use crate::error::{Error, Result, Source};
@@ -715,26 +715,8 @@ fn register_on_device(
             if o.count == 0 {
                 None
             } else {
-                let nanmin2 = |a: f64, b: f64| {
-                    if a.is_nan() {
-                        b
-                    } else if b.is_nan() {
-                        a
-                    } else {
-                        a.min(b)
-                    }
-                };
-                let nanmax2 = |a: f64, b: f64| {
-                    if a.is_nan() {
-                        b
-                    } else if b.is_nan() {
-                        a
-                    } else {
-                        a.max(b)
-                    }
-                };
-                let lower = nanmin2(missing.max(o.min as f32 as f64), in_min);
-                let upper = nanmax2(missing.min(o.max as f32 as f64), in_max);
+                let (lower, upper) =
+                    deferred_clip_range(missing, o.min as f32, o.max as f32, in_min, in_max);
                 let n = out.len();
                 device_clamp(dev, &mut out.data, n, lower as f32, upper as f32)?;
                 Some((lower, upper))

@@ -584,7 +584,19 @@ fn shared_memory_per_block_is_limited() {
     let mut p = out;
     let mut params = [(&mut p as *mut u64).cast::<c_void>()];
     let mut launch = |shmem| unsafe {
-        cuLaunchKernel(f, 1, 1, 1, 64, 1, 1, shmem, s, params.as_mut_ptr(), null_mut())
+        cuLaunchKernel(
+            f,
+            1,
+            1,
+            1,
+            64,
+            1,
+            1,
+            shmem,
+            s,
+            params.as_mut_ptr(),
+            null_mut(),
+        )
     };
     assert_eq!(launch(16 * 1024), cu::INVALID_VALUE);
     assert!(diagnostics().contains("40960 static"), "{}", diagnostics());

@@ -28,6 +28,21 @@ pub fn prep_exe() -> PathBuf {
     p
 }
 
+/// A `prep` command with no Slurm or MPI variables (they would shard the inputs).
+pub fn prep_command() -> std::process::Command {
+    let mut c = std::process::Command::new(prep_exe());
+    for k in [
+        "SLURM_ARRAY_TASK_ID",
+        "SLURM_PROCID",
+        "SLURM_NTASKS",
+        "OMPI_COMM_WORLD_RANK",
+        "PMI_RANK",
+    ] {
+        c.env_remove(k);
+    }
+    c
+}
+
 /// `tests/parity/fixtures/NAME`.
 pub fn fixture(name: &str) -> PathBuf {
     source_dir()
