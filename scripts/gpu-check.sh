@@ -30,6 +30,9 @@
 #                        ceiling of this machine's cores, to compare the cuda batch with
 #       report.md        summary with pass/fail per step
 #
+# Rehearsal without a GPU (every step on the software device, figures labelled EMULATED):
+#   AIAPREP_CUDA_LIB_DIR=$(bash scripts/softcuda.sh dir) GPU_CHECK_FILES=4 bash scripts/gpu-check.sh run
+#
 # Libraries on the GPU machine are found by dlopen: LD_LIBRARY_PATH, ldconfig, rpath; the
 # script adds /usr/local/cuda/lib64 (and targets/*/lib) when present. Environment knobs:
 # GPU_CHECK_REPS (timing repetitions, default 5), GPU_CHECK_SIZE (default 4096),
