@@ -221,7 +221,7 @@ pub fn select_engines(backend: Backend, register_on_cpu: bool) -> Result<Engines
 /// The GPU engine, or why there is none.
 #[cfg(not(feature = "cuda"))]
 fn gpu_engine() -> std::result::Result<Arc<dyn Engine>, String> {
-    Err("this build has no CUDA support (build with --features cuda)".to_string())
+    Err("this build has no CUDA support (built with --no-default-features; the `cuda` feature is on by default)".to_string())
 }
 
 /// The GPU engine ([`crate::gpu::engine::shared`]: device `AIAPREP_GPU_INDEX`, else the
@@ -635,7 +635,7 @@ mod tests {
                 assert!(auto.description.contains("cpu"), "{auto:?}");
                 assert!(auto.description.contains(&reason), "{auto:?}");
                 #[cfg(not(feature = "cuda"))]
-                assert!(reason.contains("--features cuda"), "{reason}");
+                assert!(reason.contains("no CUDA support"), "{reason}");
             }
             Err(e) => panic!("unexpected error kind: {e:?}"),
         }

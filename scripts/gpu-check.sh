@@ -2,7 +2,7 @@
 # GPU check in two halves.
 #
 #   bash scripts/gpu-check.sh          (here, no GPU needed) build the GPU test and timing
-#                                      binaries (release, --features cuda) and copy them to
+#                                      binaries (release; the CUDA path is on by default) and copy them to
 #                                      the git-ignored gpu-bundle/
 #   bash scripts/gpu-check.sh run      (on the GPU machine, from the repository root, with
 #                                      gpu-bundle/ carried over; no Rust needed there) run
@@ -17,7 +17,7 @@
 #       device.txt       tests/gpu_device.rs: cuFFT layouts against numpy.fft, what open
 #                        chose, the memory pool's bound (its fault tests need the software
 #                        device and say SKIP here)
-#       unit.txt         the library's unit tests with --features cuda
+#       unit.txt         the library's unit tests (CUDA path included)
 #       timings.txt/json GpuEngine::process (what prep runs), 4096², after warm-up: CUDA-
 #                        event time of every stage (upload, RL, register, int16 + stats,
 #                        download), first-use PSF + OTF, and the Engine methods' wall times

@@ -160,9 +160,9 @@ macro_rules! test_device {
         // Without the `cuda` feature the GPU twin still shows, as ignored (never as passed).
         #[cfg(not(feature = "cuda"))]
         #[test]
-        #[ignore = "needs the cuda feature and a CUDA GPU"]
+        #[ignore = "built with --no-default-features: the CUDA path is not compiled in"]
         fn $cuda() {
-            panic!("built without --features cuda: the GPU path is not compiled in");
+            panic!("built with --no-default-features: the CUDA path is not compiled in");
         }
     };
 }
