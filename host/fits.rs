@@ -230,11 +230,27 @@ pub(crate) fn write_with(
         }
         OutputType::F32 => (write::Pixels::F32(slice), write::stats_f32(slice)),
     };
+    write_encoded(&map.header, nx, ny, pixels, stats, path, opts, own_rice)
+}
+
+/// Writes pixels already in the file's encoding, with their statistics (the part of
+/// [`write()`] after the conversion; checks made by the caller).
+#[allow(clippy::too_many_arguments)]
+fn write_encoded(
+    header: &Header,
+    nx: usize,
+    ny: usize,
+    pixels: write::Pixels<'_>,
+    stats: write::Stats,
+    path: &Path,
+    opts: &WriteOptions,
+    own_rice: bool,
+) -> Result<(WriteReport, bool)> {
     let layout = write::Layout {
         nx,
         ny,
         compress: opts.compress,
-        header: &map.header,
+        header,
         stats: Some(stats),
         own_rice,
     };
@@ -310,30 +326,11 @@ pub fn write_int16(
         mean: st.mean,
         n_missing: st.n_missing,
     };
-    let layout = write::Layout {
-        nx,
-        ny,
-        compress: opts.compress,
-        header,
-        stats: Some(stats),
-        own_rice: true,
-    };
     let encoded = write::Pixels::I16 {
         data,
         scaling: pixels.scaling,
     };
-    let written = write::write_atomically(path, opts.overwrite, &layout, &encoded);
-    if let write::Pixels::I16 { data, .. } = encoded {
-        crate::cpu::buffers::recycle_i16(data);
-    }
-    written?;
-    Ok(WriteReport {
-        path: path.to_path_buf(),
-        datamin: st.min,
-        datamax: st.max,
-        datamean: st.mean,
-        n_missing: st.n_missing,
-    })
+    write_encoded(header, nx, ny, encoded, stats, path, opts, true).map(|(r, _)| r)
 }
 
 /// Write a float32 image (a plain primary HDU; NaN stays NaN) with `header`'s

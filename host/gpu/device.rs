@@ -472,6 +472,7 @@ impl GpuDevice {
             exact_arch,
             driver_version,
             nvrtc,
+            // replaced below by the cuFFT that passes its test on this device
             cufft: first_cufft,
             modules: Arc::default(),
             ffts: FftCache::default(),

@@ -530,21 +530,19 @@ impl GpuEngine {
             let mut tm = Timer::new(dev);
             let m0 = tm.mark()?;
             // upload (and convert)
-            let mut img = match input {
-                Input::F32(v) => DeviceImage::upload(dev, v)?,
+            let (mut img, m_up) = match input {
+                Input::F32(v) => {
+                    let img = DeviceImage::upload(dev, v)?;
+                    (img, tm.mark()?)
+                }
                 Input::I16 { data, scaling } => {
                     let host = buffer::contiguous(&data);
                     let raw = buffer::upload(dev, &host, "int16 image")?;
-                    tm.mark()?;
+                    let m = tm.mark()?;
                     let mut f = alloc::<f32>(dev, nx * ny, "f32 image")?;
                     device_i16_to_f32(dev, &raw, nx * ny, &mut f, &scaling)?;
-                    DeviceImage { data: f, nx, ny }
+                    (DeviceImage { data: f, nx, ny }, m)
                 }
-            };
-            let m_up = if matches!(input, Input::I16 { .. }) {
-                m0 + 1
-            } else {
-                tm.mark()?
             };
             let m_in = tm.mark()?;
             if let (Some(d), Some(otf)) = (&job.deconvolve, &otf) {
@@ -620,14 +618,74 @@ impl GpuEngine {
         })
     }
 
-    /// `process` with f32 in and out, for the [`Engine`] methods.
-    fn process_f32(&self, map: &AiaMap, job: &Job<'_>) -> Result<(Array2<f32>, Processed)> {
-        let mut p = self.process(Input::F32(map.data.view()), job)?;
-        match std::mem::replace(&mut p.pixels, Pixels::F32(Array2::zeros((0, 0)))) {
-            Pixels::F32(a) => Ok((a, p)),
-            Pixels::I16 { .. } => Err(gpu_err("GPU engine", "int16 pixels for an f32 job")),
+    /// A `prep`'s compute of one map — (deconvolve) → register → (normalise) → `output` —
+    /// and its level-1.5 header (with the deconvolution record): what
+    /// [`Engine::register`], [`Engine::deconvolve_register`] and [`Engine::prep_int16`] run.
+    fn run_prep(
+        &self,
+        map: &AiaMap,
+        d: Option<&DeconvolveOptions>,
+        r: &RegisterOptions,
+        normalize: Option<f64>,
+        output: OutputKind,
+    ) -> Result<(Processed, crate::header::Header)> {
+        let sel = match d {
+            Some(o) => Some(deconvolve::select_psf(map, o)?),
+            None => None,
+        };
+        // Deconvolution changes neither the shape nor the geometry keywords: the register
+        // plan (and its checks) can be made first, so nothing runs on the GPU in vain.
+        let plan = register::plan(map, r)?;
+        let job = Job {
+            deconvolve: sel
+                .as_ref()
+                .zip(d)
+                .map(|(psf, options)| DeconvolveJob { psf, options }),
+            register: Some(RegisterJob {
+                transform: &plan.transform,
+                interpolation: r.interpolation,
+                missing: r.missing,
+            }),
+            normalize,
+            output,
+            source: &map.source,
+        };
+        let p = self.process(Input::F32(map.data.view()), &job)?;
+        let missing = p.register.map(|o| o.missing).unwrap_or(f64::NAN);
+        let mut header = match (&sel, d) {
+            (Some(s), Some(o)) => {
+                let deconvolved = AiaMap::new(
+                    Array2::zeros((0, 0)),
+                    deconvolve::deconvolved_header(map, o, s),
+                    map.source.clone(),
+                );
+                register::level15_header(&deconvolved, &plan, r, missing)
+            }
+            _ => register::level15_header(map, &plan, r, missing),
+        };
+        if let Some(t) = normalize {
+            crate::normalize::normalized_header(&mut header, t);
         }
+        Ok((p, header))
     }
+}
+
+/// The f32 pixels of a result (an f32 job's).
+fn f32_pixels(p: Pixels) -> Result<Array2<f32>> {
+    match p {
+        Pixels::F32(a) => Ok(a),
+        Pixels::I16 { .. } => Err(gpu_err("GPU engine", "int16 pixels for an f32 job")),
+    }
+}
+
+/// The device time of a `prep` split as the pipeline reports it: deconvolution (with the
+/// upload and a first-use OTF), and the rest.
+fn split_times(t: &StageTimes) -> (Duration, Duration) {
+    let ms = |v: f32| Duration::from_secs_f64(v.max(0.0) as f64 / 1e3);
+    (
+        ms(t.otf_ms + t.upload_ms + t.convert_in_ms + t.deconvolve_ms),
+        ms(t.register_ms + t.normalize_ms + t.convert_out_ms + t.download_ms),
+    )
 }
 
 /// DATAMIN/DATAMAX/DATAMEAN of int16 output from the device statistics of the stored
@@ -785,7 +843,7 @@ impl Engine for GpuEngine {
             output: OutputKind::F32,
             source: &map.source,
         };
-        let (data, _) = self.process_f32(map, &job)?;
+        let data = f32_pixels(self.process(Input::F32(map.data.view()), &job)?.pixels)?;
         let header = deconvolve::deconvolved_header(map, opts, &sel);
         Ok(AiaMap::new(data, header, map.source.clone()))
     }
@@ -800,36 +858,9 @@ impl Engine for GpuEngine {
         d: &DeconvolveOptions,
         r: &RegisterOptions,
     ) -> Result<(AiaMap, Duration, Duration)> {
-        let sel = deconvolve::select_psf(map, d)?;
-        // Deconvolution changes neither the shape nor the geometry keywords: the register
-        // plan (and its checks) can be made first, so nothing runs on the GPU in vain.
-        let plan = register::plan(map, r)?;
-        let job = Job {
-            deconvolve: Some(DeconvolveJob {
-                psf: &sel,
-                options: d,
-            }),
-            register: Some(RegisterJob {
-                transform: &plan.transform,
-                interpolation: r.interpolation,
-                missing: r.missing,
-            }),
-            normalize: None,
-            output: OutputKind::F32,
-            source: &map.source,
-        };
-        let (data, p) = self.process_f32(map, &job)?;
-        let deconvolved = AiaMap::new(
-            Array2::zeros((0, 0)),
-            deconvolve::deconvolved_header(map, d, &sel),
-            map.source.clone(),
-        );
-        let missing = p.register.map(|o| o.missing).unwrap_or(f64::NAN);
-        let header = register::level15_header(&deconvolved, &plan, r, missing);
-        let t = p.times;
-        let ms = |v: f32| Duration::from_secs_f64(v.max(0.0) as f64 / 1e3);
-        let t_dec = ms(t.otf_ms + t.upload_ms + t.convert_in_ms + t.deconvolve_ms);
-        let t_reg = ms(t.register_ms + t.normalize_ms + t.convert_out_ms + t.download_ms);
+        let (p, header) = self.run_prep(map, Some(d), r, None, OutputKind::F32)?;
+        let (t_dec, t_reg) = split_times(&p.times);
+        let data = f32_pixels(p.pixels)?;
         Ok((AiaMap::new(data, header, map.source.clone()), t_dec, t_reg))
     }
 
@@ -844,46 +875,11 @@ impl Engine for GpuEngine {
         scaling: Option<(f64, f64)>,
     ) -> Option<Result<Int16Prep>> {
         Some((|| {
-            let sel = match d {
-                Some(o) => Some(deconvolve::select_psf(map, o)?),
-                None => None,
-            };
-            let plan = register::plan(map, r)?;
-            let job = Job {
-                deconvolve: sel
-                    .as_ref()
-                    .zip(d)
-                    .map(|(psf, options)| DeconvolveJob { psf, options }),
-                register: Some(RegisterJob {
-                    transform: &plan.transform,
-                    interpolation: r.interpolation,
-                    missing: r.missing,
-                }),
-                normalize,
-                output: OutputKind::I16 { scaling },
-                source: &map.source,
-            };
-            let p = self.process(Input::F32(map.data.view()), &job)?;
+            let (p, header) = self.run_prep(map, d, r, normalize, OutputKind::I16 { scaling })?;
+            let (deconvolve, register) = split_times(&p.times);
             let Pixels::I16 { data, stats } = p.pixels else {
                 return Err(gpu_err("GPU engine", "f32 pixels for an int16 job"));
             };
-            let missing = p.register.map(|o| o.missing).unwrap_or(f64::NAN);
-            let mut header = match (&sel, d) {
-                (Some(s), Some(o)) => {
-                    let deconvolved = AiaMap::new(
-                        Array2::zeros((0, 0)),
-                        deconvolve::deconvolved_header(map, o, s),
-                        map.source.clone(),
-                    );
-                    register::level15_header(&deconvolved, &plan, r, missing)
-                }
-                _ => register::level15_header(map, &plan, r, missing),
-            };
-            if let Some(t) = normalize {
-                crate::normalize::normalized_header(&mut header, t);
-            }
-            let t = p.times;
-            let ms = |v: f32| Duration::from_secs_f64(v.max(0.0) as f64 / 1e3);
             Ok(Int16Prep {
                 header,
                 pixels: crate::fits::Int16Pixels {
@@ -891,29 +887,16 @@ impl Engine for GpuEngine {
                     scaling,
                     stats,
                 },
-                deconvolve: ms(t.otf_ms + t.upload_ms + t.convert_in_ms + t.deconvolve_ms),
-                register: ms(t.register_ms + t.normalize_ms + t.convert_out_ms + t.download_ms),
+                deconvolve,
+                register,
             })
         })())
     }
 
     /// As [`crate::register::register`], on the GPU (module docs).
     fn register(&self, map: &AiaMap, opts: &RegisterOptions) -> Result<AiaMap> {
-        let plan = register::plan(map, opts)?;
-        let job = Job {
-            deconvolve: None,
-            register: Some(RegisterJob {
-                transform: &plan.transform,
-                interpolation: opts.interpolation,
-                missing: opts.missing,
-            }),
-            normalize: None,
-            output: OutputKind::F32,
-            source: &map.source,
-        };
-        let (data, p) = self.process_f32(map, &job)?;
-        let missing = p.register.map(|o| o.missing).unwrap_or(f64::NAN);
-        let header = register::level15_header(map, &plan, opts, missing);
+        let (p, header) = self.run_prep(map, None, opts, None, OutputKind::F32)?;
+        let data = f32_pixels(p.pixels)?;
         Ok(AiaMap::new(data, header, map.source.clone()))
     }
 }

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::ffi::{c_int, c_void};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use cudarc::driver::sys::CUdeviceptr;
 use cudarc::driver::{
     CudaContext, CudaSlice, DevicePtr, DevicePtrMut, DeviceRepr, ValidAsZeroBits,
 };
@@ -199,60 +200,67 @@ impl FftPlan {
             .map_err(|_| gpu_err("cuFFT plan", "lock poisoned"))
     }
 
+    /// Runs the plan from device address `input` to `output`, whose buffers hold `real`
+    /// real and `complex` complex values (checked against the plan's size).
+    fn exec(
+        &self,
+        kind: FftKind,
+        real: usize,
+        complex: usize,
+        input: CUdeviceptr,
+        output: CUdeviceptr,
+    ) -> Result<()> {
+        let g = self.locked(kind, real, complex)?;
+        let h = g.ok_or_else(|| gpu_err("cuFFT", "plan destroyed"))?;
+        let f = &self.cufft.f;
+        let (i, o) = (input as *mut c_void, output as *mut c_void);
+        // SAFETY: lengths checked; both buffers are device memory of the plan's context and
+        // the pointer types are the ones of the plan's transform.
+        let (r, name) = unsafe {
+            match kind {
+                FftKind::R2C => ((f.exec_r2c)(h, i.cast(), o), "cufftExecR2C"),
+                FftKind::C2R => ((f.exec_c2r)(h, i, o.cast()), "cufftExecC2R"),
+                FftKind::D2Z => ((f.exec_d2z)(h, i.cast(), o), "cufftExecD2Z"),
+                FftKind::Z2D => ((f.exec_z2d)(h, i, o.cast()), "cufftExecZ2D"),
+            }
+        };
+        result(r, name)
+    }
+
     /// Forward f32 transform `input` (ny·nx reals) → `output` (ny·(nx/2+1) complex).
     pub fn r2c(&self, input: &CudaSlice<f32>, output: &mut CudaSlice<Complex32>) -> Result<()> {
-        let g = self.locked(FftKind::R2C, input.len(), output.len())?;
-        let h = g.ok_or_else(|| gpu_err("cuFFT", "plan destroyed"))?;
-        let stream = input.stream().clone();
-        let (i, _ri) = input.device_ptr(&stream);
-        let (o, _ro) = output.device_ptr_mut(&stream);
-        // SAFETY: lengths checked; both buffers are device memory of the plan's context.
-        result(
-            unsafe { (self.cufft.f.exec_r2c)(h, i as *mut f32, o as *mut c_void) },
-            "cufftExecR2C",
-        )
+        let s = input.stream().clone();
+        let (real, complex) = (input.len(), output.len());
+        let (i, _ri) = input.device_ptr(&s);
+        let (o, _ro) = output.device_ptr_mut(&s);
+        self.exec(FftKind::R2C, real, complex, i, o)
     }
 
     /// Inverse f32 transform (unnormalised); `input` may be overwritten.
     pub fn c2r(&self, input: &mut CudaSlice<Complex32>, output: &mut CudaSlice<f32>) -> Result<()> {
-        let g = self.locked(FftKind::C2R, output.len(), input.len())?;
-        let h = g.ok_or_else(|| gpu_err("cuFFT", "plan destroyed"))?;
-        let stream = input.stream().clone();
-        let (i, _ri) = input.device_ptr_mut(&stream);
-        let (o, _ro) = output.device_ptr_mut(&stream);
-        // SAFETY: as in r2c.
-        result(
-            unsafe { (self.cufft.f.exec_c2r)(h, i as *mut c_void, o as *mut f32) },
-            "cufftExecC2R",
-        )
+        let s = input.stream().clone();
+        let (complex, real) = (input.len(), output.len());
+        let (i, _ri) = input.device_ptr_mut(&s);
+        let (o, _ro) = output.device_ptr_mut(&s);
+        self.exec(FftKind::C2R, real, complex, i, o)
     }
 
     /// Forward f64 transform.
     pub fn d2z(&self, input: &CudaSlice<f64>, output: &mut CudaSlice<Complex64>) -> Result<()> {
-        let g = self.locked(FftKind::D2Z, input.len(), output.len())?;
-        let h = g.ok_or_else(|| gpu_err("cuFFT", "plan destroyed"))?;
-        let stream = input.stream().clone();
-        let (i, _ri) = input.device_ptr(&stream);
-        let (o, _ro) = output.device_ptr_mut(&stream);
-        // SAFETY: as in r2c.
-        result(
-            unsafe { (self.cufft.f.exec_d2z)(h, i as *mut f64, o as *mut c_void) },
-            "cufftExecD2Z",
-        )
+        let s = input.stream().clone();
+        let (real, complex) = (input.len(), output.len());
+        let (i, _ri) = input.device_ptr(&s);
+        let (o, _ro) = output.device_ptr_mut(&s);
+        self.exec(FftKind::D2Z, real, complex, i, o)
     }
 
     /// Inverse f64 transform (unnormalised); `input` may be overwritten.
     pub fn z2d(&self, input: &mut CudaSlice<Complex64>, output: &mut CudaSlice<f64>) -> Result<()> {
-        let g = self.locked(FftKind::Z2D, output.len(), input.len())?;
-        let h = g.ok_or_else(|| gpu_err("cuFFT", "plan destroyed"))?;
-        let stream = input.stream().clone();
-        let (i, _ri) = input.device_ptr_mut(&stream);
-        let (o, _ro) = output.device_ptr_mut(&stream);
-        // SAFETY: as in r2c.
-        result(
-            unsafe { (self.cufft.f.exec_z2d)(h, i as *mut c_void, o as *mut f64) },
-            "cufftExecZ2D",
-        )
+        let s = input.stream().clone();
+        let (complex, real) = (input.len(), output.len());
+        let (i, _ri) = input.device_ptr_mut(&s);
+        let (o, _ro) = output.device_ptr_mut(&s);
+        self.exec(FftKind::Z2D, real, complex, i, o)
     }
 }
 
