@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Compile every CUDA kernel in kernels/ with NVRTC for sm_70, sm_80 and sm_90 — no GPU
 # needed. Installs NVIDIA's NVRTC wheel from PyPI into the git-ignored .venv-nvrtc (once;
-# ~220 MB) and runs tests/kernels_nvrtc.rs with LD_LIBRARY_PATH pointing at it. With CI
-# semantics (CI=1 unless already set) a missing NVRTC is a test failure, not a skip.
+# ~220 MB) and runs tests/kernels_nvrtc.rs with LD_LIBRARY_PATH pointing at it and
+# AIAPREP_REQUIRE_NVRTC=1, so a missing NVRTC is a test failure, not a skip.
 #
 # Usage: bash scripts/ci-nvrtc.sh            (from anywhere; called by .ci/run)
 set -euo pipefail
@@ -18,6 +18,6 @@ if [ -z "$(find_lib)" ] || ! ls "$(find_lib)"/libnvrtc.so.* >/dev/null 2>&1; the
 fi
 LIB="$PWD/$(find_lib)"
 export LD_LIBRARY_PATH="$LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-export CI="${CI:-1}"
+export AIAPREP_REQUIRE_NVRTC=1
 echo "ci-nvrtc: NVRTC from $LIB"
 cargo test --features cuda --test kernels_nvrtc -- --nocapture

@@ -10,7 +10,9 @@
 //! ```
 //!
 //! or `bash scripts/ci-nvrtc.sh`. Without NVRTC the tests print a reason and return —
-//! except when `CI` is set, where a missing NVRTC is a failure. sm_70 is skipped (with a
+//! except when `AIAPREP_REQUIRE_NVRTC` is set (as `scripts/ci-nvrtc.sh` does), where a
+//! missing NVRTC is a failure. (Not `CI`: the plain `cargo test` of a CI run has no NVRTC on
+//! its library path; the NVRTC step comes after it.) sm_70 is skipped (with a
 //! message) when the NVRTC found is CUDA 13, which dropped Volta.
 
 #![cfg(feature = "cuda")]
@@ -19,7 +21,7 @@ use aiaprep::gpu::module::{compile, nvrtc_version, supported_archs};
 use aiaprep::gpu::Arch;
 use aiaprep::kernels::KERNELS;
 
-/// `true` when NVRTC is loadable; otherwise skip (or fail under CI).
+/// `true` when NVRTC is loadable; otherwise skip (or fail when `AIAPREP_REQUIRE_NVRTC` is set).
 fn nvrtc_or_skip() -> bool {
     match nvrtc_version() {
         Ok(v) => {
@@ -27,8 +29,8 @@ fn nvrtc_or_skip() -> bool {
             true
         }
         Err(e) => {
-            if std::env::var_os("CI").is_some() {
-                panic!("CI is set but NVRTC cannot be loaded: {e} (run scripts/ci-nvrtc.sh)");
+            if std::env::var_os("AIAPREP_REQUIRE_NVRTC").is_some() {
+                panic!("AIAPREP_REQUIRE_NVRTC is set but NVRTC cannot be loaded: {e}");
             }
             eprintln!("SKIP: NVRTC not available: {e}");
             false
