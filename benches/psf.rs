@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use aiaprep::psf::{psf, PsfOptions};
+use aiaprep::cpu::psf::psf;
+use aiaprep::psf::PsfOptions;
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
 
 fn bench_psf(c: &mut Criterion) {

@@ -3,7 +3,8 @@
 //!
 //!     cargo bench --bench register
 
-use aiaprep::register::{register, Interpolation, RegisterOptions};
+use aiaprep::cpu::register;
+use aiaprep::register::{Interpolation, RegisterOptions};
 use aiaprep::synth::{level1, SynthOptions};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;

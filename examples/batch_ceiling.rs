@@ -30,9 +30,10 @@ use std::time::{Duration, Instant};
 
 use aiaprep::batch::{self, BatchOptions, NoProgress, Status};
 use aiaprep::deconvolve::DeconvolveOptions;
+use aiaprep::engine::{Engine, Engines};
 use aiaprep::fits::{Compression, WriteOptions};
 use aiaprep::lanes::LanePool;
-use aiaprep::pipeline::{Engine, Engines, PrepOptions};
+use aiaprep::pipeline::PrepOptions;
 use aiaprep::register::RegisterOptions;
 use aiaprep::AiaMap;
 use clap::Parser;
@@ -89,7 +90,7 @@ impl StandIn {
         staging.extend(map.data.iter().copied());
         std::thread::sleep(self.device_time);
         // The download: into a recycled buffer, as the GPU engine's.
-        let mut out = aiaprep::cpu::buffers::take_f32(staging.len());
+        let mut out = aiaprep::buffers::take_f32(staging.len());
         out.copy_from_slice(&staging);
         let data =
             Array2::from_shape_vec(map.data.dim(), out).map_err(|e| aiaprep::Error::Gpu {

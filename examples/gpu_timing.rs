@@ -27,7 +27,7 @@ use aiaprep::gpu::{
     DeconvolveJob, GpuDevice, GpuEngine, I16Scaling, Input, Job, OutputKind, RegisterJob,
     StageTimes,
 };
-use aiaprep::pipeline::Engine;
+
 use aiaprep::register::{self, Interpolation, Missing, RegisterOptions};
 use clap::Parser;
 

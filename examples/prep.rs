@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 use aiaprep::batch::{self, BatchOptions, Progress, Record, Shard, Status};
 
 use aiaprep::deconvolve::{DeconvolveOptions, PsfSource};
+use aiaprep::engine::{select_engines, Backend, EngineOptions, Engines};
 use aiaprep::fits::{self, Compression, OutputType, WriteOptions};
-use aiaprep::pipeline::{self, Backend, Engines, PrepOptions};
+use aiaprep::pipeline::{self, PrepOptions};
 use aiaprep::pointing::PointingTable;
 use aiaprep::psf::PsfOptions;
 use aiaprep::register::{Interpolation, Missing, RegisterOptions};
@@ -360,11 +361,14 @@ impl Progress for ProgressSink {
 
 /// Options and engines from the command line; PSF and pointing files are loaded here.
 fn build(cli: &Cli) -> Result<(PrepOptions, Engines), Error> {
+    // AIAPREP_GPU_INDEX / AIAPREP_GPU_STREAMS / the node-local rank, then the flags.
+    let mut engine_opts = EngineOptions::from_env()?;
+    engine_opts.backend = cli.backend;
+    engine_opts.register_on_cpu = cli.register_on == "cpu";
     if let Some(n) = cli.gpu_streams {
-        // Read when the GPU engine is opened (below); nothing else runs yet.
-        std::env::set_var("AIAPREP_GPU_STREAMS", n.to_string());
+        engine_opts.gpu_streams = n as usize;
     }
-    let engines = pipeline::select_engines(cli.backend, cli.register_on == "cpu")?;
+    let engines = select_engines(&engine_opts)?;
     let pointing = match &cli.pointing_table {
         Some(p) => Some(Arc::new(PointingTable::read_csv(p)?)),
         None => None,
@@ -456,7 +460,7 @@ fn save_model_psfs(cli: &Cli, dir: &Path, opts: &PrepOptions) -> Result<(), Erro
             ..popts.clone()
         };
         let t = Instant::now();
-        let psf = aiaprep::psf::psf(ch, &po)?;
+        let psf = aiaprep::cpu::psf::psf(ch, &po)?;
         let path = dir.join(format!("aia_psf_{ch}_{n}.fits"));
         let header = aiaprep::psf::psf_header(ch, &po);
         let data32 = psf.mapv(|v| v as f32);

@@ -39,7 +39,7 @@ fn main() -> ExitCode {
         ..PsfOptions::default()
     };
     let t = Instant::now();
-    let p = match psf::psf(cli.channel, &opts) {
+    let p = match aiaprep::cpu::psf::psf(cli.channel, &opts) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");

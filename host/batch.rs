@@ -10,7 +10,7 @@
 //! channels of `queue_depth` images, so memory stays bounded whatever the number of
 //! inputs: at most `decode_threads + queue_depth + compute_workers + queue_depth +
 //! encode_threads` images are alive at once, plus the buffers kept for reuse while the
-//! batch runs (at most [`crate::cpu::buffers::IMAGE_POOL_SIZE`] `f32` and as many `i16`
+//! batch runs (at most [`crate::buffers::IMAGE_POOL_SIZE`] `f32` and as many `i16`
 //! image buffers: handing them round instead of faulting fresh pages in for each image
 //! saved ≈ 10 % of a batch's time).
 //!
@@ -32,10 +32,11 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::engine::{Engine, Engines};
 use crate::error::{Error, Source};
 use crate::fits;
 use crate::map::AiaMap;
-use crate::pipeline::{self, Engine, Engines, PrepOptions, StageTimes};
+use crate::pipeline::{self, PrepOptions, StageTimes};
 
 /// One shard of a sorted input list: item `i` belongs to shard `i % count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -503,7 +504,7 @@ pub fn run(
     let t0 = Instant::now();
     // Image buffers go round decode → compute → encode → decode instead of being freed
     // and faulted in again (the pool is freed when the batch ends).
-    let _recycle = crate::cpu::buffers::recycle_images();
+    let _recycle = crate::buffers::recycle_images();
     remove_stale_temporaries(out_dir);
     let total = inputs.len();
     let records: Mutex<Vec<Option<Record>>> = Mutex::new(vec![None; total]);

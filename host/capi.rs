@@ -21,11 +21,12 @@ use std::path::PathBuf;
 use ndarray::Array2;
 
 use crate::deconvolve::{DeconvolveOptions, PsfSource};
+use crate::engine::{select_engines, Backend, EngineOptions, Engines};
 use crate::error::{Error, Source};
 use crate::fits::{self, Compression, OutputType, WriteOptions};
 use crate::header::{Header, Value};
 use crate::map::AiaMap;
-use crate::pipeline::{self, Backend, Engines};
+
 use crate::psf::PsfOptions;
 use crate::register::{Interpolation, Missing, RegisterOptions};
 
@@ -266,7 +267,11 @@ pub unsafe extern "C" fn aiaprep_context_new(
             AiaprepBackend::AiaprepBackendCpu => Backend::Cpu,
             AiaprepBackend::AiaprepBackendCuda => Backend::Cuda,
         };
-        let engines = pipeline::select_engines(b, false).map_err(lib)?;
+        let opts = EngineOptions {
+            backend: b,
+            ..EngineOptions::from_env().map_err(lib)?
+        };
+        let engines = select_engines(&opts).map_err(lib)?;
         put(out, AiaprepContext { engines })
     })
 }
@@ -735,7 +740,7 @@ mod tests {
             assert_eq!(aiaprep_map_dims(out, &mut nx, &mut ny), AiaprepOk);
             assert_eq!((nx, ny), (128, 128));
             // Same pixels as the Rust API on the same data and geometry.
-            let reference = crate::register::register(w, &Default::default()).unwrap();
+            let reference = crate::cpu::register(w, &Default::default()).unwrap();
             let px = std::slice::from_raw_parts(aiaprep_map_data(out), nx * ny);
             for (a, b) in px.iter().zip(reference.data.iter()) {
                 assert!(a == b || (a.is_nan() && b.is_nan()));

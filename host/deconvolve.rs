@@ -12,6 +12,10 @@
 //! result = u, NaN where the input was missing
 //! ```
 //!
+//! This module holds what both backends share: the options, the PSF choice and its checks
+//! ([`select_psf`], [`check_psf`]), the output header ([`deconvolved_header`]) and the
+//! [`OtfCache`]; the CPU body is [`crate::cpu::deconvolve()`].
+//!
 //! Deliberate differences from aiapy 0.10.2:
 //! * **Precision**: `f32` data and transforms (the OTF is computed in `f64`, then rounded);
 //!   aiapy works in `f64`. The difference is ~1e-6 relative.
@@ -28,18 +32,14 @@
 //!   `DECONPSF`); aiapy leaves the metadata unchanged. `LVL_NUM` is not changed.
 //! * The PSF is used as given (not renormalised), like aiapy; the model PSF sums to 1.
 //! * The model OTF is computed once per (channel, shape, orders, core) per process and cached
-//!   ([`model_otf`]); aiapy recomputes the PSF on every call. The OTF of the most recent
+//!   ([`crate::cpu::deconvolve::model_otf`]); aiapy recomputes the PSF on every call. The OTF of the most recent
 //!   array PSF is kept too (same `Arc` ⇒ no recomputation).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use ndarray::{Array2, ArrayView2};
-use rayon::prelude::*;
-use rustfft::num_complex::Complex;
 
-use crate::cpu;
-use crate::cpu::fft2::Fft2;
 use crate::error::{Error, Result, Source};
 use crate::header::{Header, Value};
 use crate::map::AiaMap;
@@ -62,7 +62,7 @@ pub enum PsfSource {
     },
 }
 
-/// Options of [`deconvolve`].
+/// Options of a deconvolution ([`crate::cpu::deconvolve()`], the GPU engine).
 #[derive(Debug, Clone)]
 pub struct DeconvolveOptions {
     /// Number of Richardson–Lucy iterations. Default 25 (aiapy).
@@ -80,74 +80,6 @@ impl Default for DeconvolveOptions {
             clip_negative: true,
             psf: PsfSource::Model(PsfOptions::default()),
         }
-    }
-}
-
-/// The optical transfer function of a PSF: `rfft2` of the PSF with its peak moved from
-/// `[ny/2, nx/2]` to `[0, 0]` (`ifftshift`), as `f32` complex values (computed in `f64`).
-///
-/// Stored in the [`Fft2`] spectrum layout and divided by `nx·ny` (so the unnormalised inverse
-/// transforms of the iteration need no scaling); [`Otf::value`] gives the plain `rfft2` value.
-#[derive(Debug, Clone)]
-pub struct Otf {
-    shape: (usize, usize),
-    scaled: Vec<Complex<f32>>,
-}
-
-impl Otf {
-    /// The OTF of a PSF (`[row, col]`, peak at `[ny/2, nx/2]`).
-    ///
-    /// Errors: [`Error::BadPsf`] when the PSF is empty, has a non-finite or negative value,
-    /// or sums to zero.
-    pub fn from_psf(psf: ArrayView2<f64>) -> Result<Otf> {
-        Otf::from_psf_named(psf, &Source::memory())
-    }
-
-    fn from_psf_named(psf: ArrayView2<f64>, source: &Source) -> Result<Otf> {
-        let (ny, nx) = psf.dim();
-        check_psf(psf, source)?;
-        let (hy, hx) = (ny / 2, nx / 2);
-        let mut fft = Fft2::<f64>::new(ny, nx)?;
-        let mut spec = fft.make_spectrum();
-        fft.forward_with(
-            |y, row| {
-                let p = psf.row((y + hy) % ny);
-                let (a, b) = row.split_at_mut(nx - hx);
-                for (i, v) in a.iter_mut().enumerate() {
-                    *v = p[i + hx];
-                }
-                for (i, v) in b.iter_mut().enumerate() {
-                    *v = p[i];
-                }
-            },
-            &mut spec,
-            |_, _| {},
-        )?;
-        let scale = 1.0 / (ny as f64 * nx as f64);
-        let scaled = spec
-            .par_iter()
-            .map(|c| Complex::new((c.re * scale) as f32, (c.im * scale) as f32))
-            .collect();
-        Ok(Otf {
-            shape: (ny, nx),
-            scaled,
-        })
-    }
-
-    /// `(ny, nx)`: rows and columns of the PSF / image.
-    pub fn shape(&self) -> (usize, usize) {
-        self.shape
-    }
-
-    /// numpy's `rfft2(ifftshift(psf))[ky, kx]` (`kx ≤ nx/2`), dimensionless, rounded to `f32`.
-    pub fn value(&self, ky: usize, kx: usize) -> Option<Complex<f64>> {
-        let (ny, nx) = self.shape;
-        if ky >= ny || kx > nx / 2 {
-            return None;
-        }
-        let c = self.scaled[kx * ny + ky];
-        let n = ny as f64 * nx as f64;
-        Some(Complex::new(c.re as f64 * n, c.im as f64 * n))
     }
 }
 
@@ -186,110 +118,109 @@ pub fn check_psf(psf: ArrayView2<f64>, source: &Source) -> Result<()> {
     Ok(())
 }
 
-/// Richardson–Lucy deconvolution of `image` (`[row, col]`, DN) with `otf`; see the module
-/// docs. Returns the deconvolved image (same shape, NaN where the input was not finite).
-///
-/// Errors: [`Error::Shape`] when the image shape differs from the OTF's.
-pub fn richardson_lucy(
-    image: ArrayView2<f32>,
-    otf: &Otf,
-    iterations: usize,
-    clip_negative: bool,
-) -> Result<Array2<f32>> {
-    cpu::deconvolve::richardson_lucy(
-        image,
-        &otf.scaled,
-        otf.shape,
-        iterations,
-        clip_negative,
-        &Source::memory(),
-    )
-}
-
-/// Key of a model OTF cache (CPU here, per device in the GPU engine): channel (Å), image
-/// shape `(ny, nx)`, diffraction orders and core.
+/// Key of a model OTF in an [`OtfCache`]: channel (Å), image shape `(ny, nx)`, diffraction
+/// orders and core.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct OtfKey {
-    pub(crate) channel: u32,
-    pub(crate) shape: (usize, usize),
-    pub(crate) orders: Vec<i32>,
-    pub(crate) preflight_core: bool,
-}
-
-type Slot = Arc<Mutex<Option<Arc<Otf>>>>;
-
-fn cache() -> &'static Mutex<HashMap<OtfKey, Slot>> {
-    static CACHE: OnceLock<Mutex<HashMap<OtfKey, Slot>>> = OnceLock::new();
-    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
-}
-
-/// The OTF of the model PSF of `channel` (Å) on a `size = (ny, nx)` grid (both even;
-/// `opts.size` is ignored), computed once per process for each (channel, size, orders,
-/// preflight core) and shared. Concurrent callers of the same key wait for one computation;
-/// different keys compute in parallel. A 4096² OTF takes 67 MB; see [`clear_otf_cache`].
-///
-/// Errors: as [`psf::psf`] ([`Error::NoPsfModel`], [`Error::InvalidOption`]).
-pub fn model_otf(channel: u32, size: (usize, usize), opts: &PsfOptions) -> Result<Arc<Otf>> {
-    model_otf_named(channel, size, opts, &Source::memory())
-}
-
-fn model_otf_named(
+pub struct OtfKey {
     channel: u32,
-    size: (usize, usize),
-    opts: &PsfOptions,
-    source: &Source,
-) -> Result<Arc<Otf>> {
-    if psf::mesh_parameters(channel).is_none() {
-        return Err(Error::NoPsfModel {
-            file: source.clone(),
-            channel: channel.to_string(),
-        });
-    }
-    let key = OtfKey {
-        channel,
-        shape: size,
-        orders: opts.orders.clone(),
-        preflight_core: opts.preflight_core,
-    };
-    let slot = {
-        let mut map = cache().lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(key).or_default().clone()
-    };
-    let mut guard = slot.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(otf) = guard.as_ref() {
-        return Ok(otf.clone());
-    }
-    let p = psf::psf_grid(channel, opts, size, source)?;
-    let otf = Arc::new(Otf::from_psf_named(p.view(), source)?);
-    *guard = Some(otf.clone());
-    Ok(otf)
+    shape: (usize, usize),
+    orders: Vec<i32>,
+    preflight_core: bool,
 }
 
-/// Drop every cached OTF (the model OTFs of [`model_otf`] and the last array PSF's OTF of
-/// [`deconvolve`]); memory is freed once no caller holds them.
-pub fn clear_otf_cache() {
-    cache().lock().unwrap_or_else(|e| e.into_inner()).clear();
-    if let Some(last) = LAST_ARRAY.get() {
-        *last.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    }
-}
-
-type LastArray = Mutex<Option<(Arc<Array2<f64>>, Arc<Otf>)>>;
-static LAST_ARRAY: OnceLock<LastArray> = OnceLock::new();
-
-/// The OTF of a user PSF, remembering the most recent one: a batch that passes the same
-/// `Arc` to every [`deconvolve`] call transforms it once. The cache holds a clone of the
-/// `Arc`, so the array cannot change (or its address be reused) while it is cached.
-fn array_otf(psf: &Arc<Array2<f64>>, source: &Source) -> Result<Arc<Otf>> {
-    let last = LAST_ARRAY.get_or_init(|| Mutex::new(None));
-    if let Some((p, otf)) = last.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-        if Arc::ptr_eq(p, psf) {
-            return Ok(otf.clone());
+impl OtfKey {
+    /// The key of the model PSF of `channel` (Å) with `opts` (orders and core; `opts.size`
+    /// is ignored) on a `shape = (ny, nx)` grid.
+    pub fn new(channel: u32, shape: (usize, usize), opts: &PsfOptions) -> OtfKey {
+        OtfKey {
+            channel,
+            shape,
+            orders: opts.orders.clone(),
+            preflight_core: opts.preflight_core,
         }
     }
-    let otf = Arc::new(Otf::from_psf_named(psf.view(), source)?);
-    *last.lock().unwrap_or_else(|e| e.into_inner()) = Some((psf.clone(), otf.clone()));
-    Ok(otf)
+}
+
+type Slot<T> = Arc<Mutex<Option<Arc<T>>>>;
+type LastArray<T> = Option<(Arc<Array2<f64>>, Arc<T>)>;
+
+/// The one OTF cache, generic over a backend's OTF type (`T`: host spectra on the CPU,
+/// device buffers on the GPU): model OTFs per [`OtfKey`] for as long as the cache lives, and
+/// the OTF of the most recent array PSF (by `Arc` identity: a batch passing the same `Arc`
+/// to every call transforms it once; the cache holds a clone of the `Arc`, so the array
+/// cannot change or its address be reused while cached).
+///
+/// Concurrent callers of one model key wait for one computation; other keys compute in
+/// parallel. A 4096² OTF takes 67 MB.
+pub struct OtfCache<T> {
+    models: Mutex<HashMap<OtfKey, Slot<T>>>,
+    last_array: Mutex<LastArray<T>>,
+}
+
+/// What [`OtfCache::take`] removed: dropping it frees the OTFs (once no caller holds them).
+pub struct OtfCacheEntries<T> {
+    _models: HashMap<OtfKey, Slot<T>>,
+    _last_array: LastArray<T>,
+}
+
+impl<T> Default for OtfCache<T> {
+    fn default() -> OtfCache<T> {
+        OtfCache {
+            models: Mutex::new(HashMap::new()),
+            last_array: Mutex::new(None),
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for OtfCache<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = lock(&self.models).len();
+        write!(f, "OtfCache({n} model OTFs)")
+    }
+}
+
+fn lock<X>(m: &Mutex<X>) -> std::sync::MutexGuard<'_, X> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<T> OtfCache<T> {
+    /// The model OTF of `key`, made by `make` the first time (errors are not cached).
+    pub fn model(&self, key: OtfKey, make: impl FnOnce() -> Result<T>) -> Result<Arc<T>> {
+        let slot = lock(&self.models).entry(key).or_default().clone();
+        let mut entry = lock(&slot);
+        if let Some(otf) = entry.as_ref() {
+            return Ok(otf.clone());
+        }
+        let otf = Arc::new(make()?);
+        *entry = Some(otf.clone());
+        Ok(otf)
+    }
+
+    /// The OTF of the array PSF `psf`, made by `make` unless `psf` is the `Arc` of the
+    /// previous call.
+    pub fn array(
+        &self,
+        psf: &Arc<Array2<f64>>,
+        make: impl FnOnce() -> Result<T>,
+    ) -> Result<Arc<T>> {
+        if let Some((p, otf)) = lock(&self.last_array).as_ref() {
+            if Arc::ptr_eq(p, psf) {
+                return Ok(otf.clone());
+            }
+        }
+        let otf = Arc::new(make()?);
+        *lock(&self.last_array) = Some((psf.clone(), otf.clone()));
+        Ok(otf)
+    }
+
+    /// Empties the cache and hands back what it held (drop it to free, or forget it when
+    /// the OTFs must not be freed here, e.g. device memory without its context).
+    pub fn take(&self) -> OtfCacheEntries<T> {
+        OtfCacheEntries {
+            _models: std::mem::take(&mut *lock(&self.models)),
+            _last_array: lock(&self.last_array).take(),
+        }
+    }
 }
 
 /// Truncate to a FITS string value (printable ASCII, ≤ 68 characters).
@@ -338,7 +269,7 @@ pub struct PsfSelection {
 /// `WAVELNTH` and [`Error::NoPsfModel`] for a channel without a model (model PSF only);
 /// [`Error::Shape`] when an array PSF's shape differs from the image's. The model grid's
 /// even-size rule and the array's values are checked when the OTF is made
-/// ([`psf::psf_grid`], [`check_psf`]).
+/// ([`crate::cpu::psf::psf_grid`], [`check_psf`]).
 pub fn select_psf(map: &AiaMap, opts: &DeconvolveOptions) -> Result<PsfSelection> {
     let shape = map.data.dim();
     match &opts.psf {
@@ -426,46 +357,4 @@ pub fn deconvolved_header(map: &AiaMap, opts: &DeconvolveOptions, psf: &PsfSelec
         Some("PSF used for deconvolution"),
     );
     header
-}
-
-/// Deconvolve `map` (see the module docs) on the CPU. The output map has the same shape,
-/// source and header, plus the record of the deconvolution ([`deconvolved_header`]):
-/// `HISTORY aiaprep <version> deconvolve: Richardson-Lucy, N iterations, PSF <model channel
-/// 171 orders -100..100 | file NAME>, clip_negative=true`, `DECONV = T`, `DECONVIT = N`,
-/// `DECONPSF = '<short label>'` (`'AIA 171 model'`, with `preflight` and/or `orders …` when
-/// not the defaults, or the array's label). `LVL_NUM` is unchanged.
-///
-/// Errors (naming `map.source`): [`Error::NoPsfModel`] for a channel without a model,
-/// [`Error::MissingKeyword`]/[`Error::BadKeyword`] for `WAVELNTH` (model PSF only),
-/// [`Error::InvalidOption`] for odd image sizes with the model PSF, [`Error::Shape`] when an
-/// array PSF's shape differs from the image's, [`Error::BadPsf`] for an unusable array PSF.
-///
-/// ```
-/// use aiaprep::deconvolve::{deconvolve, DeconvolveOptions};
-/// // Deconvolve on the level-1 grid (before register), with the channel's model PSF.
-/// let l1 = aiaprep::synth::level1(&aiaprep::synth::SynthOptions { size: 128, ..Default::default() });
-/// let d = deconvolve(&l1, &DeconvolveOptions { iterations: 5, ..Default::default() })?;
-/// assert_eq!(d.header.get_f64("DECONVIT"), Some(5.0));
-/// let l15 = aiaprep::register::register(&d, &Default::default())?;
-/// # let _ = l15;
-/// # Ok::<(), aiaprep::Error>(())
-/// ```
-pub fn deconvolve(map: &AiaMap, opts: &DeconvolveOptions) -> Result<AiaMap> {
-    let sel = select_psf(map, opts)?;
-    let otf = match &sel.choice {
-        PsfChoice::Model { channel, options } => {
-            model_otf_named(*channel, map.data.dim(), options, &map.source)?
-        }
-        PsfChoice::Array { psf, .. } => array_otf(psf, &map.source)?,
-    };
-    let data = cpu::deconvolve::richardson_lucy(
-        map.data.view(),
-        &otf.scaled,
-        otf.shape,
-        opts.iterations,
-        opts.clip_negative,
-        &map.source,
-    )?;
-    let header = deconvolved_header(map, opts, &sel);
-    Ok(AiaMap::new(data, header, map.source.clone()))
 }

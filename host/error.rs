@@ -122,6 +122,15 @@ impl Error {
         }
     }
 
+    /// Why a backend is unavailable, as one line for "falling back to the CPU" messages:
+    /// the reason of [`Error::BackendUnavailable`], else the whole message.
+    pub fn reason(&self) -> String {
+        match self {
+            Error::BackendUnavailable { reason } => reason.clone(),
+            other => other.to_string(),
+        }
+    }
+
     /// This error naming `file` where it names `<memory>` (errors from lower layers, e.g.
     /// the GPU operations, that did not know which file the pixels came from).
     pub fn in_file(mut self, file: &Source) -> Error {

@@ -256,7 +256,7 @@ fn write_encoded(
     };
     let written = write::write_atomically(path, opts.overwrite, &layout, &pixels);
     if let write::Pixels::I16 { data, .. } = pixels {
-        crate::cpu::buffers::recycle_i16(data); // reused by the next write in a batch
+        crate::buffers::recycle_i16(data); // reused by the next write in a batch
     }
     let own = written?;
     let report = WriteReport {
@@ -269,31 +269,34 @@ fn write_encoded(
     Ok((report, own))
 }
 
-/// Statistics of pixels as written, in physical units: DATAMIN, DATAMAX, DATAMEAN.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PixelStats {
-    /// Smallest non-missing value (NaN when every pixel is missing).
-    pub min: f64,
-    /// Largest non-missing value (NaN when every pixel is missing).
-    pub max: f64,
-    /// Mean of the non-missing values (NaN when every pixel is missing).
-    pub mean: f64,
-    /// Number of missing (BLANK) pixels.
-    pub n_missing: usize,
-}
+pub use crate::int16::{Int16Pixels, PixelStats};
 
-/// int16 pixels already in a file's encoding — as [`write()`] converts f32 for
-/// [`OutputType::I16`]: `stored = round_half_away((physical − BZERO) / BSCALE)`, saturated
-/// to ±32767, missing → BLANK −32768 — with the statistics of the values as written. The GPU
-/// engine produces them on the device ([`crate::pipeline::Engine::prep_int16`]).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Int16Pixels {
-    /// Stored values, `[row, col]`.
-    pub data: Array2<i16>,
-    /// `(BSCALE, BZERO)` they were converted with; `None` for (1, 0).
-    pub scaling: Option<(f64, f64)>,
-    /// DATAMIN/DATAMAX/DATAMEAN.
-    pub stats: PixelStats,
+/// f32 values (physical units; NaN = missing) encoded as [`write()`] stores them for
+/// [`OutputType::I16`] with `scaling = (BSCALE, BZERO)` (`None` = (1, 0)), with the
+/// statistics of the values as written — the CPU reference of the int16 encoding
+/// ([`crate::int16`]).
+///
+/// Errors: none in practice ([`Error::Shape`] would mean the encoder lost values).
+pub fn encode_int16(values: ArrayView2<f32>, scaling: Option<(f64, f64)>) -> Result<Int16Pixels> {
+    let (ny, nx) = values.dim();
+    let (data, st) = match values.as_slice() {
+        Some(v) => write::convert_i16(v, scaling),
+        None => write::convert_i16(&values.iter().copied().collect::<Vec<_>>(), scaling),
+    };
+    let data = Array2::from_shape_vec((ny, nx), data).map_err(|e| Error::Shape {
+        file: Source::memory(),
+        reason: format!("int16 encoding: {e}"),
+    })?;
+    Ok(Int16Pixels {
+        data,
+        scaling,
+        stats: PixelStats {
+            min: st.min,
+            max: st.max,
+            mean: st.mean,
+            n_missing: st.n_missing,
+        },
+    })
 }
 
 /// Write int16 pixels that are already encoded ([`Int16Pixels`]) with `header`, as

@@ -11,6 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+/// The most lanes a pool is made with (the GPU engine's CUDA streams: 1..=16).
+pub const MAX_LANES: usize = 16;
+
 /// A fixed set of lanes, each lent to one caller at a time.
 #[derive(Debug)]
 pub struct LanePool<T> {

@@ -15,15 +15,18 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod batch;
+pub mod buffers;
 pub mod capi;
 pub mod cpu;
 pub mod deconvolve;
+pub mod engine;
 pub mod error;
 pub mod fits;
 pub mod geometry;
 #[cfg(feature = "cuda")]
 pub mod gpu;
 pub mod header;
+pub mod int16;
 pub mod kernels;
 pub mod lanes;
 pub mod map;

@@ -9,109 +9,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::deconvolve::{self, DeconvolveOptions};
+use crate::deconvolve::DeconvolveOptions;
+use crate::engine::Engines;
 use crate::error::{Error, Result, Source};
 use crate::fits::{self, WriteOptions};
 use crate::geometry;
 use crate::map::AiaMap;
 use crate::normalize;
 use crate::pointing::{self, PointingTable};
-use crate::register::{self, RegisterOptions};
-
-/// Which implementation runs the compute stages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Backend {
-    /// A GPU when the driver, NVRTC, cuFFT and a device are all present, else the CPU.
-    #[default]
-    Auto,
-    /// The CPU (rayon) path.
-    Cpu,
-    /// The CUDA path; an error when it is not available.
-    Cuda,
-}
-
-impl std::str::FromStr for Backend {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "auto" => Ok(Backend::Auto),
-            "cpu" => Ok(Backend::Cpu),
-            "cuda" | "gpu" => Ok(Backend::Cuda),
-            _ => Err(format!("unknown backend '{s}' (auto, cpu, cuda)")),
-        }
-    }
-}
-
-/// The operations a backend implements. The pipeline does not care which one runs.
-pub trait Engine: Send + Sync {
-    /// Short name for logs ("cpu", "cuda:0 (NVIDIA H200)", ...).
-    fn name(&self) -> String;
-    /// PSF deconvolution of a level-1 map (see [`crate::deconvolve::deconvolve`]).
-    fn deconvolve(&self, map: &AiaMap, opts: &DeconvolveOptions) -> Result<AiaMap>;
-    /// Register a map to level 1.5 (see [`crate::register::register`]).
-    fn register(&self, map: &AiaMap, opts: &RegisterOptions) -> Result<AiaMap>;
-    /// Deconvolution then register (level 1.6), with the time of each: the default runs
-    /// [`Engine::deconvolve`] then [`Engine::register`]; the GPU engine overrides it to keep
-    /// the image on the device between the two. The result must be the same as the two
-    /// calls'.
-    fn deconvolve_register(
-        &self,
-        map: &AiaMap,
-        d: &DeconvolveOptions,
-        r: &RegisterOptions,
-    ) -> Result<(AiaMap, Duration, Duration)> {
-        let t = Instant::now();
-        let m = self.deconvolve(map, d)?;
-        let t_dec = t.elapsed();
-        let t = Instant::now();
-        let out = self.register(&m, r)?;
-        Ok((out, t_dec, t.elapsed()))
-    }
-    /// The compute of a `prep` whose output is int16 and whose pixels nothing else needs as
-    /// f32 (no quicklook): (deconvolve) → register → (divide by `normalize` seconds) →
-    /// int16 with `scaling`, converted — with its DATAMIN/DATAMAX/DATAMEAN — by the engine
-    /// itself ([`crate::fits::Int16Pixels`]: the values and statistics the FITS writer
-    /// would compute from the f32 result). `None` (the default) when the engine does not
-    /// do that; the pipeline then converts while writing. The GPU engine does it on the
-    /// device and downloads half the bytes.
-    fn prep_int16(
-        &self,
-        _map: &AiaMap,
-        _deconvolve: Option<&DeconvolveOptions>,
-        _register: &RegisterOptions,
-        _normalize: Option<f64>,
-        _scaling: Option<(f64, f64)>,
-    ) -> Option<Result<Int16Prep>> {
-        None
-    }
-    /// How many concurrent calls keep this engine busy: the batch compute stage runs this
-    /// many workers. 1 for the CPU engine (it parallelises inside an image); the number
-    /// of CUDA streams for the GPU engine.
-    fn concurrency(&self) -> usize {
-        1
-    }
-    /// For engines with a device: the time its lanes have been held since the engine was
-    /// made (summed over lanes), and the number of lanes — the device occupancy of a run
-    /// is the growth of the first over the wall time × lanes. `None` for the CPU engine.
-    fn device_busy(&self) -> Option<(Duration, usize)> {
-        None
-    }
-}
-
-/// What [`Engine::prep_int16`] returns: the output header (level 1.5, with the
-/// deconvolution and normalisation records), the encoded pixels, and the time of the
-/// deconvolution and of the rest.
-#[derive(Debug, Clone)]
-pub struct Int16Prep {
-    /// The output header.
-    pub header: crate::header::Header,
-    /// The encoded pixels with their statistics.
-    pub pixels: fits::Int16Pixels,
-    /// Time of the deconvolution (zero without).
-    pub deconvolve: Duration,
-    /// Time of register, normalisation and conversion.
-    pub register: Duration,
-}
+use crate::register::RegisterOptions;
 
 /// A prepared image, ready for [`store`]: f32 pixels, or int16 pixels the engine already
 /// encoded ([`Engine::prep_int16`]).
@@ -133,104 +39,6 @@ pub enum Prepared {
 impl From<AiaMap> for Prepared {
     fn from(m: AiaMap) -> Prepared {
         Prepared::Map(m)
-    }
-}
-
-/// The CPU implementation of [`Engine`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CpuEngine;
-
-impl Engine for CpuEngine {
-    fn name(&self) -> String {
-        format!("cpu ({} threads)", rayon::current_num_threads())
-    }
-    fn deconvolve(&self, map: &AiaMap, opts: &DeconvolveOptions) -> Result<AiaMap> {
-        deconvolve::deconvolve(map, opts)
-    }
-    fn register(&self, map: &AiaMap, opts: &RegisterOptions) -> Result<AiaMap> {
-        register::register(map, opts)
-    }
-}
-
-/// The engines chosen for a run, and a one-line explanation of the choice.
-#[derive(Clone)]
-pub struct Engines {
-    /// Runs the deconvolution.
-    pub deconvolve: Arc<dyn Engine>,
-    /// Runs the register.
-    pub register: Arc<dyn Engine>,
-    /// What was chosen and why, for the user.
-    pub description: String,
-}
-
-impl Engines {
-    /// Whether one engine does both stages (the same `Arc`): it may then keep the image on
-    /// its device between deconvolution and register, and its device counts once.
-    pub fn one_engine(&self) -> bool {
-        std::ptr::addr_eq(Arc::as_ptr(&self.deconvolve), Arc::as_ptr(&self.register))
-    }
-}
-
-impl std::fmt::Debug for Engines {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.description)
-    }
-}
-
-/// Choose the engines for a backend. `register_on_cpu` asks for the mixed flow (GPU
-/// deconvolution, CPU register).
-///
-/// `Auto` falls back to the CPU with the reason; `Cuda` without a usable GPU is
-/// [`Error::BackendUnavailable`].
-pub fn select_engines(backend: Backend, register_on_cpu: bool) -> Result<Engines> {
-    let cpu: Arc<dyn Engine> = Arc::new(CpuEngine);
-    match backend {
-        Backend::Cpu => Ok(Engines {
-            deconvolve: cpu.clone(),
-            register: cpu.clone(),
-            description: format!("backend: {} (asked for)", cpu.name()),
-        }),
-        Backend::Auto | Backend::Cuda => match gpu_engine() {
-            Ok(gpu) => {
-                let reg = if register_on_cpu {
-                    cpu.clone()
-                } else {
-                    gpu.clone()
-                };
-                let description = format!(
-                    "backend: deconvolve on {}, register on {}",
-                    gpu.name(),
-                    reg.name()
-                );
-                Ok(Engines {
-                    deconvolve: gpu,
-                    register: reg,
-                    description,
-                })
-            }
-            Err(reason) if backend == Backend::Auto => Ok(Engines {
-                deconvolve: cpu.clone(),
-                register: cpu.clone(),
-                description: format!("backend: {} (no GPU: {reason})", cpu.name()),
-            }),
-            Err(reason) => Err(Error::BackendUnavailable { reason }),
-        },
-    }
-}
-
-/// The GPU engine, or why there is none.
-#[cfg(not(feature = "cuda"))]
-fn gpu_engine() -> std::result::Result<Arc<dyn Engine>, String> {
-    Err("this build has no CUDA support (built with --no-default-features; the `cuda` feature is on by default)".to_string())
-}
-
-/// The GPU engine ([`crate::gpu::engine::shared`]: device `AIAPREP_GPU_INDEX`, else the
-/// node-local rank's), or why there is none (no driver, NVRTC or device, ...).
-#[cfg(feature = "cuda")]
-fn gpu_engine() -> std::result::Result<Arc<dyn Engine>, String> {
-    match crate::gpu::engine::shared() {
-        Ok(e) => Ok(e),
-        Err(e) => Err(crate::gpu::engine::reason(&e)),
     }
 }
 
@@ -396,7 +204,7 @@ fn compute(
             if let Some(d) = &opts.deconvolve {
                 let t = Instant::now();
                 let dec = engines.deconvolve.deconvolve(&map, d)?;
-                crate::cpu::buffers::recycle_array(std::mem::replace(&mut map, dec).data);
+                crate::buffers::recycle_array(std::mem::replace(&mut map, dec).data);
                 times.deconvolve = t.elapsed();
             }
             let t = Instant::now();
@@ -406,7 +214,7 @@ fn compute(
         }
     };
     // Done with the input's pixels: reused by the next read while a batch runs.
-    crate::cpu::buffers::recycle_array(map.data);
+    crate::buffers::recycle_array(map.data);
     if opts.normalize_exposure {
         let t = Instant::now();
         normalize::normalize_exposure_in_place(&mut out)?;
@@ -452,7 +260,7 @@ pub fn prepare(
             times.deconvolve = p.deconvolve;
             times.register = p.register;
             let source = map.source.clone();
-            crate::cpu::buffers::recycle_array(map.data);
+            crate::buffers::recycle_array(map.data);
             Ok(Prepared::Int16 {
                 header: p.header,
                 source,
@@ -558,7 +366,7 @@ pub fn store(
         times.quicklook = t.elapsed();
     }
     // Reused by the next register while a batch runs.
-    crate::cpu::buffers::recycle_array(out.data);
+    crate::buffers::recycle_array(out.data);
     Ok(())
 }
 
@@ -610,34 +418,5 @@ mod tests {
             output_path(Path::new("noext"), d),
             Path::new("/o/noext_lev15.fits")
         );
-    }
-
-    #[test]
-    fn backend_choice() {
-        let e = select_engines(Backend::Cpu, false).unwrap();
-        assert!(e.description.contains("cpu"));
-        assert!("gpu".parse::<Backend>().is_ok());
-        assert!("tpu".parse::<Backend>().is_err());
-        // auto: the GPU when one is usable, else the CPU with the reason; cuda: the GPU
-        // or BackendUnavailable — never a panic.
-        let auto = select_engines(Backend::Auto, false).unwrap();
-        match select_engines(Backend::Cuda, false) {
-            Ok(g) => {
-                assert!(g.deconvolve.name().starts_with("cuda:"), "{g:?}");
-                assert!(g.register.name().starts_with("cuda:"), "{g:?}");
-                assert!(auto.register.name().starts_with("cuda:"), "{auto:?}");
-                let mixed = select_engines(Backend::Cuda, true).unwrap();
-                assert!(mixed.deconvolve.name().starts_with("cuda:"));
-                assert!(mixed.register.name().starts_with("cpu"));
-            }
-            Err(Error::BackendUnavailable { reason }) => {
-                assert!(!reason.is_empty());
-                assert!(auto.description.contains("cpu"), "{auto:?}");
-                assert!(auto.description.contains(&reason), "{auto:?}");
-                #[cfg(not(feature = "cuda"))]
-                assert!(reason.contains("no CUDA support"), "{reason}");
-            }
-            Err(e) => panic!("unexpected error kind: {e:?}"),
-        }
     }
 }

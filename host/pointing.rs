@@ -855,7 +855,7 @@ fn table_name(source: &Source) -> String {
 /// let l1 = aiaprep::fits::read(std::path::Path::new("aia.lev1.171A.fits"))?;
 /// let upd = update_pointing(&l1, &table)?; // CRPIX, CDELT, CROTA2 from the table row
 /// for w in &upd.warnings { eprintln!("warning: {w}"); }
-/// let l15 = aiaprep::register::register(&upd.map, &Default::default())?;
+/// let l15 = aiaprep::cpu::register(&upd.map, &Default::default())?;
 /// # let _ = l15;
 /// # Ok::<(), aiaprep::Error>(())
 /// ```

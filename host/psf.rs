@@ -26,11 +26,11 @@
 //! the on-grid part, as in aiapy) and runs the composite through real FFTs in f64, so results
 //! agree with aiapy to rounding (≈1e-15 absolute). Sizes other than 4096 are supported with the
 //! same model on an `N × N` grid (aiapy hard-codes 4096); rectangular even grids are available
-//! through [`crate::deconvolve::model_otf`].
+//! through [`crate::cpu::deconvolve::model_otf`]. This module holds the model's parameters
+//! and rules; the CPU evaluation is [`crate::cpu::psf`], the GPU one `gpu::psf`.
 
 use ndarray::Array2;
 
-use crate::cpu;
 use crate::error::{Error, Result, Source};
 
 /// Mesh geometry of one EUV channel's filters (aiapy `filter_mesh_parameters`, IDL
@@ -137,35 +137,13 @@ impl PsfOptions {
 /// Largest PSF grid accepted, in pixels (32768², 8 GiB of `f64` per array).
 pub const MAX_PSF_PIXELS: usize = 1 << 30;
 
-/// The composite PSF of `channel` (Å) on an `N × N` grid, `N = opts.size`: `f64`, peak on
-/// index `[N/2, N/2]` (0-based `[row, col]`), sum 1 (to ~1e-12), exactly aiapy 0.10.2's
-/// `psf(channel, use_preflightcore, diffraction_orders)` for `N = 4096` (to rounding).
+/// Check that the model exists for `channel` and can be evaluated on an `ny × nx` grid
+/// (both even ≥ 2, at most [`MAX_PSF_PIXELS`]) — the rules every backend's PSF obeys.
+/// Returns the channel's mesh parameters.
 ///
-/// Errors: [`Error::NoPsfModel`] for 1600/1700/4500 or an unknown channel;
-/// [`Error::InvalidOption`] when `size` is odd, < 2 or above [`MAX_PSF_PIXELS`] in area, or
-/// when no diffraction spike of the given orders falls on the grid (aiapy would return NaN).
-///
-/// ```
-/// use aiaprep::psf::{psf, PsfOptions};
-/// // A small grid keeps the example fast; the default is 4096² with orders −100..=100.
-/// let p = psf(171, &PsfOptions { size: 256, orders: (-20..=20).collect(), ..Default::default() })?;
-/// assert!((p.sum() - 1.0).abs() < 1e-9);
-/// assert!(p[[128, 128]] > 0.6); // ~64 % of the energy in the central pixel
-/// assert!(psf(1600, &PsfOptions::default()).is_err()); // no model for UV channels
-/// # Ok::<(), aiaprep::Error>(())
-/// ```
-pub fn psf(channel: u32, opts: &PsfOptions) -> Result<Array2<f64>> {
-    psf_grid(channel, opts, (opts.size, opts.size), &Source::memory())
-}
-
-/// The PSF model on an `ny × nx` grid (both even ≥ 2); `opts.size` is ignored. Peak on
-/// `[ny/2, nx/2]`. Errors name `source`.
-pub fn psf_grid(
-    channel: u32,
-    opts: &PsfOptions,
-    shape: (usize, usize),
-    source: &Source,
-) -> Result<Array2<f64>> {
+/// Errors (naming `source`): [`Error::NoPsfModel`] for 1600/1700/4500 or an unknown
+/// channel; [`Error::InvalidOption`] for a grid outside those rules.
+pub fn check_grid(channel: u32, shape: (usize, usize), source: &Source) -> Result<MeshParameters> {
     let mesh = mesh_parameters(channel).ok_or_else(|| Error::NoPsfModel {
         file: source.clone(),
         channel: channel.to_string(),
@@ -183,8 +161,14 @@ pub fn psf_grid(
             reason: format!("PSF grid {ny}×{nx} is larger than {MAX_PSF_PIXELS} pixels"),
         });
     }
-    cpu::psf::composite(&mesh, opts, ny, nx, source)
+    Ok(mesh)
 }
+
+/// A host evaluation of the PSF model on an `ny × nx` grid: `(channel, options, (ny, nx),
+/// source)` → the PSF (`[row, col]`, peak at `[ny/2, nx/2]`). The CPU backend's is
+/// [`crate::cpu::psf::psf_grid`]; the GPU engine is handed one for the grids its own kernel
+/// does not cover (non-square).
+pub type HostPsfFn = fn(u32, &PsfOptions, (usize, usize), &Source) -> Result<Array2<f64>>;
 
 /// The header written with a saved PSF (`prep --save-psf`): channel, model, core, orders,
 /// grid size and software version, so that `--psf` users can see what they load.

@@ -11,10 +11,11 @@ mod common;
 
 use aiaprep::batch::{self, BatchOptions, NoProgress, Status};
 use aiaprep::deconvolve::DeconvolveOptions;
+use aiaprep::engine::{CpuEngine, Engine, Engines};
 use aiaprep::fits;
 use aiaprep::lanes::LanePool;
 use aiaprep::map::AiaMap;
-use aiaprep::pipeline::{CpuEngine, Engine, Engines, PrepOptions};
+use aiaprep::pipeline::PrepOptions;
 use aiaprep::register::RegisterOptions;
 use aiaprep::Result;
 

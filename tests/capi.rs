@@ -7,8 +7,9 @@ mod device;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use aiaprep::cpu::register;
 use aiaprep::map::AiaMap;
-use aiaprep::register::{register, RegisterOptions};
+use aiaprep::register::RegisterOptions;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -8,10 +8,9 @@ mod naive;
 use std::sync::Arc;
 
 use aiaprep::cpu::deconvolve::ratio;
+use aiaprep::cpu::deconvolve::{deconvolve, model_otf, richardson_lucy, Otf};
 use aiaprep::cpu::fft2::Fft2;
-use aiaprep::deconvolve::{
-    deconvolve, model_otf, richardson_lucy, DeconvolveOptions, Otf, PsfSource,
-};
+use aiaprep::deconvolve::{DeconvolveOptions, PsfSource};
 use aiaprep::header::{Header, Value};
 use aiaprep::psf::PsfOptions;
 use aiaprep::{AiaMap, Error, Source};
@@ -601,8 +600,8 @@ fn model_otf_is_computed_once_and_shared() {
     .unwrap();
     assert!(!Arc::ptr_eq(&a, &d));
     assert!((a.value(0, 0).unwrap().re - 1.0).abs() < 1e-6);
-    let p =
-        aiaprep::psf::psf_grid(193, &PsfOptions::default(), (32, 40), &Source::memory()).unwrap();
+    let p = aiaprep::cpu::psf::psf_grid(193, &PsfOptions::default(), (32, 40), &Source::memory())
+        .unwrap();
     let fresh = Otf::from_psf(p.view()).unwrap();
     for ky in 0..32 {
         for kx in 0..21 {

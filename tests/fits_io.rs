@@ -869,7 +869,7 @@ fn generic_f32_image_round_trip() {
 /// writes a complete level-1.5 file — never a panic, never a partial file.
 #[test]
 fn corrupted_inputs_fail_cleanly_through_prep() {
-    use aiaprep::pipeline::{self, Backend, PrepOptions};
+    use aiaprep::pipeline::{self, PrepOptions};
     let dir = tmpdir("corrupt");
     let src = fits::read(&common::data("aia_171_level1_128px.fits")).unwrap();
     let clean = dir.join("clean.fits");
@@ -886,7 +886,12 @@ fn corrupted_inputs_fail_cleanly_through_prep() {
         .unwrap();
     let data_start = (end_card / 2880 + 1) * 2880;
     assert!(data_start < bytes.len());
-    let engines = pipeline::select_engines(Backend::Cpu, false).unwrap();
+    let engines = aiaprep::engine::select_engines(&aiaprep::engine::EngineOptions {
+        backend: aiaprep::engine::Backend::Cpu,
+        register_on_cpu: false,
+        ..Default::default()
+    })
+    .unwrap();
     let opts = PrepOptions::default();
     let out_dir = dir.join("out");
     std::fs::create_dir(&out_dir).unwrap();

@@ -184,14 +184,15 @@ fn pool_keeps_at_most_its_threshold_cuda() {
     if !device::require() {
         return;
     }
-    let engine = aiaprep::gpu::engine::shared().unwrap();
+    let engine =
+        aiaprep::engine::shared_gpu_engine(&aiaprep::engine::EngineOptions::from_env().unwrap())
+            .unwrap();
     let d = engine.device();
     let map = aiaprep::synth::level1(&aiaprep::synth::SynthOptions {
         size: 512,
         n_missing: 10,
         ..Default::default()
     });
-    use aiaprep::pipeline::Engine;
     engine
         .deconvolve_register(
             &map,

@@ -1,13 +1,13 @@
 //! The CUDA path against the CPU path, one test body per operation, instantiated per
 //! device in the style of candle's `test_device!`:
 //!
-//! * `*_cpu` runs the body on the crate's CPU path (`CpuEngine`, `register::register`,
+//! * `*_cpu` runs the body on the crate's CPU path (`CpuEngine`: `cpu::register`,
 //!   `deconvolve::deconvolve`, `psf::psf`, `geometry::contains_full_disk`, the FITS int16
-//!   writer) and checks it against an independent oracle — the naive f64 implementations
+//!   writer; all through the `Engine` interface) and checks it against an independent oracle — the naive f64 implementations
 //!   in `tests/naive/` or an exact property. These run everywhere.
 //! * `*_cuda` (feature `cuda`, on by default) runs the same body on the GPU ([`GpuEngine`]
-//!   from `aiaprep::gpu::engine::shared()`: device `AIAPREP_GPU_INDEX`, else the node-local
-//!   rank's) and compares every result with the CPU path's on the same input, with the
+//!   from `aiaprep::engine::shared_gpu_engine`: device `AIAPREP_GPU_INDEX`, else the
+//!   node-local rank's) and compares every result with the CPU path's on the same input, with the
 //!   same tolerances wherever it runs. Without a GPU they run on the tests' software CUDA
 //!   device (`tests/device/mod.rs`, `softcuda/`), which executes the real host path —
 //!   contexts, streams, NVRTC, every launch, cuFFT — on the CPU; on a GPU machine
@@ -44,12 +44,13 @@ use naive::*;
 
 use std::sync::Arc;
 
-use aiaprep::deconvolve::{self, DeconvolveOptions, PsfSource};
+use aiaprep::deconvolve::{DeconvolveOptions, PsfSource};
+use aiaprep::engine::{select_engines, Backend, CpuEngine, Engine, EngineOptions, Engines};
 use aiaprep::geometry;
 use aiaprep::map::{AiaMap, Geometry};
-use aiaprep::pipeline::{self, CpuEngine, Engine, PrepOptions, StageTimes};
+use aiaprep::pipeline::{self, PrepOptions, StageTimes};
 use aiaprep::psf::{self, PsfOptions};
-use aiaprep::register::{self, Interpolation, Missing, RegisterOptions};
+use aiaprep::register::{Interpolation, Missing, RegisterOptions};
 use aiaprep::synth::{level1, SynthOptions};
 use ndarray::Array2;
 
@@ -76,7 +77,7 @@ impl Device {
 
     #[cfg(feature = "cuda")]
     fn cuda() -> Device {
-        match aiaprep::gpu::engine::shared() {
+        match aiaprep::engine::shared_gpu_engine(&EngineOptions::from_env().unwrap()) {
             Ok(e) => {
                 eprintln!("{}", e.device().describe());
                 Device::Cuda(e)
@@ -93,53 +94,50 @@ impl Device {
         }
     }
 
-    /// The model PSF of `channel` on an `n × n` grid.
+    /// The model PSF of `channel` on an `n × n` grid (the engine's).
     fn psf(&self, channel: u32, opts: &PsfOptions) -> Array2<f64> {
-        match self {
-            Device::Cpu => psf::psf(channel, opts).unwrap(),
-            #[cfg(feature = "cuda")]
-            Device::Cuda(e) => {
-                let mut p = aiaprep::gpu::PsfParams::aia(channel, opts.preflight_core).unwrap();
-                p.n = opts.size;
-                p.orders = opts.orders.clone();
-                aiaprep::gpu::psf::psf(e.device(), &p).unwrap()
-            }
-        }
+        self.engine().psf(channel, opts).unwrap()
     }
 
+    /// The engine's full-disk test.
     fn contains_full_disk(&self, g: &Geometry) -> bool {
-        match self {
-            Device::Cpu => geometry::contains_full_disk(g),
-            #[cfg(feature = "cuda")]
-            Device::Cuda(e) => {
-                let p = aiaprep::gpu::FullDiskParams::from_geometry(g);
-                aiaprep::gpu::fulldisk::contains_full_disk(e.device(), &p).unwrap()
-            }
-        }
+        self.engine().contains_full_disk(g).unwrap()
     }
 
-    /// f32 → int16 as written to files (round half away from zero, saturate, NaN → BLANK).
+    /// f32 → int16 as written to files (round half away from zero, saturate, NaN → BLANK),
+    /// by the engine; on the CPU also checked against the FITS writer itself.
     fn to_i16(&self, values: &Array2<f32>) -> Vec<i16> {
-        match self {
-            Device::Cpu => cpu_fits_int16(values),
-            #[cfg(feature = "cuda")]
-            Device::Cuda(e) => {
-                aiaprep::gpu::convert::f32_to_i16(e.device(), values.view())
-                    .unwrap()
-                    .into_raw_vec_and_offset()
-                    .0
-            }
+        let got = self
+            .engine()
+            .to_int16(values.view(), None)
+            .unwrap()
+            .data
+            .into_raw_vec_and_offset()
+            .0;
+        if self.is_cpu() {
+            assert_eq!(got, cpu_fits_int16(values), "CPU engine vs the FITS writer");
         }
+        got
     }
 
-    /// The pipeline backend of this device.
-    fn backend(&self) -> pipeline::Backend {
+    /// The backend of this device.
+    fn backend(&self) -> Backend {
         match self {
-            Device::Cpu => pipeline::Backend::Cpu,
+            Device::Cpu => Backend::Cpu,
             #[cfg(feature = "cuda")]
-            Device::Cuda(_) => pipeline::Backend::Cuda,
+            Device::Cuda(_) => Backend::Cuda,
         }
     }
+}
+
+/// The engines of `backend` (with the mixed flow when `register_on_cpu`).
+fn engines(backend: Backend, register_on_cpu: bool) -> Engines {
+    select_engines(&EngineOptions {
+        backend,
+        register_on_cpu,
+        ..Default::default()
+    })
+    .unwrap()
 }
 
 macro_rules! test_device {
@@ -383,7 +381,7 @@ fn register_body(d: &Device) {
                 d.name()
             );
         } else {
-            let want = register::register(&map, &opts).unwrap();
+            let want = aiaprep::cpu::register(&map, &opts).unwrap();
             assert_eq!(got.header, want.header, "{what}: header");
             let w: Vec<f64> = want.data.iter().map(|&v| v as f64).collect();
             let (worst, above, nan) = assert_register_close(&g, &w, 1e-3, 5e-7, &what);
@@ -527,7 +525,7 @@ fn deconvolve_body(d: &Device) {
                 }
             }
         } else {
-            let want = deconvolve::deconvolve(&map, &opts).unwrap();
+            let want = aiaprep::cpu::deconvolve(&map, &opts).unwrap();
             assert_eq!(got.header, want.header, "{what}: header");
             let rel = relative_l2(&got.data, &want.data, what);
             eprintln!(
@@ -592,7 +590,11 @@ fn psf_body(d: &Device) {
                 ],
             )
         } else {
-            psf::psf(channel, &opts).unwrap().iter().copied().collect()
+            aiaprep::cpu::psf::psf(channel, &opts)
+                .unwrap()
+                .iter()
+                .copied()
+                .collect()
         };
         check_psf(d, &got, &want, &format!("{channel} {preflight} 64²"));
     }
@@ -611,7 +613,11 @@ fn psf_body(d: &Device) {
         .0;
     assert_eq!(peak, (256, 256), "peak at [n/2, n/2]");
     if !d.is_cpu() {
-        let want: Vec<f64> = psf::psf(171, &opts).unwrap().iter().copied().collect();
+        let want: Vec<f64> = aiaprep::cpu::psf::psf(171, &opts)
+            .unwrap()
+            .iter()
+            .copied()
+            .collect();
         check_psf(d, &got, &want, "171 512²");
     }
 }
@@ -866,7 +872,7 @@ fn prep_body(d: &Device) {
         deconvolve: Some(DeconvolveOptions::default()),
         ..Default::default()
     };
-    let run = |engines: &pipeline::Engines| {
+    let run = |engines: &aiaprep::engine::Engines| {
         let mut times = StageTimes::default();
         let mut warnings = Vec::new();
         let out =
@@ -874,14 +880,14 @@ fn prep_body(d: &Device) {
         assert!(times.deconvolve > std::time::Duration::ZERO);
         out
     };
-    let cpu = pipeline::select_engines(pipeline::Backend::Cpu, false).unwrap();
+    let cpu = engines(Backend::Cpu, false);
     let want = run(&cpu);
     assert_eq!(want.header.get_f64("LVL_NUM"), Some(1.5));
     assert_eq!(want.header.get("DECONV"), Some(&aiaprep::Value::Bool(true)));
     if d.is_cpu() {
         // deconvolve → register, in that order, and nothing else
-        let manual = register::register(
-            &deconvolve::deconvolve(&map, &DeconvolveOptions::default()).unwrap(),
+        let manual = aiaprep::cpu::register(
+            &aiaprep::cpu::deconvolve(&map, &DeconvolveOptions::default()).unwrap(),
             &RegisterOptions::default(),
         )
         .unwrap();
@@ -899,7 +905,7 @@ fn prep_body(d: &Device) {
     }
     // the GPU for both stages, and the mixed flow (GPU deconvolution, CPU register)
     for register_on_cpu in [false, true] {
-        let engines = pipeline::select_engines(d.backend(), register_on_cpu).unwrap();
+        let engines = engines(d.backend(), register_on_cpu);
         assert!(
             engines.deconvolve.name().starts_with("cuda:"),
             "{engines:?}"
@@ -920,7 +926,7 @@ fn prep_body(d: &Device) {
         assert!(rel <= 1e-5, "{what}: relative L2 {rel:e}");
     }
     // auto picks the GPU here
-    let auto = pipeline::select_engines(pipeline::Backend::Auto, false).unwrap();
+    let auto = engines(Backend::Auto, false);
     assert!(auto.register.name().starts_with("cuda:"), "{auto:?}");
 }
 test_device!(prep_body, prep_cpu, prep_cuda);
@@ -1089,8 +1095,8 @@ fn cpu_chain(
         .collect();
     let mut img = Array2::from_shape_vec((ny, nx), img).unwrap();
     if let Some(p) = psf {
-        let otf = deconvolve::Otf::from_psf(p.view()).unwrap();
-        img = deconvolve::richardson_lucy(img.view(), &otf, 25, true).unwrap();
+        let otf = aiaprep::cpu::deconvolve::Otf::from_psf(p.view()).unwrap();
+        img = aiaprep::cpu::deconvolve::richardson_lucy(img.view(), &otf, 25, true).unwrap();
     }
     let r = aiaprep::cpu::resample::resample(
         img.view(),
@@ -1232,7 +1238,7 @@ fn no_gpu_is_a_typed_error() {
         "{e:?}"
     );
     assert!(matches!(
-        GpuEngine::open(10_000),
+        GpuEngine::open(10_000, 2),
         Err(aiaprep::Error::BackendUnavailable { .. })
     ));
 }
@@ -1241,8 +1247,12 @@ fn no_gpu_is_a_typed_error() {
 /// saying why; with one, both pick it. Never a panic.
 #[test]
 fn backend_selection_never_panics() {
-    let auto = pipeline::select_engines(pipeline::Backend::Auto, false).unwrap();
-    match pipeline::select_engines(pipeline::Backend::Cuda, true) {
+    let auto = engines(Backend::Auto, false);
+    match select_engines(&EngineOptions {
+        backend: Backend::Cuda,
+        register_on_cpu: true,
+        ..Default::default()
+    }) {
         Ok(e) => {
             assert!(e.deconvolve.name().starts_with("cuda:"));
             assert!(e.register.name().starts_with("cpu"));

@@ -5,8 +5,9 @@
 //! cubic B-spline cubics away from the mirror boundary, and `nearest` picks the pixel
 //! `⌊x + ½⌋`. Positions outside the padded frame get `missing` (= the data minimum).
 
+use aiaprep::cpu::register;
 use aiaprep::geometry::register_transform;
-use aiaprep::register::{register, Interpolation, RegisterOptions};
+use aiaprep::register::{Interpolation, RegisterOptions};
 use aiaprep::synth::{header, SynthOptions};
 use aiaprep::{AiaMap, Source};
 use ndarray::Array2;

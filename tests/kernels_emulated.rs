@@ -1031,13 +1031,14 @@ fn kernel_coordinates_are_the_cpu_row_maps_bit_for_bit() {
 /// The GPU engine's register (`aiaprep::gpu::register::register_device`) composed from the
 /// emulated kernels in the same order and with the same parameters — sunpy padding by `(px, py)`
 /// with `missing` (NaN allowed), nanmedian fill of the padded image, k × k dilated mask,
-/// FIR spline prefilter, resample with the clip range of [`aiaprep::cpu::resample::Rules`],
+/// FIR spline prefilter, resample with the clip range of [`aiaprep::register::rules::Rules`],
 /// deferred clipping on the host — against the crate's CPU register on synthetic level-1
 /// frames with missing pixels: max |Δ| ≤ 1e-3 DN and identical NaN masks.
 #[test]
 fn register_chain_matches_the_cpu_register() {
-    use aiaprep::cpu::resample::{apply_deferred_clip, ClipRule, Rules};
+    use aiaprep::cpu::resample::apply_deferred_clip;
     use aiaprep::cpu::stats::summarize;
+    use aiaprep::register::rules::{ClipRule, Rules};
     use aiaprep::register::{self, Interpolation, RegisterOptions};
     use aiaprep::synth::{level1, SynthOptions};
 
@@ -1137,7 +1138,7 @@ fn register_chain_matches_the_cpu_register() {
                 apply_deferred_clip(&mut got, missing, in_min, in_max);
             }
             // the CPU register
-            let want = register::register(&map, &opts).unwrap();
+            let want = aiaprep::cpu::register(&map, &opts).unwrap();
             // GPU vs CPU: 1e-3 DN, or 5e-7 of the value above 2000 DN, where the CPU's own
             // f32 rounding (f32 weights and recursive prefilter) reaches ~2.6 ulps.
             let (mut worst, mut nan, mut above) = (0.0f64, 0usize, 0usize);

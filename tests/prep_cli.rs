@@ -359,7 +359,7 @@ fn pointing_table_and_exposure_normalisation() {
     let table = aiaprep::pointing::PointingTable::read_csv(&table).unwrap();
     let level1 = fits::read(&ins[0]).unwrap();
     let upd = aiaprep::pointing::update_pointing(&level1, &table).unwrap();
-    let reg = aiaprep::register::register(&upd.map, &Default::default()).unwrap();
+    let reg = aiaprep::cpu::register(&upd.map, &Default::default()).unwrap();
     assert_eq!(reg.header.get_f64("CDELT1"), Some(0.6));
     let mut worst = 0f64;
     for (x, y) in reg.data.iter().zip(b.data.iter()) {

@@ -313,7 +313,8 @@ fn int16_encoded_on_the_device_is_the_writers_cuda() {
 /// needs f32 afterwards, and keeps f32 otherwise (quicklook, float32 output, CPU).
 #[test]
 fn prepare_encodes_int16_on_the_gpu_only_when_it_can_cuda() {
-    use aiaprep::pipeline::{self, Backend, PrepOptions, Prepared, StageTimes};
+    use aiaprep::engine::Backend;
+    use aiaprep::pipeline::{self, PrepOptions, Prepared, StageTimes};
     if !device::require() {
         return;
     }
@@ -322,7 +323,12 @@ fn prepare_encodes_int16_on_the_gpu_only_when_it_can_cuda() {
         ..Default::default()
     });
     let run = |backend, opts: &PrepOptions| {
-        let engines = pipeline::select_engines(backend, false).unwrap();
+        let engines = aiaprep::engine::select_engines(&aiaprep::engine::EngineOptions {
+            backend,
+            register_on_cpu: false,
+            ..Default::default()
+        })
+        .unwrap();
         let (mut t, mut w) = (StageTimes::default(), Vec::new());
         pipeline::prepare(map.clone(), opts, &engines, &mut t, &mut w).unwrap()
     };

@@ -11,7 +11,8 @@
 
 mod common;
 
-use aiaprep::psf::{mesh_parameters, psf, psf_grid, PsfOptions};
+use aiaprep::cpu::psf::{psf, psf_grid};
+use aiaprep::psf::{mesh_parameters, PsfOptions};
 use aiaprep::{Error, Source};
 use ndarray::Array2;
 

@@ -12,10 +12,10 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 
 use aiaprep::batch::{self, BatchOptions, NoProgress, Status};
-use aiaprep::cpu::buffers::{recycle_f32, recycle_images, take_f32};
+use aiaprep::buffers::{recycle_f32, recycle_images, take_f32};
 use aiaprep::fits::{self, Compression, WriteOptions};
-use aiaprep::pipeline::{self, Backend, PrepOptions};
-use aiaprep::register::{self, Interpolation, RegisterOptions};
+use aiaprep::pipeline::{self, PrepOptions};
+use aiaprep::register::{Interpolation, RegisterOptions};
 use aiaprep::synth::{self, SynthOptions};
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -77,12 +77,12 @@ fn register_writes_every_pixel_of_a_recycled_buffer() {
             interpolation,
             ..RegisterOptions::default()
         };
-        let fresh = register::register(&map, &opts).unwrap();
+        let fresh = aiaprep::cpu::register(&map, &opts).unwrap();
         let len = fresh.data.len();
         assert!(fresh.data.iter().any(|v| v.is_nan()) && fresh.data.iter().any(|v| *v > 0.0));
         let guard = recycle_images();
         let planted = plant_dirty(len);
-        let reused = register::register(&map, &opts).unwrap();
+        let reused = aiaprep::cpu::register(&map, &opts).unwrap();
         assert_eq!(
             reused.data.as_ptr(),
             planted,
@@ -151,7 +151,12 @@ fn batch_with_recycling_equals_single_file_preps() {
             p
         })
         .collect();
-    let engines = pipeline::select_engines(Backend::Cpu, false).unwrap();
+    let engines = aiaprep::engine::select_engines(&aiaprep::engine::EngineOptions {
+        backend: aiaprep::engine::Backend::Cpu,
+        register_on_cpu: false,
+        ..Default::default()
+    })
+    .unwrap();
     let opts = PrepOptions {
         write: WriteOptions {
             compress: Compression::Rice,

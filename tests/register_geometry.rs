@@ -3,8 +3,9 @@
 
 mod common;
 
+use aiaprep::cpu::register;
 use aiaprep::geometry::{contains_full_disk, full_disk_check, FullDiskFailure};
-use aiaprep::register::{register, Interpolation, Missing, RegisterOptions};
+use aiaprep::register::{Interpolation, Missing, RegisterOptions};
 use aiaprep::synth::{header, SynthOptions};
 use aiaprep::{AiaMap, Error, Geometry, Header, Source, Value};
 use common::fixture;

@@ -9,7 +9,8 @@
 
 mod common;
 
-use aiaprep::register::{register, Interpolation, Missing, RegisterOptions};
+use aiaprep::cpu::register;
+use aiaprep::register::{Interpolation, Missing, RegisterOptions};
 use aiaprep::{AiaMap, Header, Source};
 use common::{fixture, npy};
 use ndarray::Array2;

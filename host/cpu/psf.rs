@@ -20,7 +20,42 @@ use rayon::prelude::*;
 
 use crate::cpu::fft2::Fft2;
 use crate::error::{Error, Result, Source};
-use crate::psf::{MeshParameters, PsfOptions};
+use crate::psf::{check_grid, MeshParameters, PsfOptions};
+
+/// The composite PSF of `channel` (Å) on an `N × N` grid, `N = opts.size`: `f64`, peak on
+/// index `[N/2, N/2]` (0-based `[row, col]`), sum 1 (to ~1e-12), exactly aiapy 0.10.2's
+/// `psf(channel, use_preflightcore, diffraction_orders)` for `N = 4096` (to rounding).
+///
+/// Errors: [`Error::NoPsfModel`] for 1600/1700/4500 or an unknown channel;
+/// [`Error::InvalidOption`] when `size` is odd, < 2 or above [`crate::psf::MAX_PSF_PIXELS`] in area, or
+/// when no diffraction spike of the given orders falls on the grid (aiapy would return NaN).
+///
+/// ```
+/// use aiaprep::cpu::psf::psf;
+/// use aiaprep::psf::PsfOptions;
+/// // A small grid keeps the example fast; the default is 4096² with orders −100..=100.
+/// let p = psf(171, &PsfOptions { size: 256, orders: (-20..=20).collect(), ..Default::default() })?;
+/// assert!((p.sum() - 1.0).abs() < 1e-9);
+/// assert!(p[[128, 128]] > 0.6); // ~64 % of the energy in the central pixel
+/// assert!(psf(1600, &PsfOptions::default()).is_err()); // no model for UV channels
+/// # Ok::<(), aiaprep::Error>(())
+/// ```
+pub fn psf(channel: u32, opts: &PsfOptions) -> Result<Array2<f64>> {
+    psf_grid(channel, opts, (opts.size, opts.size), &Source::memory())
+}
+
+/// The PSF model on an `ny × nx` grid (both even ≥ 2); `opts.size` is ignored. Peak on
+/// `[ny/2, nx/2]`. Errors name `source`.
+pub fn psf_grid(
+    channel: u32,
+    opts: &PsfOptions,
+    shape: (usize, usize),
+    source: &Source,
+) -> Result<Array2<f64>> {
+    let mesh = check_grid(channel, shape, source)?;
+    let (ny, nx) = shape;
+    composite(&mesh, opts, ny, nx, source)
+}
 
 /// Fraction of the filter area not covered by the mesh (weight of the Gaussian core).
 const AREA_NOT_MESH: f64 = 0.82;

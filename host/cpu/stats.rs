@@ -6,16 +6,7 @@ use rayon::prelude::*;
 
 const CHUNK: usize = 1 << 16;
 
-/// NaN count and NaN-ignoring extrema of an image.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Summary {
-    /// Number of NaN pixels.
-    pub nan: usize,
-    /// Smallest non-NaN value (NaN if there is none).
-    pub min: f32,
-    /// Largest non-NaN value (NaN if there is none).
-    pub max: f32,
-}
+pub use crate::register::rules::Summary;
 
 /// NaN count, min and max (ignoring NaN) of `data`.
 pub fn summarize(data: &[f32]) -> Summary {

@@ -66,7 +66,7 @@ pub(crate) fn read_f32(f: &mut Fits, info: &ImageInfo, path: &Path) -> Result<Ve
         }
     }
     // Every element is written by cfitsio: a recycled buffer (in a batch) will do.
-    let mut out = crate::cpu::buffers::take_f32(info.nx * info.ny);
+    let mut out = crate::buffers::take_f32(info.nx * info.ny);
     let null = null_check(info).then_some(f32::NAN);
     // SAFETY: TFLOAT is f32.
     unsafe { f.read_pixels::<f32>(TFLOAT, null, &mut out)? };
@@ -83,7 +83,7 @@ fn null_check(info: &ImageInfo) -> bool {
 
 /// Read the current image as `f64` (cfitsio converts; undefined pixels NaN).
 pub(crate) fn read_f64(f: &mut Fits, info: &ImageInfo) -> Result<Vec<f64>> {
-    let mut out = crate::cpu::buffers::zeroed::<f64>(info.nx * info.ny);
+    let mut out = crate::buffers::zeroed::<f64>(info.nx * info.ny);
     let null = null_check(info).then_some(f64::NAN);
     // SAFETY: TDOUBLE is f64.
     unsafe { f.read_pixels::<f64>(TDOUBLE, null, &mut out)? };

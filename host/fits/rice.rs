@@ -516,7 +516,7 @@ pub(crate) fn read_f32(path: &Path, hdu: (u64, u64, u64)) -> Result<Option<Vec<f
     let n =
         t.nx.checked_mul(t.ny)
             .ok_or_else(|| fits_err("image too large".into()))?;
-    let mut out = crate::cpu::buffers::take_f32(n);
+    let mut out = crate::buffers::take_f32(n);
     let (tx, ty) = t.tile;
     let tiles_x = t.nx.div_ceil(tx);
     // Stored → physical as cfitsio's TFLOAT read: (float)(v × BSCALE + BZERO), or (float) v

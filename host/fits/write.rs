@@ -97,7 +97,7 @@ fn chunk_stats(s: &[i16]) -> Acc {
 /// statistics of the stored values in physical units (`bzero + bscale × stored`).
 pub(crate) fn convert_i16(data: &[f32], scaling: Option<(f64, f64)>) -> (Vec<i16>, Stats) {
     // Every element is written below: a recycled buffer (in a batch) will do.
-    let mut out = crate::cpu::buffers::take_i16(data.len());
+    let mut out = crate::buffers::take_i16(data.len());
     let (mn, mx, sum, cnt) = out
         .par_chunks_mut(CHUNK)
         .zip(data.par_chunks(CHUNK))

@@ -44,7 +44,7 @@ impl Default for DeconvolveParams {
 /// The optical transfer function `rfft2(ifftshift(psf))` on the device (f32 complex half
 /// spectrum, row-major `ny x (nx/2 + 1)`, unnormalised, computed in f64 and rounded), for
 /// images of `ny x nx`.
-pub struct Otf {
+pub struct DeviceOtf {
     pub(crate) spectrum: CudaSlice<Complex32>,
     /// Columns of the images it applies to.
     pub nx: usize,
@@ -66,7 +66,7 @@ pub fn otf_from_device_psf(
     psf: &CudaSlice<f64>,
     nx: usize,
     ny: usize,
-) -> Result<Otf> {
+) -> Result<DeviceOtf> {
     if nx == 0 || ny == 0 {
         return Err(shape_err(format!("empty PSF ({ny} x {nx})")));
     }
@@ -94,11 +94,11 @@ pub fn otf_from_device_psf(
     let mut b = dev.stream.launch_builder(&f);
     b.arg(&spec64).arg(&mut spectrum).arg(&m64);
     launch(b, cfg_1d(m), "complex_f64_to_f32")?;
-    Ok(Otf { spectrum, nx, ny })
+    Ok(DeviceOtf { spectrum, nx, ny })
 }
 
 /// OTF of a centred host PSF (`[row, col]`, peak at `[ny/2, nx/2]`).
-pub fn otf_from_psf(dev: &GpuDevice, psf: ArrayView2<f64>) -> Result<Otf> {
+pub fn otf_from_psf(dev: &GpuDevice, psf: ArrayView2<f64>) -> Result<DeviceOtf> {
     let (ny, nx) = psf.dim();
     let host = buffer::contiguous(&psf);
     if host.iter().any(|v| !v.is_finite()) {
@@ -115,7 +115,7 @@ pub fn otf_from_psf(dev: &GpuDevice, psf: ArrayView2<f64>) -> Result<Otf> {
 pub fn deconvolve_device(
     dev: &GpuDevice,
     img: DeviceImage,
-    otf: &Otf,
+    otf: &DeviceOtf,
     p: &DeconvolveParams,
 ) -> Result<DeviceImage> {
     let (nx, ny) = (img.nx, img.ny);
@@ -207,7 +207,7 @@ pub fn deconvolve(
 pub fn deconvolve_with_otf(
     dev: &GpuDevice,
     image: ArrayView2<f32>,
-    otf: &Otf,
+    otf: &DeviceOtf,
     p: &DeconvolveParams,
 ) -> Result<Array2<f32>> {
     let img = DeviceImage::upload(dev, image)?;

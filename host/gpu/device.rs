@@ -504,7 +504,7 @@ impl GpuDevice {
             }
             match super::fft::self_test(self, c) {
                 Ok(()) => return Ok(c.clone()),
-                Err(e) => why.push(format!("{c:?}: {}", crate::gpu::engine::reason(&e))),
+                Err(e) => why.push(format!("{c:?}: {}", e.reason())),
             }
         }
         Err(unavailable(format!(
@@ -701,7 +701,7 @@ mod tests {
             include_str!("buffer.rs"),
             include_str!("convert.rs"),
             include_str!("deconvolve.rs"),
-            include_str!("engine.rs"),
+            include_str!("chain.rs"),
             include_str!("fft.rs"),
             include_str!("fulldisk.rs"),
             include_str!("mod.rs"),
@@ -723,6 +723,6 @@ mod tests {
         fn send_sync<T: Send + Sync>() {}
         send_sync::<GpuDevice>();
         send_sync::<crate::gpu::DeviceImage>();
-        send_sync::<crate::gpu::Otf>();
+        send_sync::<crate::gpu::DeviceOtf>();
     }
 }

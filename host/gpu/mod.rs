@@ -7,8 +7,8 @@
 //! * [`buffer`] — device and pinned host buffers with typed errors;
 //! * [`fft`] — cuFFT 2-D real plans cached per shape, lengths checked before every exec;
 //! * [`libraries`] — finding NVRTC, cuFFT and the driver (`AIAPREP_CUDA_LIB_DIR`), once;
-//! * [`engine`] — [`GpuEngine`], the one GPU engine: the [`crate::pipeline::Engine`] of the
-//!   CUDA backend (what `select_engines(Backend::Cuda | Backend::Auto, _)` returns) and
+//! * [`chain`] — [`GpuEngine`], the one GPU engine: the CUDA backend behind
+//!   `crate::engine::Engine` (what `select_engines` returns for `Backend::Cuda | Backend::Auto`) and
 //!   [`GpuEngine::process`], which keeps one image on the device from the int16 (or f32)
 //!   upload to the int16 (or f32) download and times every stage with CUDA events — what
 //!   `prep` runs and `examples/gpu_timing` times;
@@ -54,10 +54,10 @@
 //! the PSF is synthesised in f64.
 
 pub mod buffer;
+pub mod chain;
 pub mod convert;
 pub mod deconvolve;
 pub mod device;
-pub mod engine;
 pub mod fft;
 pub mod fulldisk;
 pub mod libraries;
@@ -71,13 +71,13 @@ use ndarray::{Array2, ArrayView2};
 use crate::error::Result;
 
 pub use buffer::PinnedBuffer;
-pub use convert::{I16Scaling, Stats};
-pub use deconvolve::{DeconvolveParams, Otf};
-pub use device::{device_count, Arch, GpuDevice, Libraries};
-pub use engine::{
+pub use chain::{
     DeconvolveJob, GpuEngine, Input, Job, OutputKind, Pixels, Processed, RegisterJob,
     RegisterOutcome, StageTimes,
 };
+pub use convert::{I16Scaling, Stats};
+pub use deconvolve::{DeconvolveParams, DeviceOtf};
+pub use device::{device_count, Arch, GpuDevice, Libraries};
 pub use fft::{Complex32, Complex64, FftKind};
 pub use fulldisk::FullDiskParams;
 pub use psf::{PsfFilter, PsfParams};
@@ -158,7 +158,7 @@ impl DeviceImage {
     /// Copies the image back to the host.
     pub fn download(&self, dev: &GpuDevice) -> Result<Array2<f32>> {
         // Every element is overwritten by the copy: a recycled buffer (in a batch) will do.
-        let mut v = crate::cpu::buffers::take_f32(self.len());
+        let mut v = crate::buffers::take_f32(self.len());
         buffer::download(dev, &self.data, &mut v, "f32 image")?;
         buffer::to_array(v, self.nx, self.ny)
     }

@@ -1,7 +1,7 @@
 //! Affine resampling for register on the GPU (`kernels/resample.cu`), sunpy/scipy rules.
 //!
 //! The geometry comes from [`crate::geometry::RegisterTransform`] and the `missing` value,
-//! fill and clip rules from [`crate::cpu::resample::Rules`] — the one place each is
+//! fill and clip rules from [`crate::register::rules::Rules`] — the one place each is
 //! computed, for both paths; the kernel evaluates input coordinates exactly as the CPU's
 //! [`crate::geometry::RowMap`] does (same operations, same order, no FMA contraction), so
 //! the NaN masks and the pixels that are inside the frame are identical to the bit.

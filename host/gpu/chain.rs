@@ -1,19 +1,20 @@
-//! [`GpuEngine`]: the one GPU engine — the CUDA implementation of
-//! [`crate::pipeline::Engine`] that `prep` and the C ABI run, and the code
-//! `examples/gpu_timing` times.
+//! [`GpuEngine`]: the one GPU engine — the CUDA backend that `crate::engine` adapts to its
+//! `Engine` interface (what `prep` and the C ABI run), and the code `examples/gpu_timing`
+//! times.
 //!
 //! # One image on the device
 //! [`GpuEngine::process`] keeps an image on the device from the upload to the download:
 //! int16 (BLANK → NaN with BSCALE/BZERO, on the device) or f32 in → Richardson–Lucy with a
 //! cached OTF → register → exposure normalisation → f32 out, or int16 out converted on the
 //! device with its DATAMIN/DATAMAX/DATAMEAN computed there (bit for bit the CPU writer's
-//! conversion and statistics) — every stage timed with CUDA events. The [`Engine`] methods
-//! (f32 maps in and out) are this with f32 at both ends.
+//! conversion and statistics) — every stage timed with CUDA events. The engine-interface
+//! methods ([`GpuEngine::register`], [`GpuEngine::deconvolve`], ...; f32 maps in and out)
+//! are this with f32 at both ends.
 //!
 //! # What is shared with the CPU path
 //! * **register**: [`crate::register::plan`] (geometry, full-disk check, target scale,
 //!   transform with sunpy's padding, option checks), [`crate::register::level15_header`],
-//!   and [`crate::cpu::resample::Rules`] (the `missing` value — `Missing::Min` is the
+//!   and [`crate::register::rules::Rules`] (the `missing` value — `Missing::Min` is the
 //!   NaN-ignoring minimum of the input —, the NaN fill and whether the padding counts in
 //!   it, the clip range, deferred when it depends on the output). The kernels evaluate
 //!   coordinates exactly as [`crate::geometry::RowMap`] ([`super::register`]).
@@ -26,24 +27,23 @@
 //! # PSF and OTF
 //! The model PSF is synthesised **on the device** ([`super::psf`], f64) for square even
 //! grids, and its OTF made there (f64 cuFFT, rounded to f32); for other grids the CPU
-//! model ([`crate::psf::psf_grid`]) is used — the same PSF to 1e-6 of its peak
+//! model ([`crate::cpu::psf::psf_grid`]) is used — the same PSF to 1e-6 of its peak
 //! (tests/gpu_parity.rs). OTFs are cached per that key for the engine's lifetime (67 MB
 //! per 4096² entry; [`GpuEngine::clear_otf_cache`]); an array PSF's OTF is cached for the
 //! most recent `Arc` (a batch passing the same `Arc` transforms it once), as on the CPU.
 //!
 //! # Device and threads
-//! [`GpuEngine::from_env`] opens the device `AIAPREP_GPU_INDEX` if set, else the
-//! node-local rank's device ([`crate::batch::local_device`]; 0 when `CUDA_VISIBLE_DEVICES`
-//! narrows the devices). The engine is `Send + Sync` and has a few **lanes**
+//! [`GpuEngine::open`] opens a device ordinal with a number of lanes (the engine layer
+//! chooses both: `crate::engine::EngineOptions`). The engine is `Send + Sync` and has a few **lanes**
 //! ([`crate::lanes::LanePool`]), each a handle on the device with its own CUDA stream and
 //! cuFFT plans ([`GpuDevice::new_lane`]); every call borrows one lane for its GPU work, so
-//! concurrent callers (the batch compute stage runs [`Engine::concurrency`] of them)
+//! concurrent callers (the batch compute stage runs [`GpuEngine::concurrency`] of them)
 //! overlap one image's transfers with another's kernels, and device memory stays bounded
 //! by one image's working set per lane. A caller finding every lane taken waits. The
-//! number of lanes is `AIAPREP_GPU_STREAMS` (1–16), else [`DEFAULT_STREAMS`]. An OTF is
+//! number of lanes is 1–16 (`AIAPREP_GPU_STREAMS` for `prep`, else 2). An OTF is
 //! made on a lane and complete (that lane synchronised) before any lane reads it; a lane
-//! that fails is drained before its caller can drop anything it used. [`shared`] hands out
-//! one engine per device for the whole process while any caller holds it.
+//! that fails is drained before its caller can drop anything it used. The engine layer
+//! hands out one engine per device for the whole process while any caller holds it.
 //!
 //! # Precision
 //! Pixels f32 and coordinates f64 on both paths; the GPU interpolates with f64 weights and
@@ -54,24 +54,22 @@
 //! ≤ 1e-5 after 25 iterations (tests/gpu_parity.rs). int16: identical, except ±1 where the
 //! two float results straddle a rounding boundary.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cudarc::driver::sys::CUevent_flags;
 use cudarc::driver::CudaEvent;
 use ndarray::{Array2, ArrayView2};
 
-use crate::cpu::resample::{deferred_clip_range, ClipRule, Rules};
-use crate::cpu::stats::Summary;
-use crate::deconvolve::{self, DeconvolveOptions, OtfKey, PsfChoice, PsfSelection};
+use crate::deconvolve::{self, DeconvolveOptions, OtfCache, OtfKey, PsfChoice, PsfSelection};
 use crate::error::{Error, Result, Source};
-use crate::fits::PixelStats;
 use crate::geometry::RegisterTransform;
-use crate::lanes::LanePool;
-use crate::map::AiaMap;
-use crate::pipeline::{Engine, Int16Prep};
-use crate::psf::{self, PsfOptions};
+use crate::int16::{Int16Pixels, Int16Prep, PixelStats};
+use crate::lanes::{LanePool, MAX_LANES};
+use crate::map::{AiaMap, Geometry};
+use crate::psf::{self, HostPsfFn, PsfOptions};
+use crate::register::rules::Summary;
+use crate::register::rules::{deferred_clip_range, ClipRule, Rules};
 use crate::register::{self, Interpolation, Missing, RegisterOptions};
 
 use super::buffer::{self, alloc};
@@ -80,74 +78,13 @@ use super::convert::{
     device_stats_f32, device_stats_i16, I16Scaling, Stats,
 };
 use super::deconvolve::{
-    deconvolve_device, otf_from_device_psf, otf_from_psf, DeconvolveParams, Otf,
+    deconvolve_device, otf_from_device_psf, otf_from_psf, DeconvolveParams, DeviceOtf,
 };
-use super::device::{device_count, event_elapsed_ms, gpu_err, guard, unavailable, GpuDevice};
+use super::device::{event_elapsed_ms, gpu_err, guard, GpuDevice};
+use super::fulldisk::FullDiskParams;
 use super::psf::{psf_device, PsfParams};
 use super::register::{register_device, Prefilter, RegisterParams};
 use super::DeviceImage;
-
-/// The environment variable that picks the device (a visible CUDA device index, 0-based).
-pub const GPU_INDEX_VAR: &str = "AIAPREP_GPU_INDEX";
-
-/// The environment variable that sets the number of lanes (CUDA streams) of an engine.
-pub const GPU_STREAMS_VAR: &str = "AIAPREP_GPU_STREAMS";
-
-/// Lanes of an engine when `AIAPREP_GPU_STREAMS` is not set: two, so that one image's
-/// upload/download overlaps the other's kernels (a third adds little: the copy engines
-/// and the kernels are then both busy) while device memory stays at two working sets
-/// (≈ 0.6 GB each for a deconvolved 4096² image).
-pub const DEFAULT_STREAMS: usize = 2;
-
-/// The most lanes an engine takes.
-pub const MAX_STREAMS: usize = 16;
-
-/// The number of lanes from `AIAPREP_GPU_STREAMS` (read with `get`), else
-/// [`DEFAULT_STREAMS`].
-///
-/// Errors: [`Error::BackendUnavailable`] for a value that is not an integer in
-/// 1..=[`MAX_STREAMS`].
-pub fn streams_from_env(get: &dyn Fn(&str) -> Option<String>) -> Result<usize> {
-    match get(GPU_STREAMS_VAR) {
-        None => Ok(DEFAULT_STREAMS),
-        Some(v) => match v.trim().parse::<usize>() {
-            Ok(n) if (1..=MAX_STREAMS).contains(&n) => Ok(n),
-            _ => Err(unavailable(format!(
-                "{GPU_STREAMS_VAR}='{v}' is not a number of CUDA streams (1 to {MAX_STREAMS})"
-            ))),
-        },
-    }
-}
-
-/// The device index to open: `AIAPREP_GPU_INDEX` when set (it must be a non-negative
-/// integer), else [`crate::batch::local_device`] over `count()` devices (asked only then).
-/// `get` reads environment variables.
-///
-/// Errors: [`Error::BackendUnavailable`] for an unparsable `AIAPREP_GPU_INDEX`, or the
-/// error of `count`.
-pub fn device_index(
-    get: &dyn Fn(&str) -> Option<String>,
-    count: &dyn Fn() -> Result<usize>,
-) -> Result<usize> {
-    if let Some(v) = get(GPU_INDEX_VAR) {
-        return v.trim().parse::<usize>().map_err(|_| {
-            unavailable(format!(
-                "{GPU_INDEX_VAR}='{v}' is not a device index (0, 1, ...)"
-            ))
-        });
-    }
-    let n = count()?;
-    Ok(crate::batch::local_device(get, n))
-}
-
-type Slot = Arc<Mutex<Option<Arc<Otf>>>>;
-type LastArray = Option<(Arc<Array2<f64>>, Arc<Otf>)>;
-
-/// Locks a mutex, recovering the data when another thread panicked while holding it (the
-/// protected state — caches, the device handle — stays consistent between operations).
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 // ------------------------------------------------------------------ the job
 
@@ -325,8 +262,9 @@ impl<'a> Timer<'a> {
 pub struct GpuEngine {
     /// One device handle (stream) per concurrent caller.
     lanes: LanePool<GpuDevice>,
-    otfs: Mutex<HashMap<OtfKey, Slot>>,
-    last_array: Mutex<LastArray>,
+    otfs: OtfCache<DeviceOtf>,
+    /// The host PSF model for grids the device kernel does not cover (non-square).
+    host_psf: Option<HostPsfFn>,
 }
 
 impl std::fmt::Debug for GpuEngine {
@@ -337,14 +275,12 @@ impl std::fmt::Debug for GpuEngine {
 
 impl GpuEngine {
     /// An engine on visible device `ordinal` (0-based, after `CUDA_VISIBLE_DEVICES`) with
-    /// `AIAPREP_GPU_STREAMS` lanes (else [`DEFAULT_STREAMS`]).
+    /// `lanes` lanes (CUDA streams; clamped to 1..=[`MAX_LANES`]).
     ///
     /// Errors: those of [`GpuDevice::open`] ([`Error::BackendUnavailable`] without a
     /// usable driver, NVRTC, cuFFT or device; [`Error::Gpu`] when the context cannot be
-    /// made), of [`streams_from_env`] and of [`GpuEngine::with_lanes`].
-    pub fn open(ordinal: usize) -> Result<GpuEngine> {
-        let get = |k: &str| std::env::var(k).ok();
-        let lanes = streams_from_env(&get)?;
+    /// made) and of [`GpuEngine::with_lanes`].
+    pub fn open(ordinal: usize, lanes: usize) -> Result<GpuEngine> {
         GpuEngine::with_lanes(GpuDevice::open(ordinal)?, lanes)
     }
 
@@ -354,11 +290,11 @@ impl GpuEngine {
     }
 
     /// An engine on an already open device with `lanes` lanes (clamped to
-    /// 1..=[`MAX_STREAMS`]): `dev` and `lanes - 1` more streams on its context.
+    /// 1..=[`MAX_LANES`]): `dev` and `lanes - 1` more streams on its context.
     ///
     /// Errors: [`Error::Gpu`] when a stream cannot be created.
     pub fn with_lanes(dev: GpuDevice, lanes: usize) -> Result<GpuEngine> {
-        let n = lanes.clamp(1, MAX_STREAMS);
+        let n = lanes.clamp(1, MAX_LANES);
         let rest = (1..n).map(|_| dev.new_lane()).collect::<Result<Vec<_>>>()?;
         Ok(GpuEngine::from_pool(LanePool::new(dev, rest)))
     }
@@ -366,15 +302,17 @@ impl GpuEngine {
     fn from_pool(lanes: LanePool<GpuDevice>) -> GpuEngine {
         GpuEngine {
             lanes,
-            otfs: Mutex::new(HashMap::new()),
-            last_array: Mutex::new(None),
+            otfs: OtfCache::default(),
+            host_psf: None,
         }
     }
 
-    /// An engine on the device chosen by [`device_index`] from the process environment.
-    pub fn from_env() -> Result<GpuEngine> {
-        let get = |k: &str| std::env::var(k).ok();
-        GpuEngine::open(device_index(&get, &device_count)?)
+    /// This engine, evaluating the model PSF with `host_psf` on the grids its own kernel
+    /// does not cover (non-square; the engine layer passes the CPU model,
+    /// `cpu::psf::psf_grid`). Without one such grids are [`Error::InvalidOption`].
+    pub fn with_host_psf(mut self, host_psf: HostPsfFn) -> GpuEngine {
+        self.host_psf = Some(host_psf);
+        self
     }
 
     /// The device (its first lane's handle).
@@ -391,11 +329,9 @@ impl GpuEngine {
     /// When the engine's context cannot be made current on this thread the buffers are
     /// leaked rather than freed in another context.
     pub fn clear_otf_cache(&self) {
-        let otfs = std::mem::take(&mut *lock(&self.otfs));
-        let last = lock(&self.last_array).take();
+        let otfs = self.otfs.take();
         if self.device().context().bind_to_thread().is_err() {
             std::mem::forget(otfs);
-            std::mem::forget(last);
         }
     }
 
@@ -418,7 +354,7 @@ impl GpuEngine {
 
     /// An OTF made on a lane and complete before it is returned, so that any other lane
     /// (stream) may read it.
-    fn make_otf(&self, make: impl FnOnce(&GpuDevice) -> Result<Otf>) -> Result<Otf> {
+    fn make_otf(&self, make: impl FnOnce(&GpuDevice) -> Result<DeviceOtf>) -> Result<DeviceOtf> {
         self.with_device("GPU OTF", |dev| {
             let otf = make(dev)?;
             dev.synchronize()?;
@@ -427,22 +363,20 @@ impl GpuEngine {
     }
 
     /// The device OTF of a selected PSF for an image of `shape = (ny, nx)` (cached).
-    fn otf(&self, sel: &PsfSelection, shape: (usize, usize), source: &Source) -> Result<Arc<Otf>> {
+    fn otf(
+        &self,
+        sel: &PsfSelection,
+        shape: (usize, usize),
+        source: &Source,
+    ) -> Result<Arc<DeviceOtf>> {
         match &sel.choice {
             PsfChoice::Model { channel, options } => {
                 self.model_otf(*channel, options, shape, source)
             }
-            PsfChoice::Array { psf, .. } => {
-                if let Some((p, otf)) = lock(&self.last_array).as_ref() {
-                    if Arc::ptr_eq(p, psf) {
-                        return Ok(otf.clone());
-                    }
-                }
+            PsfChoice::Array { psf, .. } => self.otfs.array(psf, || {
                 deconvolve::check_psf(psf.view(), source)?;
-                let otf = Arc::new(self.make_otf(|dev| otf_from_psf(dev, psf.view()))?);
-                *lock(&self.last_array) = Some((psf.clone(), otf.clone()));
-                Ok(otf)
-            }
+                self.make_otf(|dev| otf_from_psf(dev, psf.view()))
+            }),
         }
     }
 
@@ -454,38 +388,34 @@ impl GpuEngine {
         options: &PsfOptions,
         shape: (usize, usize),
         source: &Source,
-    ) -> Result<Arc<Otf>> {
-        let key = OtfKey {
-            channel,
-            shape,
-            orders: options.orders.clone(),
-            preflight_core: options.preflight_core,
-        };
-        let slot = lock(&self.otfs).entry(key).or_default().clone();
-        // Callers of the same key wait for one computation; other keys go on.
-        let mut entry = lock(&slot);
-        if let Some(otf) = entry.as_ref() {
-            return Ok(otf.clone());
-        }
-        let (ny, nx) = shape;
-        let on_device = ny == nx && nx >= 2 && nx.is_multiple_of(2) && nx <= super::psf::MAX_GRID;
-        let otf = match PsfParams::aia(channel, options.preflight_core) {
-            Some(mut p) if on_device => {
-                p.n = nx;
-                p.orders = options.orders.clone();
-                self.make_otf(|dev| {
-                    let psf = psf_device(dev, &p)?;
-                    otf_from_device_psf(dev, &psf, nx, ny)
-                })?
-            }
-            _ => {
-                let p = psf::psf_grid(channel, options, shape, source)?;
-                self.make_otf(|dev| otf_from_psf(dev, p.view()))?
-            }
-        };
-        let otf = Arc::new(otf);
-        *entry = Some(otf.clone());
-        Ok(otf)
+    ) -> Result<Arc<DeviceOtf>> {
+        self.otfs
+            .model(OtfKey::new(channel, shape, options), || {
+                let (ny, nx) = shape;
+                let on_device =
+                    ny == nx && nx >= 2 && nx.is_multiple_of(2) && nx <= super::psf::MAX_GRID;
+                match PsfParams::aia(channel, options.preflight_core) {
+                    Some(mut p) if on_device => {
+                        p.n = nx;
+                        p.orders = options.orders.clone();
+                        self.make_otf(|dev| {
+                            let psf = psf_device(dev, &p)?;
+                            otf_from_device_psf(dev, &psf, nx, ny)
+                        })
+                    }
+                    _ => {
+                        psf::check_grid(channel, shape, source)?;
+                        let host_psf = self.host_psf.ok_or_else(|| Error::InvalidOption {
+                            file: source.clone(),
+                            reason: format!(
+                                "the GPU PSF kernel covers square grids; {ny}×{nx} needs a host PSF model (GpuEngine::with_host_psf)"
+                            ),
+                        })?;
+                        let p = host_psf(channel, options, shape, source)?;
+                        self.make_otf(|dev| otf_from_psf(dev, p.view()))
+                    }
+                }
+            })
     }
 
     /// Runs `job` on one image, kept on the device from the upload to the download (module
@@ -571,7 +501,7 @@ impl GpuEngine {
                 OutputKind::F32 => {
                     let m = tm.mark()?;
                     // Every element is overwritten: a recycled buffer (in a batch) will do.
-                    let mut v = crate::cpu::buffers::take_f32(on);
+                    let mut v = crate::buffers::take_f32(on);
                     buffer::download(dev, &img.data, &mut v, "f32 output")?;
                     (Pixels::F32(buffer::to_array(v, onx, ony)?), m)
                 }
@@ -585,7 +515,7 @@ impl GpuEngine {
                     }
                     let st = device_stats_i16(dev, &o, on, Some(-32768))?;
                     let m = tm.mark()?;
-                    let mut v = crate::cpu::buffers::take_i16(on);
+                    let mut v = crate::buffers::take_i16(on);
                     buffer::download(dev, &o, &mut v, "int16 output")?;
                     let stats = output_stats(&st, on, scaling);
                     (
@@ -620,7 +550,7 @@ impl GpuEngine {
 
     /// A `prep`'s compute of one map — (deconvolve) → register → (normalise) → `output` —
     /// and its level-1.5 header (with the deconvolution record): what
-    /// [`Engine::register`], [`Engine::deconvolve_register`] and [`Engine::prep_int16`] run.
+    /// [`GpuEngine::register`], [`GpuEngine::deconvolve_register`] and [`GpuEngine::prep_int16`] run.
     fn run_prep(
         &self,
         map: &AiaMap,
@@ -653,15 +583,13 @@ impl GpuEngine {
         let p = self.process(Input::F32(map.data.view()), &job)?;
         let missing = p.register.map(|o| o.missing).unwrap_or(f64::NAN);
         let mut header = match (&sel, d) {
-            (Some(s), Some(o)) => {
-                let deconvolved = AiaMap::new(
-                    Array2::zeros((0, 0)),
-                    deconvolve::deconvolved_header(map, o, s),
-                    map.source.clone(),
-                );
-                register::level15_header(&deconvolved, &plan, r, missing)
-            }
-            _ => register::level15_header(map, &plan, r, missing),
+            (Some(s), Some(o)) => register::level15_header(
+                &deconvolve::deconvolved_header(map, o, s),
+                &plan,
+                r,
+                missing,
+            ),
+            _ => register::level15_header(&map.header, &plan, r, missing),
         };
         if let Some(t) = normalize {
             crate::normalize::normalized_header(&mut header, t);
@@ -768,7 +696,7 @@ fn register_on_device(
             in_min,
             in_max,
         } => {
-            // crate::cpu::resample::apply_deferred_clip on the device
+            // the CPU resampler's apply_deferred_clip, on the device
             let o = device_stats_f32(dev, &out.data, out.len())?;
             if o.count == 0 {
                 None
@@ -797,15 +725,16 @@ impl Drop for GpuEngine {
     /// are leaked rather than freed in another context.
     fn drop(&mut self) {
         if self.device().context().bind_to_thread().is_err() {
-            std::mem::forget(std::mem::take(&mut *lock(&self.otfs)));
-            std::mem::forget(lock(&self.last_array).take());
+            std::mem::forget(self.otfs.take());
         }
     }
 }
 
-impl Engine for GpuEngine {
+/// The engine interface's operations (`crate::engine::Engine` adapts them): f32 maps in
+/// and out, and the fused int16 prep.
+impl GpuEngine {
     /// `cuda:ORDINAL (DEVICE NAME, sm_XY, NVRTC a.b, cuFFT c.d, N streams)`.
-    fn name(&self) -> String {
+    pub fn name(&self) -> String {
         let dev = self.device();
         format!(
             "cuda:{} ({}, {}, NVRTC {}.{}, cuFFT {}, {} stream{})",
@@ -821,17 +750,17 @@ impl Engine for GpuEngine {
     }
 
     /// The number of lanes: that many concurrent callers keep the device busy.
-    fn concurrency(&self) -> usize {
+    pub fn concurrency(&self) -> usize {
         self.lanes.len()
     }
 
     /// Time the lanes were held (summed over lanes), with the number of lanes.
-    fn device_busy(&self) -> Option<(Duration, usize)> {
+    pub fn device_busy(&self) -> Option<(Duration, usize)> {
         Some((self.lanes.busy(), self.lanes.len()))
     }
 
     /// As [`crate::deconvolve::deconvolve`], on the GPU (module docs).
-    fn deconvolve(&self, map: &AiaMap, opts: &DeconvolveOptions) -> Result<AiaMap> {
+    pub fn deconvolve(&self, map: &AiaMap, opts: &DeconvolveOptions) -> Result<AiaMap> {
         let sel = deconvolve::select_psf(map, opts)?;
         let job = Job {
             deconvolve: Some(DeconvolveJob {
@@ -849,10 +778,10 @@ impl Engine for GpuEngine {
     }
 
     /// Deconvolution then register with the image kept on the device in between (one
-    /// upload, one download); the same result as [`Engine::deconvolve`] then
-    /// [`Engine::register`]. The two times are the device times of the stages (the
+    /// upload, one download); the same result as [`GpuEngine::deconvolve`] then
+    /// [`GpuEngine::register`]. The two times are the device times of the stages (the
     /// deconvolution's including the upload and a first-use OTF).
-    fn deconvolve_register(
+    pub fn deconvolve_register(
         &self,
         map: &AiaMap,
         d: &DeconvolveOptions,
@@ -866,15 +795,15 @@ impl Engine for GpuEngine {
 
     /// The whole compute of a `prep` with int16 output, on the device: the image is
     /// uploaded once, and downloaded as int16 with its statistics (module docs).
-    fn prep_int16(
+    pub fn prep_int16(
         &self,
         map: &AiaMap,
         d: Option<&DeconvolveOptions>,
         r: &RegisterOptions,
         normalize: Option<f64>,
         scaling: Option<(f64, f64)>,
-    ) -> Option<Result<Int16Prep>> {
-        Some((|| {
+    ) -> Result<Int16Prep> {
+        {
             let (p, header) = self.run_prep(map, d, r, normalize, OutputKind::I16 { scaling })?;
             let (deconvolve, register) = split_times(&p.times);
             let Pixels::I16 { data, stats } = p.pixels else {
@@ -882,7 +811,7 @@ impl Engine for GpuEngine {
             };
             Ok(Int16Prep {
                 header,
-                pixels: crate::fits::Int16Pixels {
+                pixels: Int16Pixels {
                     data,
                     scaling,
                     stats,
@@ -890,119 +819,70 @@ impl Engine for GpuEngine {
                 deconvolve,
                 register,
             })
-        })())
+        }
     }
 
-    /// As [`crate::register::register`], on the GPU (module docs).
-    fn register(&self, map: &AiaMap, opts: &RegisterOptions) -> Result<AiaMap> {
+    /// The model PSF of `channel` on an `opts.size²` grid, synthesised on the device (the
+    /// same rules as the CPU model: [`psf::check_grid`]).
+    ///
+    /// Errors: [`Error::NoPsfModel`], [`Error::InvalidOption`] as the CPU model;
+    /// [`Error::Gpu`] for device failures.
+    pub fn psf(&self, channel: u32, opts: &PsfOptions) -> Result<Array2<f64>> {
+        let n = opts.size;
+        psf::check_grid(channel, (n, n), &Source::memory())?;
+        let mut p =
+            PsfParams::aia(channel, opts.preflight_core).ok_or_else(|| Error::NoPsfModel {
+                file: Source::memory(),
+                channel: channel.to_string(),
+            })?;
+        p.n = n;
+        p.orders = opts.orders.clone();
+        self.with_device("GPU PSF", |dev| super::psf::psf(dev, &p))
+    }
+
+    /// Whether the solar disk of `g` lies wholly inside its frame, tested on the device.
+    pub fn contains_full_disk(&self, g: &Geometry) -> Result<bool> {
+        let p = FullDiskParams::from_geometry(g);
+        self.with_device("GPU full-disk test", |dev| {
+            super::fulldisk::contains_full_disk(dev, &p)
+        })
+    }
+
+    /// f32 → int16 as the FITS writer stores them, with their statistics, on the device.
+    pub fn to_int16(
+        &self,
+        values: ArrayView2<f32>,
+        scaling: Option<(f64, f64)>,
+    ) -> Result<Int16Pixels> {
+        let source = Source::memory();
+        let job = Job {
+            deconvolve: None,
+            register: None,
+            normalize: None,
+            output: OutputKind::I16 { scaling },
+            source: &source,
+        };
+        match self.process(Input::F32(values), &job)?.pixels {
+            Pixels::I16 { data, stats } => Ok(Int16Pixels {
+                data,
+                scaling,
+                stats,
+            }),
+            Pixels::F32(_) => Err(gpu_err("GPU engine", "f32 pixels for an int16 job")),
+        }
+    }
+
+    /// As [`crate::cpu::register`], on the GPU (module docs).
+    pub fn register(&self, map: &AiaMap, opts: &RegisterOptions) -> Result<AiaMap> {
         let (p, header) = self.run_prep(map, None, opts, None, OutputKind::F32)?;
         let data = f32_pixels(p.pixels)?;
         Ok(AiaMap::new(data, header, map.source.clone()))
     }
 }
 
-/// Live engines per device ordinal, for [`shared`].
-fn registry() -> &'static Mutex<HashMap<usize, Weak<GpuEngine>>> {
-    static R: OnceLock<Mutex<HashMap<usize, Weak<GpuEngine>>>> = OnceLock::new();
-    R.get_or_init(|| Mutex::new(HashMap::new()))
-}
-
-/// The process-wide engine on the device chosen by [`device_index`]: an engine still held
-/// by someone (e.g. the engines of an earlier [`crate::pipeline::select_engines`]) is
-/// reused, so its context, compiled kernels, cuFFT plans and OTFs are not made twice;
-/// otherwise a new one is opened.
-///
-/// Errors: those of [`device_index`] and [`GpuEngine::open`].
-pub fn shared() -> Result<Arc<GpuEngine>> {
-    let get = |k: &str| std::env::var(k).ok();
-    let ordinal = device_index(&get, &device_count)?;
-    let mut reg = lock(registry());
-    if let Some(e) = reg.get(&ordinal).and_then(Weak::upgrade) {
-        return Ok(e);
-    }
-    let e = Arc::new(GpuEngine::open(ordinal)?);
-    reg.insert(ordinal, Arc::downgrade(&e));
-    Ok(e)
-}
-
-/// Why [`shared`] failed, as one line for "falling back to the CPU" messages.
-pub(crate) fn reason(e: &Error) -> String {
-    match e {
-        Error::BackendUnavailable { reason } => reason.clone(),
-        other => other.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |k| {
-            vars.iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        }
-    }
-
-    #[test]
-    fn device_index_from_the_environment() {
-        let four = || Ok(4usize);
-        let none = || -> Result<usize> { Err(unavailable("no driver".into())) };
-        // explicit index wins, and the device count is not needed for it
-        assert_eq!(
-            device_index(&env(&[(GPU_INDEX_VAR, "2")]), &none).unwrap(),
-            2
-        );
-        assert_eq!(
-            device_index(
-                &env(&[(GPU_INDEX_VAR, " 1 "), ("SLURM_LOCALID", "3")]),
-                &four
-            )
-            .unwrap(),
-            1
-        );
-        let e = device_index(&env(&[(GPU_INDEX_VAR, "x")]), &four).unwrap_err();
-        assert!(matches!(e, Error::BackendUnavailable { .. }), "{e}");
-        assert!(e.to_string().contains(GPU_INDEX_VAR));
-        // node-local rank modulo the count, unless CUDA_VISIBLE_DEVICES narrows the set
-        assert_eq!(
-            device_index(&env(&[("SLURM_LOCALID", "6")]), &four).unwrap(),
-            2
-        );
-        assert_eq!(
-            device_index(
-                &env(&[("SLURM_LOCALID", "3"), ("CUDA_VISIBLE_DEVICES", "3")]),
-                &four
-            )
-            .unwrap(),
-            0
-        );
-        assert_eq!(device_index(&env(&[]), &four).unwrap(), 0);
-        // without a driver the count's error comes through (no panic)
-        assert!(matches!(
-            device_index(&env(&[]), &none),
-            Err(Error::BackendUnavailable { .. })
-        ));
-    }
-
-    #[test]
-    fn streams_from_the_environment() {
-        assert_eq!(streams_from_env(&env(&[])).unwrap(), DEFAULT_STREAMS);
-        assert_eq!(
-            streams_from_env(&env(&[(GPU_STREAMS_VAR, " 4")])).unwrap(),
-            4
-        );
-        assert_eq!(
-            streams_from_env(&env(&[(GPU_STREAMS_VAR, "16")])).unwrap(),
-            16
-        );
-        for bad in ["0", "17", "two", "-1", ""] {
-            let e = streams_from_env(&env(&[(GPU_STREAMS_VAR, bad)])).unwrap_err();
-            assert!(matches!(e, Error::BackendUnavailable { .. }), "{bad}: {e}");
-            assert!(e.to_string().contains(GPU_STREAMS_VAR), "{e}");
-        }
-    }
 
     #[test]
     fn engine_is_send_and_sync() {

@@ -2,6 +2,10 @@
 //! scale, put the Sun-centre reference pixel on the array centre), as aiapy
 //! `aiapy.calibrate.register` (semantics.md §4) on the CPU.
 //!
+//! This module holds what both backends share: the options, the [`plan`] (geometry,
+//! full-disk check, transform), the [`rules`] for missing pixels and clipping, and the
+//! output header ([`level15_header`]); the CPU body is [`crate::cpu::register`].
+//!
 //! Geometry: [`crate::geometry`] (input = ref + R⁻¹/s · (out − c)); resampling, padding,
 //! missing pixels and clipping: [`crate::cpu::resample`].
 //!
@@ -20,12 +24,13 @@
 //! Cost: rayon over output rows with AVX2 + FMA kernels where available; ≈ 80 ms for a
 //! 4096² spline register with missing pixels on 2 cores (aiapy: 2.8 s). Memory: the
 //! output plus one B-spline coefficient plane, which is kept in a small pool for the next
-//! call (`crate::cpu::buffers::release_scratch` frees it).
+//! call (`crate::buffers::release_scratch` frees it).
+
+pub mod rules;
 
 use std::fmt;
 use std::str::FromStr;
 
-use crate::cpu::resample::resample;
 use crate::error::{Error, Result};
 use crate::geometry::{full_disk_check, register_transform, target_scale, RegisterTransform};
 use crate::header::{Header, Value};
@@ -226,7 +231,7 @@ pub fn plan(map: &AiaMap, opts: &RegisterOptions) -> Result<Plan> {
     })
 }
 
-/// The level-1.5 header of a registered map: the input header with `LVL_NUM = 1.5`,
+/// The level-1.5 header of a registered map: `header` (the input's) with `LVL_NUM = 1.5`,
 /// `NAXIS1/2` of the output, `CDELT1/2` = the target scale (arcsec/px), `CRPIX1/2` =
 /// `(N + 1)/2` (1-based array centre), `CROTA2 = 0` and an identity PC matrix (CROTA1 and
 /// CD removed), `R_SUN = RSUN_OBS / CDELT1` (pixels), `XCEN`/`YCEN` = CRVAL (arcsec, when
@@ -234,7 +239,7 @@ pub fn plan(map: &AiaMap, opts: &RegisterOptions) -> Result<Plan> {
 /// (`missing_used`, DN: the value the resampler used, shown for `Missing::Min`), the scale
 /// factor and the roll removed (degrees).
 pub fn level15_header(
-    map: &AiaMap,
+    header: &Header,
     plan: &Plan,
     opts: &RegisterOptions,
     missing_used: f64,
@@ -242,7 +247,7 @@ pub fn level15_header(
     let g = &plan.geometry;
     let (nx, ny) = plan.transform.out_shape;
     let scale = plan.target_scale;
-    let mut h = map.header.clone();
+    let mut h = header.clone();
     h.set_f64("LVL_NUM", 1.5, None);
     h.set("NAXIS1", Value::Int(nx as i64), None);
     h.set("NAXIS2", Value::Int(ny as i64), None);
@@ -283,34 +288,6 @@ pub fn level15_header(
         plan.roll_deg()
     ));
     h
-}
-
-/// Register a level-1 map to level 1.5 (module docs) on the CPU. Returns a new map of the
-/// same shape: [`plan`], then [`crate::cpu::resample::resample`], then
-/// [`level15_header`].
-///
-/// Errors: those of [`plan`].
-///
-/// ```
-/// use aiaprep::register::{register, Interpolation, RegisterOptions};
-/// // A binned synthetic level-1 frame (256², CDELT 9.61″, roll −0.13°).
-/// let l1 = aiaprep::synth::level1(&aiaprep::synth::SynthOptions { size: 256, ..Default::default() });
-/// let l15 = register(&l1, &RegisterOptions { interpolation: Interpolation::Spline, ..Default::default() })?;
-/// assert_eq!(l15.header.get_f64("CRPIX1"), Some(128.5)); // Sun centre on (N+1)/2, 1-based
-/// assert_eq!(l15.header.get_f64("CROTA2"), Some(0.0)); // solar north up
-/// assert_eq!(l15.header.get_f64("LVL_NUM"), Some(1.5));
-/// # Ok::<(), aiaprep::Error>(())
-/// ```
-pub fn register(map: &AiaMap, opts: &RegisterOptions) -> Result<AiaMap> {
-    let p = plan(map, opts)?;
-    let r = resample(
-        map.data.view(),
-        &p.transform,
-        opts.interpolation,
-        opts.missing,
-    );
-    let h = level15_header(map, &p, opts, r.missing);
-    Ok(AiaMap::new(r.data, h, map.source.clone()))
 }
 
 #[cfg(test)]
