@@ -24,8 +24,8 @@ use std::time::Instant;
 
 use aiaprep::deconvolve::{self, DeconvolveOptions};
 use aiaprep::gpu::{
-    DeconvolveJob, GpuDevice, GpuEngine, I16Scaling, Input, Job, OutputKind, RegisterJob,
-    StageTimes,
+    DeconvolveJob, DeviceTimes, GpuDevice, GpuEngine, I16Scaling, Input, Job, OutputKind,
+    RegisterJob,
 };
 
 use aiaprep::register::{self, Interpolation, Missing, RegisterOptions};
@@ -169,11 +169,11 @@ fn run() -> aiaprep::Result<()> {
             ));
         }
         let int16 = matches!(input, Input::I16 { .. });
-        let mut all: Vec<StageTimes> = Vec::new();
+        let mut all: Vec<DeviceTimes> = Vec::new();
         for _ in 0..reps {
             all.push(engine.process(input, &job)?.times);
         }
-        let m = |f: fn(&StageTimes) -> f32| median(all.iter().map(f).collect());
+        let m = |f: fn(&DeviceTimes) -> f32| median(all.iter().map(f).collect());
         let spline = interp == Some(Interpolation::Spline);
         if int16 {
             rows.push((format!("{name}.upload_int16"), m(|t| t.upload_ms), None));

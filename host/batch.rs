@@ -15,9 +15,9 @@
 //! saved ≈ 10 % of a batch's time).
 //!
 //! Each stage's workers add up the time they spend working (not waiting on a queue); the
-//! [`Summary`] turns that into an **occupancy** per stage — busy time / (wall time ×
+//! [`BatchSummary`] turns that into an **occupancy** per stage — busy time / (wall time ×
 //! workers) — and, for a GPU engine, the occupancy of its streams. The stage closest to
-//! 100 % is the one that limits the images/s ([`Summary::bottleneck`]).
+//! 100 % is the one that limits the images/s ([`BatchSummary::bottleneck`]).
 //!
 //! Nothing is lost: outputs appear under their final name only when complete (the writer
 //! renames a finished temporary file), a complete level-1.5 output already present is
@@ -290,7 +290,7 @@ impl StageLoad {
 
 /// The batch summary.
 #[derive(Debug, Clone, Default)]
-pub struct Summary {
+pub struct BatchSummary {
     /// Records in input order.
     pub records: Vec<Record>,
     /// Wall time of the whole batch.
@@ -300,7 +300,7 @@ pub struct Summary {
     pub stages: Vec<StageLoad>,
 }
 
-impl Summary {
+impl BatchSummary {
     /// Count of records with this status.
     pub fn count(&self, s: Status) -> usize {
         self.records.iter().filter(|r| r.status == s).count()
@@ -483,7 +483,7 @@ pub fn is_complete_output(path: &Path) -> bool {
     fits::is_complete_level15(path)
 }
 
-enum Job {
+enum Task {
     Decoded(usize, pipeline::Loaded),
     Failed(usize, Error, StageTimes),
 }
@@ -500,7 +500,7 @@ pub fn run(
     bopts: &BatchOptions,
     progress: &dyn Progress,
     cancel: &AtomicBool,
-) -> Summary {
+) -> BatchSummary {
     let t0 = Instant::now();
     // Image buffers go round decode → compute → encode → decode instead of being freed
     // and faulted in again (the pool is freed when the batch ends).
@@ -578,13 +578,13 @@ pub fn run(
     let devices = device_engines(engines, opts);
     let device_busy_before: Vec<Duration> = devices.iter().map(|d| d.0).collect();
     let busy = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
-    let (dec_tx, dec_rx) = sync_channel::<Job>(depth);
+    let (dec_tx, dec_rx) = sync_channel::<Task>(depth);
     let dec_rx = Arc::new(Mutex::new(dec_rx));
     let (enc_tx, enc_rx) = sync_channel::<(usize, pipeline::Prepared, pipeline::Loaded)>(depth);
     let enc_rx = Arc::new(Mutex::new(enc_rx));
     std::thread::scope(|s| {
         for _ in 0..decode_threads {
-            let dec_tx: SyncSender<Job> = dec_tx.clone();
+            let dec_tx: SyncSender<Task> = dec_tx.clone();
             let (todo, next, inputs, busy) = (&todo, &next, inputs, &busy[0]);
             s.spawn(move || loop {
                 if cancel.load(Ordering::SeqCst) {
@@ -594,8 +594,8 @@ pub fn run(
                 let Some(&i) = todo.get(k) else { break };
                 let t = Instant::now();
                 let job = match pipeline::load(&inputs[i], opts) {
-                    Ok(l) => Job::Decoded(i, l),
-                    Err(e) => Job::Failed(i, e, StageTimes::default()),
+                    Ok(l) => Task::Decoded(i, l),
+                    Err(e) => Task::Failed(i, e, StageTimes::default()),
                 };
                 add_busy(busy, t);
                 if dec_tx.send(job).is_err() {
@@ -702,7 +702,7 @@ pub fn run(
             busy: dbusy,
         });
     }
-    Summary {
+    BatchSummary {
         records: recs,
         wall: t0.elapsed(),
         stages,
@@ -740,7 +740,7 @@ impl Compute<'_> {
     /// results to `tx`; failures are finished here.
     fn run(
         &self,
-        rx: &Mutex<Receiver<Job>>,
+        rx: &Mutex<Receiver<Task>>,
         tx: SyncSender<(usize, pipeline::Prepared, pipeline::Loaded)>,
     ) {
         loop {
@@ -763,8 +763,8 @@ impl Compute<'_> {
                 )
             };
             match job {
-                Job::Failed(i, e, times) => failed(i, times, e.to_string(), Vec::new()),
-                Job::Decoded(i, mut loaded) => {
+                Task::Failed(i, e, times) => failed(i, times, e.to_string(), Vec::new()),
+                Task::Decoded(i, mut loaded) => {
                     if self.cancel.load(Ordering::SeqCst) {
                         continue; // recorded as cancelled
                     }
@@ -921,7 +921,7 @@ mod tests {
 
     #[test]
     fn json_report_escapes() {
-        let s = Summary {
+        let s = BatchSummary {
             records: vec![Record {
                 input: PathBuf::from("a\"b.fits"),
                 output: PathBuf::from("o.fits"),
@@ -954,7 +954,7 @@ mod tests {
             error: None,
             warnings: vec![],
         };
-        let mut s = Summary {
+        let mut s = BatchSummary {
             records: vec![
                 rec(Status::Done, 10, 30),
                 rec(Status::Failed, 500, 0),
@@ -979,7 +979,7 @@ mod tests {
             workers,
             busy: Duration::from_secs(secs),
         };
-        let s = Summary {
+        let s = BatchSummary {
             records: Vec::new(),
             wall,
             stages: vec![
@@ -1004,7 +1004,7 @@ mod tests {
         );
         assert!(j.contains("\"bottleneck\": \"decode\""), "{j}");
         // nothing ran: no bottleneck
-        let idle = Summary {
+        let idle = BatchSummary {
             stages: vec![load("decode", 2, 0)],
             ..s
         };

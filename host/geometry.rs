@@ -147,7 +147,7 @@ pub(crate) fn invert(m: [[f64; 2]; 2]) -> Option<[[f64; 2]; 2]> {
 
 /// The register transform of a map (semantics.md §4.2, §6.3). Does not validate: a
 /// singular rotation matrix or a non-finite/zero scale gives non-finite entries, which
-/// [`crate::cpu::register`] rejects with `Error::InvalidOption`.
+/// [`crate::cpu::register()`] rejects with `Error::InvalidOption`.
 pub fn register_transform(g: &Geometry) -> RegisterTransform {
     let s = g.cdelt[0] / target_scale(g);
     let inv = invert(g.rotation).unwrap_or([[f64::NAN; 2]; 2]);

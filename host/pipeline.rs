@@ -20,7 +20,7 @@ use crate::pointing::{self, PointingTable};
 use crate::register::RegisterOptions;
 
 /// A prepared image, ready for [`store`]: f32 pixels, or int16 pixels the engine already
-/// encoded ([`Engine::prep_int16`]).
+/// encoded ([`crate::engine::Engine::prep_int16`]).
 #[derive(Debug, Clone)]
 pub enum Prepared {
     /// A map with f32 pixels (the writer converts them as asked).
@@ -225,7 +225,7 @@ fn compute(
 
 /// Prepare a map for [`store`]: as [`prep_map`], except that when one engine does
 /// everything, the output is int16 and no quicklook follows, the engine is asked to encode
-/// the int16 pixels itself ([`Engine::prep_int16`]; the GPU engine does, on the device).
+/// the int16 pixels itself ([`crate::engine::Engine::prep_int16`]; the GPU engine does, on the device).
 /// The file written is the same either way (up to ±1 where a float result sits on a
 /// rounding boundary, as between the CPU and GPU paths anyway).
 pub fn prepare(

@@ -193,7 +193,7 @@ pub struct RegisterOutcome {
 /// lane's stream (0 for stages that did not run), plus the host time spent making an OTF
 /// on first use (`otf_ms`).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct StageTimes {
+pub struct DeviceTimes {
     /// PSF and OTF made on first use (host wall time; 0 when cached).
     pub otf_ms: f32,
     /// Host → device copy of the pixels.
@@ -222,7 +222,7 @@ pub struct Processed {
     /// What register did, when it ran.
     pub register: Option<RegisterOutcome>,
     /// Device time per stage.
-    pub times: StageTimes,
+    pub times: DeviceTimes,
 }
 
 /// CUDA events recorded on a lane's stream between stages.
@@ -529,7 +529,7 @@ impl GpuEngine {
             };
             let m_end = tm.mark()?;
             dev.synchronize()?;
-            let times = StageTimes {
+            let times = DeviceTimes {
                 otf_ms,
                 upload_ms: tm.ms(m0, m_up)?,
                 convert_in_ms: tm.ms(m_up, m_in)?,
@@ -608,7 +608,7 @@ fn f32_pixels(p: Pixels) -> Result<Array2<f32>> {
 
 /// The device time of a `prep` split as the pipeline reports it: deconvolution (with the
 /// upload and a first-use OTF), and the rest.
-fn split_times(t: &StageTimes) -> (Duration, Duration) {
+fn split_times(t: &DeviceTimes) -> (Duration, Duration) {
     let ms = |v: f32| Duration::from_secs_f64(v.max(0.0) as f64 / 1e3);
     (
         ms(t.otf_ms + t.upload_ms + t.convert_in_ms + t.deconvolve_ms),
@@ -759,7 +759,7 @@ impl GpuEngine {
         Some((self.lanes.busy(), self.lanes.len()))
     }
 
-    /// As [`crate::deconvolve::deconvolve`], on the GPU (module docs).
+    /// As [`crate::cpu::deconvolve()`], on the GPU (module docs).
     pub fn deconvolve(&self, map: &AiaMap, opts: &DeconvolveOptions) -> Result<AiaMap> {
         let sel = deconvolve::select_psf(map, opts)?;
         let job = Job {
@@ -872,7 +872,7 @@ impl GpuEngine {
         }
     }
 
-    /// As [`crate::cpu::register`], on the GPU (module docs).
+    /// As [`crate::cpu::register()`], on the GPU (module docs).
     pub fn register(&self, map: &AiaMap, opts: &RegisterOptions) -> Result<AiaMap> {
         let (p, header) = self.run_prep(map, None, opts, None, OutputKind::F32)?;
         let data = f32_pixels(p.pixels)?;

@@ -72,8 +72,8 @@ use crate::error::Result;
 
 pub use buffer::PinnedBuffer;
 pub use chain::{
-    DeconvolveJob, GpuEngine, Input, Job, OutputKind, Pixels, Processed, RegisterJob,
-    RegisterOutcome, StageTimes,
+    DeconvolveJob, DeviceTimes, GpuEngine, Input, Job, OutputKind, Pixels, Processed, RegisterJob,
+    RegisterOutcome,
 };
 pub use convert::{I16Scaling, Stats};
 pub use deconvolve::{DeconvolveParams, DeviceOtf};

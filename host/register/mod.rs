@@ -4,7 +4,7 @@
 //!
 //! This module holds what both backends share: the options, the [`plan`] (geometry,
 //! full-disk check, transform), the [`rules`] for missing pixels and clipping, and the
-//! output header ([`level15_header`]); the CPU body is [`crate::cpu::register`].
+//! output header ([`level15_header`]); the CPU body is [`crate::cpu::register()`].
 //!
 //! Geometry: [`crate::geometry`] (input = ref + R⁻¹/s · (out − c)); resampling, padding,
 //! missing pixels and clipping: [`crate::cpu::resample`].
@@ -130,7 +130,7 @@ impl FromStr for Missing {
     }
 }
 
-/// Options of [`register`].
+/// Options of a register ([`crate::cpu::register()`], the GPU engine).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RegisterOptions {
     /// Interpolation kernel (default: spline, aiapy parity).
