@@ -8,7 +8,7 @@
 //! and out).
 //!
 //! [`GpuEngine::process`]: aiaprep::gpu::GpuEngine::process
-//! [`Engine`]: aiaprep::pipeline::Engine
+//! [`Engine`]: aiaprep::engine::Engine
 //!
 //! ```text
 //! cargo run --release --example gpu_timing -- [--size 4096] [--reps 5] [--device 0] \

@@ -3,12 +3,12 @@
 
 pub mod deconvolve;
 pub mod fft2;
-pub mod mask;
+pub(crate) mod mask;
 pub mod psf;
 pub mod register;
 pub mod resample;
 pub(crate) mod simd;
-pub mod spline;
+pub(crate) mod spline;
 pub mod stats;
 
 pub use deconvolve::deconvolve;

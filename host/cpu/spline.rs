@@ -53,6 +53,7 @@ fn causal_init(n: usize, v: impl Fn(usize) -> f64) -> f64 {
     }
 }
 
+#[cfg(test)] // the reference the tests hold the fast paths to
 /// Prefilter one line in place (gain, causal and anti-causal passes, mirror boundary).
 /// The reference implementation; the 2-D passes below run the same recursions as block
 /// updates along rows and as vector updates across strips of columns.
@@ -129,7 +130,7 @@ impl BlockIir {
 }
 
 /// Prefilter one row in place with the block recursions (same result as
-/// [`prefilter_line`] up to rounding).
+/// `prefilter_line` (the tests' reference) up to rounding).
 #[inline(always)]
 fn row_filter(c: &mut [f32], t: &BlockIir) {
     let n = c.len();
@@ -238,6 +239,7 @@ unsafe fn rows_avx2(
     rows_generic(block, w, t, fill)
 }
 
+#[cfg(test)] // the reference the tests hold the fast paths to
 /// Prefilter every row of a row-major `w`-wide plane (parallel over blocks of rows).
 pub fn prefilter_rows(plane: &mut [f32], w: usize) {
     if w == 0 {
