@@ -12,10 +12,10 @@
 //! * otherwise the value is interpolated from the padded image: `nearest` takes pixel
 //!   `⌊x + ½⌋`; `linear` is bilinear; `spline` evaluates the cubic B-spline whose
 //!   coefficients come from the mirror-boundary prefilter of the padded image
-//!   ([`super::spline`]); `keys` is cubic convolution (a = −0.5) on the padded image.
+//!   (`cpu/spline.rs`); `keys` is cubic convolution (a = −0.5) on the padded image.
 //!   Taps beyond the padded edge use mirrored indices (scipy), and only matter for the
 //!   4-tap kernels within 2 px of that edge.
-//! * output pixels near missing input pixels become NaN ([`super::mask`]; box dilation
+//! * output pixels near missing input pixels become NaN (`cpu/mask.rs`; box dilation
 //!   k = 1 for nearest/linear, 5 for spline/keys), and everything is clipped to sunpy's
 //!   range (§6.4).
 //!
@@ -33,11 +33,11 @@
 //! Speed and memory: one pass for NaN count/min/max (and the rows holding NaN); the
 //! median only when needed (a sampled bracket and one pass, [`super::stats`]); for the
 //! spline one pass that fills and filters rows and one over column strips
-//! ([`super::spline`]) into a pooled coefficient plane ([`crate::buffers`]); then one
+//! (`cpu/spline.rs`) into a pooled coefficient plane ([`crate::buffers`]); then one
 //! pass over the output rows, where each row's interior span (all taps inside the plane)
 //! runs the AVX2 + FMA kernels (`cpu/simd.rs`) when the CPU has them, and the few
 //! pixels near the frame edges take the general path. Missing pixels are marked
-//! sparsely ([`super::mask`]). Peak memory: the input, the plane and the output
+//! sparsely (`cpu/mask.rs`). Peak memory: the input, the plane and the output
 //! (≈ 200 MB for 4096²).
 
 // Index loops over small fixed-size tap/lane arrays read best as written.
