@@ -153,6 +153,17 @@ pub(crate) struct Fits {
     ptr: *mut sys::fitsfile,
     /// The file named in errors.
     pub(crate) file: Source,
+    /// For a file opened from memory ([`Fits::open_memory`]): its bytes, and the pointer
+    /// and size cfitsio was given the addresses of (it keeps those addresses until the
+    /// file is closed; dropped after `ptr` is closed).
+    memory: Option<Box<Memory>>,
+}
+
+/// The bytes of a file cfitsio reads from memory.
+struct Memory {
+    bytes: Vec<u8>,
+    addr: *mut c_void,
+    size: usize,
 }
 
 /// The image an HDU holds: dimensions and storage type.
@@ -185,7 +196,62 @@ impl Fits {
             }
             return Err(fits_error(&file, "open", status));
         }
-        Ok(Fits { ptr, file })
+        Ok(Fits {
+            ptr,
+            file,
+            memory: None,
+        })
+    }
+
+    /// Open the bytes of a whole FITS file read-only (cfitsio's memory driver, `ffomem`),
+    /// so that one read of the file serves cfitsio and the crate's own decoders
+    /// ([`Fits::memory`]). Errors name `file`.
+    pub(crate) fn open_memory(bytes: Vec<u8>, file: Source) -> Result<Fits> {
+        let mut mem = Box::new(Memory {
+            bytes,
+            addr: ptr::null_mut(),
+            size: 0,
+        });
+        mem.addr = mem.bytes.as_mut_ptr() as *mut c_void;
+        mem.size = mem.bytes.len();
+        // A fixed name: ffomem parses it for cfitsio's extended syntax; the file's real
+        // name is only ever shown through `file`.
+        let name = c_str("memory.fits", &file)?;
+        let mut ptr = ptr::null_mut();
+        let mut status = 0;
+        // SAFETY: valid C string; `addr`/`size` live in the box, which the returned Fits
+        // owns until after ffclos; read-only mode, so cfitsio never reallocates or writes
+        // the buffer (no realloc function is given).
+        unsafe {
+            sys::ffomem(
+                &mut ptr,
+                name.as_ptr(),
+                sys::READONLY as c_int,
+                &mut mem.addr,
+                &mut mem.size,
+                0,
+                None,
+                &mut status,
+            )
+        };
+        if status != 0 {
+            if !ptr.is_null() {
+                let mut s2 = 0;
+                // SAFETY: ptr came from ffomem.
+                unsafe { sys::ffclos(ptr, &mut s2) };
+            }
+            return Err(fits_error(&file, "open", status));
+        }
+        Ok(Fits {
+            ptr,
+            file,
+            memory: Some(mem),
+        })
+    }
+
+    /// The bytes of a file opened from memory; `None` for a file opened by path.
+    pub(crate) fn memory(&self) -> Option<&[u8]> {
+        self.memory.as_ref().map(|m| m.bytes.as_slice())
     }
 
     /// Create a new file at `path` (fails if it exists), without extended file-name
@@ -205,7 +271,11 @@ impl Fits {
             }
             return Err(fits_error(&file, "create", status));
         }
-        Ok(Fits { ptr, file })
+        Ok(Fits {
+            ptr,
+            file,
+            memory: None,
+        })
     }
 
     fn check(&self, status: c_int, what: &str) -> Result<()> {

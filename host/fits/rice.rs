@@ -30,12 +30,11 @@
 //! (zeros ended by a one) and `fs` low bits. Differences are zig-zag mapped
 //! (`d ≥ 0 → 2d`, `d < 0 → −2d − 1`) and accumulate modulo 2¹⁶.
 
-use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
 
 use rayon::prelude::*;
 
 use crate::error::{Error, Result, Source};
+use crate::header::{Header, Value};
 
 /// `FSBITS`, `FSMAX` and `BBITS` of the 16-bit Rice code.
 const FSBITS: u32 = 4;
@@ -306,59 +305,25 @@ fn unzigzag(d: u32) -> u32 {
     (d >> 1) ^ 0u32.wrapping_sub(d & 1)
 }
 
-/// One header card's value: the text after `= ` up to a comment, strings unquoted.
-fn card_value(card: &str) -> Option<&str> {
-    if card.get(8..10) != Some("= ") {
-        return None;
+/// The keywords of one raw HDU header (80-character cards up to `END`), parsed by the
+/// crate's one card parser ([`Header::parse`]). FITS headers are ASCII; a card that is not
+/// cannot be one this module reads, so it is blanked (skipped), not parsed.
+fn table_header(bytes: &[u8]) -> Header {
+    let mut text = String::with_capacity(bytes.len());
+    for card in bytes.chunks_exact(80) {
+        match std::str::from_utf8(card) {
+            Ok(c) if card.is_ascii() => text.push_str(c),
+            _ => text.push_str(&" ".repeat(80)),
+        }
     }
-    let v = card[10..].trim_start();
-    if let Some(rest) = v.strip_prefix('\'') {
-        // A string: up to the closing quote (quotes inside are doubled; not needed here).
-        let end = rest.find('\'')?;
-        return Some(rest[..end].trim_end());
-    }
-    Some(v.split('/').next().unwrap_or("").trim())
+    Header::parse(&text)
 }
 
-/// The keywords of one header (80-character cards up to `END`).
-struct Cards(Vec<(String, String)>);
-
-impl Cards {
-    fn parse(bytes: &[u8]) -> Cards {
-        let mut v = Vec::new();
-        for card in bytes.chunks_exact(80) {
-            // FITS headers are ASCII; a card that is not cannot be one this reads.
-            let Some(card) = card
-                .is_ascii()
-                .then(|| std::str::from_utf8(card).ok())
-                .flatten()
-            else {
-                continue;
-            };
-            let key = card[..8].trim_end();
-            if key == "END" {
-                break;
-            }
-            if let Some(val) = card_value(card) {
-                v.push((key.to_string(), val.to_string()));
-            }
-        }
-        Cards(v)
-    }
-    fn str(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-    fn int(&self, key: &str) -> Option<i64> {
-        self.str(key)?.parse().ok()
-    }
-    fn float(&self, key: &str) -> Option<f64> {
-        self.str(key)?.replace(['D', 'd'], "E").parse().ok()
-    }
-    fn has(&self, key: &str) -> bool {
-        self.str(key).is_some()
+/// An integer keyword (an integer value, not a real).
+fn int(h: &Header, key: &str) -> Option<i64> {
+    match h.get(key)? {
+        Value::Int(i) => Some(*i),
+        _ => None,
     }
 }
 
@@ -382,35 +347,35 @@ struct Table {
 
 impl Table {
     /// The layout, or `None` when the HDU is not the simple case (see the module docs).
-    fn from_cards(c: &Cards) -> Option<Table> {
-        if c.str("XTENSION") != Some("BINTABLE")
-            || c.str("ZIMAGE") != Some("T")
-            || c.str("ZCMPTYPE") != Some("RICE_1")
-            || c.int("ZBITPIX") != Some(16)
-            || c.int("ZNAXIS") != Some(2)
-            || c.int("TFIELDS") != Some(1)
-            || c.str("TTYPE1") != Some("COMPRESSED_DATA")
-            || c.has("ZBLANK")
-            || c.has("ZSCALE")
-            || c.has("ZZERO")
-            || c.has("ZQUANTIZ")
+    fn from_header(c: &Header) -> Option<Table> {
+        if c.get_str("XTENSION") != Some("BINTABLE")
+            || c.get("ZIMAGE") != Some(&Value::Bool(true))
+            || c.get_str("ZCMPTYPE") != Some("RICE_1")
+            || int(c, "ZBITPIX") != Some(16)
+            || int(c, "ZNAXIS") != Some(2)
+            || int(c, "TFIELDS") != Some(1)
+            || c.get_str("TTYPE1") != Some("COMPRESSED_DATA")
+            || c.contains("ZBLANK")
+            || c.contains("ZSCALE")
+            || c.contains("ZZERO")
+            || c.contains("ZQUANTIZ")
         {
             return None;
         }
-        let pos = |k: &str| c.int(k).and_then(|v| usize::try_from(v).ok());
+        let pos = |k: &str| int(c, k).and_then(|v| usize::try_from(v).ok());
         let nx = pos("ZNAXIS1")?;
         let ny = pos("ZNAXIS2")?;
         let tile = (pos("ZTILE1").unwrap_or(nx), pos("ZTILE2").unwrap_or(1));
         let (mut nblock, mut bytepix) = (32, None);
         for i in 1..10 {
-            match c.str(&format!("ZNAME{i}")) {
+            match c.get_str(&format!("ZNAME{i}")) {
                 Some("BLOCKSIZE") => nblock = pos(&format!("ZVAL{i}"))?,
                 Some("BYTEPIX") => bytepix = pos(&format!("ZVAL{i}")),
                 Some(_) => return None,
                 None => break,
             }
         }
-        let form = c.str("TFORM1")?;
+        let form = c.get_str("TFORM1")?;
         let wide = if form.starts_with("1PB") || form.starts_with("PB") {
             false
         } else if form.starts_with("1QB") || form.starts_with("QB") {
@@ -420,17 +385,17 @@ impl Table {
         };
         let row_bytes = pos("NAXIS1")?;
         let rows = pos("NAXIS2")?;
-        let heap = match c.int("THEAP") {
+        let heap = match int(c, "THEAP") {
             Some(h) => usize::try_from(h).ok()?,
             None => row_bytes.checked_mul(rows)?,
         };
-        let blank = match c.int("BLANK") {
+        let blank = match int(c, "BLANK") {
             Some(b) => Some(i16::try_from(b).ok()?),
             None => None,
         };
         let (bscale, bzero) = (
-            c.float("BSCALE").unwrap_or(1.0),
-            c.float("BZERO").unwrap_or(0.0),
+            c.get_f64("BSCALE").unwrap_or(1.0),
+            c.get_f64("BZERO").unwrap_or(0.0),
         );
         let scaling = (bscale != 1.0 || bzero != 0.0).then_some((bscale, bzero));
         let ok = bytepix == Some(2)
@@ -441,8 +406,8 @@ impl Table {
             && nx > 0
             && ny > 0
             && rows == nx.div_ceil(tile.0).checked_mul(ny.div_ceil(tile.1))?
-            && c.int("PCOUNT").is_some()
-            && c.int("GCOUNT").unwrap_or(1) == 1;
+            && int(c, "PCOUNT").is_some()
+            && int(c, "GCOUNT").unwrap_or(1) == 1;
         ok.then_some(Table {
             nx,
             ny,
@@ -479,11 +444,15 @@ impl Table {
     }
 }
 
-/// Read a RICE_1 int16 tile-compressed image HDU as `f32` (see the module docs), given the
-/// HDU's header start, data start and data end (bytes from the start of the file).
+/// Read a RICE_1 int16 tile-compressed image HDU as `f32` (see the module docs) from the
+/// bytes of the whole file (`bytes`, read once by the caller), given the HDU's header start,
+/// data start and data end (bytes from the start of the file). Errors name `file`.
 /// `Ok(None)`: not the simple case, read it with cfitsio.
-pub(crate) fn read_f32(path: &Path, hdu: (u64, u64, u64)) -> Result<Option<Vec<f32>>> {
-    let file = Source::file(path);
+pub(crate) fn read_f32(
+    bytes: &[u8],
+    hdu: (u64, u64, u64),
+    file: &Source,
+) -> Result<Option<Vec<f32>>> {
     let fits_err = |reason: String| Error::Fits {
         file: file.clone(),
         reason,
@@ -492,24 +461,23 @@ pub(crate) fn read_f32(path: &Path, hdu: (u64, u64, u64)) -> Result<Option<Vec<f
     if !(head <= start && start <= end) {
         return Ok(None);
     }
-    let len = usize::try_from(end - head).map_err(|_| fits_err("HDU too large".into()))?;
-    let mut f = std::fs::File::open(path).map_err(|e| Error::Io {
-        file: file.clone(),
-        reason: format!("cannot open: {e}"),
-    })?;
-    // Read without zero-filling first; a file shorter than its header says is an error.
-    let mut bytes = Vec::with_capacity(len);
-    f.seek(SeekFrom::Start(head))
-        .and_then(|_| (&mut f).take(len as u64).read_to_end(&mut bytes))
-        .map_err(|e| fits_err(format!("reading the compressed HDU: {e}")))?;
-    if bytes.len() < len {
+    let (Ok(head), Ok(start), Ok(end)) = (
+        usize::try_from(head),
+        usize::try_from(start),
+        usize::try_from(end),
+    ) else {
+        return Err(fits_err("HDU too large".into()));
+    };
+    // A file shorter than its header says is an error.
+    let Some(bytes) = bytes.get(head..end) else {
         return Err(fits_err(format!(
-            "the compressed HDU is cut short: {} of {len} bytes",
-            bytes.len()
+            "the compressed HDU is cut short: {} of {} bytes",
+            bytes.len().saturating_sub(head),
+            end - head
         )));
-    }
-    let hlen = (start - head) as usize;
-    let Some(t) = Table::from_cards(&Cards::parse(&bytes[..hlen])) else {
+    };
+    let hlen = start - head;
+    let Some(t) = Table::from_header(&table_header(&bytes[..hlen])) else {
         return Ok(None);
     };
     let data = &bytes[hlen..];
@@ -707,7 +675,8 @@ mod tests {
             let p = data.join(name);
             let mut f = Fits::open_readonly(&p).unwrap();
             let info = f.find_image().unwrap().unwrap();
-            let got = read_f32(&p, f.hdu_address().unwrap()).unwrap();
+            let bytes = std::fs::read(&p).unwrap();
+            let got = read_f32(&bytes, f.hdu_address().unwrap(), &Source::file(&p)).unwrap();
             assert_eq!(got.is_some(), fast, "{name}");
             if let Some(v) = got {
                 assert_eq!(v.len(), info.nx * info.ny);
@@ -798,15 +767,15 @@ mod tests {
             card("END"),
         ]
         .concat();
-        let c = Cards::parse(h.as_bytes());
-        assert_eq!(c.str("XTENSION"), Some("BINTABLE"));
-        assert_eq!(c.int("NAXIS1"), Some(8));
-        assert_eq!(c.float("BSCALE"), Some(1.5));
-        assert_eq!(c.str("END"), None);
+        let c = table_header(h.as_bytes());
+        assert_eq!(c.get_str("XTENSION"), Some("BINTABLE"));
+        assert_eq!(int(&c, "NAXIS1"), Some(8));
+        assert_eq!(c.get_f64("BSCALE"), Some(1.5));
+        assert_eq!(c.get_str("END"), None);
         // Non-ASCII bytes (a damaged header) are skipped, not a panic.
         let mut bad = card("ZBITPIX =                   16").into_bytes();
         bad[7] = 0xC3;
         bad[8] = 0xA9;
-        assert_eq!(Cards::parse(&bad).str("ZBITPIX"), None);
+        assert_eq!(int(&table_header(&bad), "ZBITPIX"), None);
     }
 }
