@@ -422,13 +422,19 @@ fn build(cli: &Cli) -> Result<(PrepOptions, Engines), Error> {
         quicklook: cli.quicklook,
     };
     if let (Some(dir), true) = (&cli.save_psf, cli.deconvolve) {
-        save_model_psfs(cli, dir, &opts)?;
+        save_model_psfs(cli, dir, &opts, &engines)?;
     }
     Ok((opts, engines))
 }
 
-/// Compute and save the model PSF of each channel among the inputs (or 171 for the demo).
-fn save_model_psfs(cli: &Cli, dir: &Path, opts: &PrepOptions) -> Result<(), Error> {
+/// Compute (on the deconvolution engine) and save the model PSF of each channel among the
+/// inputs (or 171 for the demo).
+fn save_model_psfs(
+    cli: &Cli,
+    dir: &Path,
+    opts: &PrepOptions,
+    engines: &Engines,
+) -> Result<(), Error> {
     let Some(DeconvolveOptions {
         psf: PsfSource::Model(popts),
         ..
@@ -444,10 +450,11 @@ fn save_model_psfs(cli: &Cli, dir: &Path, opts: &PrepOptions) -> Result<(), Erro
     if cli.demo {
         channels.push((171, 4096));
     }
+    // Channels and sizes from the headers alone (no pixels are decoded here).
     for input in expand_inputs(&cli.inputs).unwrap_or_default() {
-        if let Ok(m) = fits::read(&input) {
-            if let Ok(w) = m.wavelength() {
-                let n = m.data.nrows();
+        if let Ok(h) = fits::read_header(&input) {
+            if let Ok(w) = aiaprep::map::wavelength(&h.header, &Source::file(&input)) {
+                let n = h.ny;
                 if !channels.contains(&(w, n)) {
                     channels.push((w, n));
                 }
@@ -460,7 +467,7 @@ fn save_model_psfs(cli: &Cli, dir: &Path, opts: &PrepOptions) -> Result<(), Erro
             ..popts.clone()
         };
         let t = Instant::now();
-        let psf = aiaprep::cpu::psf::psf(ch, &po)?;
+        let psf = engines.deconvolve.psf(ch, &po)?;
         let path = dir.join(format!("aia_psf_{ch}_{n}.fits"));
         let header = aiaprep::psf::psf_header(ch, &po);
         let data32 = psf.mapv(|v| v as f32);

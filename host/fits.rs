@@ -73,6 +73,31 @@ pub fn read(path: &Path) -> Result<AiaMap> {
     Ok(AiaMap::new(data, header, source))
 }
 
+/// The header and shape of the first 2-D image HDU of a FITS file, without reading its
+/// pixels (cfitsio reads the headers only; tile-compressed images give the header of the
+/// equivalent image).
+#[derive(Debug, Clone)]
+pub struct ImageHeader {
+    /// The header.
+    pub header: Header,
+    /// Columns (`NAXIS1`).
+    pub nx: usize,
+    /// Rows (`NAXIS2`).
+    pub ny: usize,
+}
+
+/// Read the header of the first 2-D image HDU of `path` ([`ImageHeader`]) without its
+/// pixels — microseconds, whatever the image size. Errors as for [`read()`].
+pub fn read_header(path: &Path) -> Result<ImageHeader> {
+    let (f, info, header) = read::open_image(path)?;
+    f.close()?;
+    Ok(ImageHeader {
+        header,
+        nx: info.nx,
+        ny: info.ny,
+    })
+}
+
 /// True when `path` is a complete level-1.5 file: it opens as FITS, its first image HDU
 /// says `LVL_NUM = 1.5`, and the file is at least as long as that HDU's data unit (a file
 /// cut short by a crash is not complete). Reads the header only (microseconds). Used by

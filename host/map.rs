@@ -194,21 +194,7 @@ impl AiaMap {
 
     /// The channel (`WAVELNTH`, Å) as an integer.
     pub fn wavelength(&self) -> Result<u32> {
-        let v = self
-            .header
-            .get("WAVELNTH")
-            .ok_or_else(|| Error::MissingKeyword {
-                file: self.source.clone(),
-                key: "WAVELNTH".into(),
-            })?;
-        match v.as_f64() {
-            Some(w) if w.is_finite() && w > 0.0 && w < 1e5 => Ok(w.round() as u32),
-            _ => Err(Error::BadKeyword {
-                file: self.source.clone(),
-                key: "WAVELNTH".into(),
-                reason: format!("not a wavelength ({v:?})"),
-            }),
-        }
+        wavelength(&self.header, &self.source)
     }
 
     /// Check that the header describes an AIA image (`TELESCOP` contains "AIA" or
@@ -242,6 +228,25 @@ pub fn check_is_aia(h: &Header, source: &Source) -> Result<()> {
             file: source.clone(),
             reason: format!("TELESCOP='{tel}', INSTRUME='{ins}'"),
         })
+    }
+}
+
+/// The channel of a header (`WAVELNTH`, Å, rounded), as [`AiaMap::wavelength`]; errors
+/// name `source`.
+pub fn wavelength(header: &Header, source: &Source) -> Result<u32> {
+    let v = header
+        .get("WAVELNTH")
+        .ok_or_else(|| Error::MissingKeyword {
+            file: source.clone(),
+            key: "WAVELNTH".into(),
+        })?;
+    match v.as_f64() {
+        Some(w) if w.is_finite() && w > 0.0 && w < 1e5 => Ok(w.round() as u32),
+        _ => Err(Error::BadKeyword {
+            file: source.clone(),
+            key: "WAVELNTH".into(),
+            reason: format!("not a wavelength ({v:?})"),
+        }),
     }
 }
 

@@ -30,7 +30,6 @@
 //! (zeros ended by a one) and `fs` low bits. Differences are zig-zag mapped
 //! (`d ≥ 0 → 2d`, `d < 0 → −2d − 1`) and accumulate modulo 2¹⁶.
 
-
 use rayon::prelude::*;
 
 use crate::error::{Error, Result, Source};
