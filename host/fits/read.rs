@@ -55,12 +55,14 @@ pub(crate) fn load_image(path: &Path) -> Result<(Fits, ImageInfo, Header)> {
     let (mut f, info, header) = match first_image(Fits::open_memory(bytes, file.clone())?, file) {
         // The memory driver ends the file at a partial 2880-byte block (the disk driver
         // fails there): a file cut inside a header looks like one without an image.
-        Err(Error::NotAia { file, .. }) if len % 2880 != 0 => return Err(Error::Fits {
-            file,
-            reason: format!(
+        Err(Error::NotAia { file, .. }) if len % 2880 != 0 => {
+            return Err(Error::Fits {
+                file,
+                reason: format!(
                 "the file is cut short: {len} bytes is not a whole number of 2880-byte FITS blocks"
             ),
-        }),
+            })
+        }
         r => r?,
     };
     // cfitsio's memory driver does not fail on a data unit cut short, as its disk driver
