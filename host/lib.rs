@@ -41,6 +41,7 @@ pub mod header;
 pub mod kernels;
 pub mod lanes;
 pub mod map;
+pub mod time;
 
 // The semantics of each operation: options, checks, shared rules, output headers.
 pub mod deconvolve;

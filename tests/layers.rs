@@ -14,7 +14,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "core types and buffers",
         &[
-            "error", "header", "map", "geometry", "buffers", "lanes", "kernels",
+            "error", "header", "map", "geometry", "buffers", "lanes", "kernels", "time",
         ],
     ),
     (
