@@ -1,4 +1,4 @@
-//! Image-buffer recycling in batches (`cpu::buffers::{recycle_images, take_f32,
+//! Image-buffer recycling in batches (`buffers::{recycle_images, take_f32,
 //! recycle_f32}`): a recycled buffer still holds the previous image's pixels, so every
 //! user of `take_f32` must write every element. These tests hand the pool buffers full of
 //! a sentinel, check that they are the ones reused (same address), and that the results

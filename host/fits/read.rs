@@ -107,7 +107,7 @@ fn first_image(mut f: Fits, file: Source) -> Result<(Fits, ImageInfo, Header)> {
 ///
 /// Measured alternative, not taken: reading int16 as raw `i16` (into the first half of
 /// the output buffer) and widening it in parallel here. Once the output buffer is backed
-/// by huge pages (see `cpu::buffers`), both take the same time (4096² RICE ≈ 0.125 s), and
+/// by huge pages (see `crate::buffers`), both take the same time (4096² RICE ≈ 0.125 s), and
 /// this way cfitsio keeps every BLANK/ZBLANK/scaling rule.
 ///
 /// RICE_1 int16 tile-compressed images (JSOC's files) of a file opened from memory
