@@ -276,9 +276,10 @@ extern "C" __global__ void spline_prefilter_recursive(float* data, int nx, int n
     }
 }
 
-// The resample itself; 2-D launch over the output.
+// The resample itself; 2-D launch over the output. `dmask` is NULL when `p.use_mask` is 0
+// (`nullable`: the host's typed launcher takes an optional buffer there, see build.rs).
 extern "C" __global__ void resample_affine(const float* __restrict__ src,
-                                           const aia_u8* __restrict__ dmask,
+                                           const aia_u8* __restrict__ dmask /* nullable */,
                                            float* __restrict__ out, ResampleParams p) {
     int x = blockIdx.x * blockDim.x + threadIdx.x;
     int y = blockIdx.y * blockDim.y + threadIdx.y;

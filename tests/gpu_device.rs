@@ -162,14 +162,15 @@ fn open_checks_and_chooses_libraries_cuda() {
     );
     assert!(d.nvrtc().version.0 <= d.driver_version() / 1000);
     assert!(d.cufft().version / 1000 < d.driver_version() / 1000);
-    for k in aiaprep::kernels::KERNELS
+    // Every entry point of the registry has a typed id, and each loads.
+    let entries: usize = aiaprep::kernels::KERNELS
         .iter()
-        .filter(|k| !k.entry_points.is_empty())
-    {
-        for e in k.entry_points {
-            d.function(k.name, e)
-                .unwrap_or_else(|err| panic!("{}/{e}: {err}", k.name));
-        }
+        .map(|k| k.entry_points.len())
+        .sum();
+    assert_eq!(aiaprep::gpu::KernelId::all().len(), entries);
+    for id in aiaprep::gpu::KernelId::all() {
+        d.load_kernel(id)
+            .unwrap_or_else(|err| panic!("{id}: {err}"));
     }
     let desc = d.describe();
     assert!(desc.contains("NVRTC") && desc.contains("cuFFT"), "{desc}");

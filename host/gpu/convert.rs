@@ -1,14 +1,15 @@
 //! int16 ↔ f32 conversion, image statistics and the exact median on the device
 //! (`kernels/convert.cu`).
 
-use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg, ValidAsZeroBits};
+use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, ValidAsZeroBits};
 use ndarray::{Array2, ArrayView2};
 
 use crate::error::Result;
 
 use super::buffer::{self, alloc, alloc_zeros, download_vec, upload};
 use super::device::{gpu_err, GpuDevice};
-use super::{cfg_1d, launch, DeviceImage, REDUCE_BLOCKS};
+use super::launch::convert as k;
+use super::{cfg_1d, DeviceImage, REDUCE_BLOCKS};
 
 /// How stored int16 values become physical f32 values: `bzero + bscale · v`, with `blank`
 /// (FITS `BLANK`, −32768 for AIA) → NaN.
@@ -97,18 +98,18 @@ pub(crate) fn device_i16_to_f32(
     out: &mut CudaSlice<f32>,
     s: &I16Scaling,
 ) -> Result<()> {
-    let f = dev.function("convert", "i16_to_f32")?;
     let (has_blank, blank) = blank_args(s);
-    let n64 = n as i64;
-    let mut b = dev.stream.launch_builder(&f);
-    b.arg(input)
-        .arg(out)
-        .arg(&n64)
-        .arg(&has_blank)
-        .arg(&blank)
-        .arg(&s.bscale)
-        .arg(&s.bzero);
-    launch(b, cfg_1d(n), "i16_to_f32")
+    k::i16_to_f32(
+        dev,
+        cfg_1d(n),
+        input,
+        out,
+        n as i64,
+        has_blank,
+        blank,
+        s.bscale,
+        s.bzero,
+    )
 }
 
 /// Converts device f32 to int16 (round half away from zero, saturate to ±32767,
@@ -119,11 +120,7 @@ pub(crate) fn device_f32_to_i16(
     n: usize,
     out: &mut CudaSlice<i16>,
 ) -> Result<()> {
-    let f = dev.function("convert", "f32_to_i16")?;
-    let n64 = n as i64;
-    let mut b = dev.stream.launch_builder(&f);
-    b.arg(input).arg(out).arg(&n64);
-    launch(b, cfg_1d(n), "f32_to_i16")
+    k::f32_to_i16(dev, cfg_1d(n), input, out, n as i64)
 }
 
 /// Converts device f32 to int16 for a file with `BSCALE`/`BZERO`: stored = (physical −
@@ -137,11 +134,7 @@ pub(crate) fn device_f32_to_i16_scaled(
     bscale: f64,
     bzero: f64,
 ) -> Result<()> {
-    let f = dev.function("convert", "f32_to_i16_scaled")?;
-    let n64 = n as i64;
-    let mut b = dev.stream.launch_builder(&f);
-    b.arg(input).arg(out).arg(&n64).arg(&bscale).arg(&bzero);
-    launch(b, cfg_1d(n), "f32_to_i16_scaled")
+    k::f32_to_i16_scaled(dev, cfg_1d(n), input, out, n as i64, bscale, bzero)
 }
 
 /// `x = (f32)((f64)x / t)` on the device (exposure normalisation, as the CPU path).
@@ -151,11 +144,7 @@ pub(crate) fn device_divide(
     n: usize,
     t: f64,
 ) -> Result<()> {
-    let f = dev.function("convert", "f32_divide")?;
-    let n64 = n as i64;
-    let mut b = dev.stream.launch_builder(&f);
-    b.arg(x).arg(&n64).arg(&t);
-    launch(b, cfg_1d(n), "f32_divide")
+    k::f32_divide(dev, cfg_1d(n), x, n as i64, t)
 }
 
 /// `x = min(max(x, lo), hi)` on the device, NaN kept.
@@ -166,28 +155,17 @@ pub(crate) fn device_clamp(
     lo: f32,
     hi: f32,
 ) -> Result<()> {
-    let f = dev.function("convert", "f32_clamp")?;
-    let n64 = n as i64;
-    let mut b = dev.stream.launch_builder(&f);
-    b.arg(x).arg(&n64).arg(&lo).arg(&hi);
-    launch(b, cfg_1d(n), "f32_clamp")
+    k::f32_clamp(dev, cfg_1d(n), x, n as i64, lo, hi)
 }
 
 fn finalize(dev: &GpuDevice, partial: &CudaSlice<RawStats>) -> Result<Stats> {
-    let f = dev.function("convert", "stats_finalize")?;
     let mut out = alloc::<RawStats>(dev, 1, "statistics")?;
-    let m = REDUCE_BLOCKS as i32;
-    let mut b = dev.stream.launch_builder(&f);
-    b.arg(partial).arg(&m).arg(&mut out);
-    launch(
-        b,
-        LaunchConfig {
-            grid_dim: (1, 1, 1),
-            block_dim: (256, 1, 1),
-            shared_mem_bytes: 0,
-        },
-        "stats_finalize",
-    )?;
+    let cfg = LaunchConfig {
+        grid_dim: (1, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    k::stats_finalize(dev, cfg, partial, REDUCE_BLOCKS as i32, &mut out)?;
     let v = download_vec(dev, &out, 1, "statistics")?;
     Ok(v[0].into())
 }
@@ -202,12 +180,8 @@ fn reduce_cfg() -> LaunchConfig {
 
 /// Statistics of the first `n` values of a device f32 buffer (non-NaN values).
 pub(crate) fn device_stats_f32(dev: &GpuDevice, x: &CudaSlice<f32>, n: usize) -> Result<Stats> {
-    let f = dev.function("convert", "stats_f32_partial")?;
     let mut partial = alloc::<RawStats>(dev, REDUCE_BLOCKS, "partial statistics")?;
-    let n64 = n as i64;
-    let mut b = dev.stream.launch_builder(&f);
-    b.arg(x).arg(&n64).arg(&mut partial);
-    launch(b, reduce_cfg(), "stats_f32_partial")?;
+    k::stats_f32_partial(dev, reduce_cfg(), x, n as i64, &mut partial)?;
     finalize(dev, &partial)
 }
 
@@ -218,20 +192,12 @@ pub(crate) fn device_stats_i16(
     n: usize,
     blank: Option<i16>,
 ) -> Result<Stats> {
-    let f = dev.function("convert", "stats_i16_partial")?;
     let mut partial = alloc::<RawStats>(dev, REDUCE_BLOCKS, "partial statistics")?;
-    let n64 = n as i64;
     let (has_blank, bl) = match blank {
         Some(b) => (1i32, b as i32),
         None => (0, 0),
     };
-    let mut b = dev.stream.launch_builder(&f);
-    b.arg(x)
-        .arg(&n64)
-        .arg(&has_blank)
-        .arg(&bl)
-        .arg(&mut partial);
-    launch(b, reduce_cfg(), "stats_i16_partial")?;
+    k::stats_i16_partial(dev, reduce_cfg(), x, n as i64, has_blank, bl, &mut partial)?;
     finalize(dev, &partial)
 }
 
@@ -247,22 +213,22 @@ fn key_to_f32(k: u32) -> f32 {
 /// The `rank`-th smallest (0-based) non-NaN value by radix select over order-preserving
 /// keys: three histogram passes of 11, 11 and 10 bits.
 fn device_select(dev: &GpuDevice, x: &CudaSlice<f32>, n: usize, rank: u64) -> Result<f32> {
-    let f = dev.function("convert", "hist_f32_keys")?;
     let mut hist = alloc_zeros::<u32>(dev, 2048, "median histogram")?;
     let (mut prefix, mut mask) = (0u32, 0u32);
     let mut rank = rank;
     for (shift, bits) in [(21i32, 11i32), (10, 11), (0, 10)] {
         buffer::zero(dev, &mut hist)?;
-        let n64 = n as i64;
-        let mut b = dev.stream.launch_builder(&f);
-        b.arg(x)
-            .arg(&n64)
-            .arg(&prefix)
-            .arg(&mask)
-            .arg(&shift)
-            .arg(&bits)
-            .arg(&mut hist);
-        launch(b, reduce_cfg(), "hist_f32_keys")?;
+        k::hist_f32_keys(
+            dev,
+            reduce_cfg(),
+            x,
+            n as i64,
+            prefix,
+            mask,
+            shift,
+            bits,
+            &mut hist,
+        )?;
         let h = download_vec(dev, &hist, 1usize << bits, "median histogram")?;
         let mut cum = 0u64;
         let mut found = None;

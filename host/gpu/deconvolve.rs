@@ -9,7 +9,7 @@
 //! Any size works (odd sizes too): the PSF peak at `[ny/2, nx/2]` is moved to `[0, 0]`
 //! (`ifftshift`, as the CPU path).
 
-use cudarc::driver::{CudaSlice, PushKernelArg};
+use cudarc::driver::CudaSlice;
 use ndarray::{Array2, ArrayView2};
 
 use crate::error::{Error, Result, Source};
@@ -17,7 +17,8 @@ use crate::error::{Error, Result, Source};
 use super::buffer::{self, alloc};
 use super::device::GpuDevice;
 use super::fft::{spectrum_len, Complex32, Complex64, FftKind};
-use super::{cfg_1d, launch, DeviceImage};
+use super::launch::rl;
+use super::{cfg_1d, DeviceImage};
 
 /// Options of one deconvolution.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -80,20 +81,12 @@ pub fn otf_from_device_psf(
     let n = nx * ny;
     let m = spectrum_len(ny, nx);
     let mut shifted = alloc::<f64>(dev, n, "shifted PSF")?;
-    let f = dev.function("rl", "otf_shift_f64")?;
-    let (nxi, nyi) = (nx as i32, ny as i32);
-    let mut b = dev.stream.launch_builder(&f);
-    b.arg(psf).arg(&mut shifted).arg(&nxi).arg(&nyi);
-    launch(b, cfg_1d(n), "otf_shift_f64")?;
+    rl::otf_shift_f64(dev, cfg_1d(n), psf, &mut shifted, nx as i32, ny as i32)?;
     let mut spec64 = alloc::<Complex64>(dev, m, "OTF (f64)")?;
     dev.fft_plan(ny, nx, FftKind::D2Z)?
         .d2z(&shifted, &mut spec64)?;
     let mut spectrum = alloc::<Complex32>(dev, m, "OTF")?;
-    let f = dev.function("rl", "complex_f64_to_f32")?;
-    let m64 = m as i64;
-    let mut b = dev.stream.launch_builder(&f);
-    b.arg(&spec64).arg(&mut spectrum).arg(&m64);
-    launch(b, cfg_1d(m), "complex_f64_to_f32")?;
+    rl::complex_f64_to_f32(dev, cfg_1d(m), &spec64, &mut spectrum, m as i64)?;
     Ok(DeviceOtf { spectrum, nx, ny })
 }
 
@@ -137,50 +130,21 @@ pub fn deconvolve_device(
     let mut spec = alloc::<Complex32>(dev, m, "RL spectrum")?;
     let fwd = dev.fft_plan(ny, nx, FftKind::R2C)?;
     let inv = dev.fft_plan(ny, nx, FftKind::C2R)?;
-    let f_prep = dev.function("rl", "rl_prepare")?;
-    let f_mul = dev.function("rl", "rl_mul_otf")?;
-    let f_ratio = dev.function("rl", "rl_ratio")?;
-    let f_update = dev.function("rl", "rl_update")?;
-    let f_restore = dev.function("rl", "rl_restore")?;
     let clip = p.clip_negative as i32;
-    let (c0, c1) = (0i32, 1i32);
+    let (plain, conj) = (0i32, 1i32);
 
-    let mut b = dev.stream.launch_builder(&f_prep);
-    b.arg(&mut d)
-        .arg(&mut u)
-        .arg(&mut mask)
-        .arg(&n64)
-        .arg(&clip);
-    launch(b, cfg_1d(n), "rl_prepare")?;
+    rl::rl_prepare(dev, cfg_1d(n), &mut d, &mut u, &mut mask, n64, clip)?;
     for _ in 0..p.iterations {
         fwd.r2c(&u, &mut spec)?;
-        let mut b = dev.stream.launch_builder(&f_mul);
-        b.arg(&mut spec)
-            .arg(&otf.spectrum)
-            .arg(&m64)
-            .arg(&scale)
-            .arg(&c0);
-        launch(b, cfg_1d(m), "rl_mul_otf")?;
+        rl::rl_mul_otf(dev, cfg_1d(m), &mut spec, &otf.spectrum, m64, scale, plain)?;
         inv.c2r(&mut spec, &mut e)?;
-        let mut b = dev.stream.launch_builder(&f_ratio);
-        b.arg(&d).arg(&mut e).arg(&n64).arg(&p.floor);
-        launch(b, cfg_1d(n), "rl_ratio")?;
+        rl::rl_ratio(dev, cfg_1d(n), &d, &mut e, n64, p.floor)?;
         fwd.r2c(&e, &mut spec)?;
-        let mut b = dev.stream.launch_builder(&f_mul);
-        b.arg(&mut spec)
-            .arg(&otf.spectrum)
-            .arg(&m64)
-            .arg(&scale)
-            .arg(&c1);
-        launch(b, cfg_1d(m), "rl_mul_otf")?;
+        rl::rl_mul_otf(dev, cfg_1d(m), &mut spec, &otf.spectrum, m64, scale, conj)?;
         inv.c2r(&mut spec, &mut e)?;
-        let mut b = dev.stream.launch_builder(&f_update);
-        b.arg(&mut u).arg(&e).arg(&n64);
-        launch(b, cfg_1d(n), "rl_update")?;
+        rl::rl_update(dev, cfg_1d(n), &mut u, &e, n64)?;
     }
-    let mut b = dev.stream.launch_builder(&f_restore);
-    b.arg(&mut u).arg(&mask).arg(&n64);
-    launch(b, cfg_1d(n), "rl_restore")?;
+    rl::rl_restore(dev, cfg_1d(n), &mut u, &mask, n64)?;
     Ok(DeviceImage { data: u, nx, ny })
 }
 

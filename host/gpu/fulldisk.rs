@@ -3,13 +3,13 @@
 //! (`arccos(cos Tx cos Ty) <= arcsin(RSUN_REF / DSUN_OBS)`), and the Sun centre must lie
 //! inside the map (`−0.5 <= x <= nx − 0.5`, same for y; checked on the host).
 
-use cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
+use cudarc::driver::{DeviceRepr, LaunchConfig};
 
 use crate::error::{Error, Result, Source};
 
 use super::buffer::{alloc_zeros, download_vec};
 use super::device::GpuDevice;
-use super::launch;
+use super::launch::fulldisk as k;
 
 /// The WCS numbers the test needs (the fields of [`crate::map::Geometry`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -130,21 +130,15 @@ fn raw(p: &FullDiskParams) -> RawFullDiskParams {
 pub fn edge_on_disk_count(dev: &GpuDevice, p: &FullDiskParams) -> Result<u64> {
     check(p)?;
     let r = raw(p);
-    let f = dev.function("fulldisk", "fulldisk_edge_count")?;
     let mut count = alloc_zeros::<u64>(dev, 1, "full-disk count")?;
     let n_edge = 2 * p.shape.0 + 2 * p.shape.1 - 4;
     let blocks = n_edge.div_ceil(256).clamp(1, 1024) as u32;
-    let mut b = dev.stream.launch_builder(&f);
-    b.arg(&r).arg(&mut count);
-    launch(
-        b,
-        LaunchConfig {
-            grid_dim: (blocks, 1, 1),
-            block_dim: (256, 1, 1),
-            shared_mem_bytes: 0,
-        },
-        "fulldisk_edge_count",
-    )?;
+    let cfg = LaunchConfig {
+        grid_dim: (blocks, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    k::fulldisk_edge_count(dev, cfg, r, &mut count)?;
     Ok(download_vec(dev, &count, 1, "full-disk count")?[0])
 }
 

@@ -7,7 +7,7 @@
 //! point reflection (`psf_finish`) — the same values, including the reflection that
 //! matters only for asymmetric orders.
 
-use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, LaunchConfig};
 use ndarray::Array2;
 
 use crate::error::{Error, Result, Source};
@@ -15,7 +15,8 @@ use crate::error::{Error, Result, Source};
 use super::buffer::{alloc, alloc_zeros, download_vec, upload};
 use super::device::GpuDevice;
 use super::fft::{spectrum_len, Complex64, FftKind};
-use super::{cfg_1d, launch, REDUCE_BLOCKS};
+use super::launch::psf as k;
+use super::{cfg_1d, REDUCE_BLOCKS};
 
 /// One filter's mesh geometry.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,34 +118,20 @@ pub(crate) fn spikes(p: &PsfParams, f: &PsfFilter) -> (Vec<f64>, Vec<f64>, Vec<f
 }
 
 fn device_sum(dev: &GpuDevice, x: &CudaSlice<f64>, n: usize) -> Result<f64> {
-    let fp = dev.function("psf", "psf_sum_partial")?;
-    let ff = dev.function("psf", "psf_sum_final")?;
     let mut partial = alloc::<f64>(dev, REDUCE_BLOCKS, "PSF partial sums")?;
     let mut total = alloc::<f64>(dev, 1, "PSF sum")?;
-    let n64 = n as i64;
-    let mut b = dev.stream.launch_builder(&fp);
-    b.arg(x).arg(&n64).arg(&mut partial);
-    launch(
-        b,
-        LaunchConfig {
-            grid_dim: (REDUCE_BLOCKS as u32, 1, 1),
-            block_dim: (256, 1, 1),
-            shared_mem_bytes: 0,
-        },
-        "psf_sum_partial",
-    )?;
-    let m = REDUCE_BLOCKS as i32;
-    let mut b = dev.stream.launch_builder(&ff);
-    b.arg(&partial).arg(&m).arg(&mut total);
-    launch(
-        b,
-        LaunchConfig {
-            grid_dim: (1, 1, 1),
-            block_dim: (256, 1, 1),
-            shared_mem_bytes: 0,
-        },
-        "psf_sum_final",
-    )?;
+    let partial_cfg = LaunchConfig {
+        grid_dim: (REDUCE_BLOCKS as u32, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    k::psf_sum_partial(dev, partial_cfg, x, n as i64, &mut partial)?;
+    let final_cfg = LaunchConfig {
+        grid_dim: (1, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    k::psf_sum_final(dev, final_cfg, &partial, REDUCE_BLOCKS as i32, &mut total)?;
     Ok(download_vec(dev, &total, 1, "PSF sum")?[0])
 }
 
@@ -159,25 +146,22 @@ fn filter_grid(dev: &GpuDevice, p: &PsfParams, f: &PsfFilter) -> Result<CudaSlic
         let dcx = upload(dev, &cx, "PSF spike centres")?;
         let dcy = upload(dev, &cy, "PSF spike centres")?;
         let damp = upload(dev, &amp, "PSF spike amplitudes")?;
-        let func = dev.function("psf", "psf_accumulate")?;
-        let (ni, count, ri) = (n as i32, cx.len() as i32, radius as i32);
-        let mut b = dev.stream.launch_builder(&func);
-        b.arg(&mut grid)
-            .arg(&ni)
-            .arg(&dcx)
-            .arg(&dcy)
-            .arg(&damp)
-            .arg(&count)
-            .arg(&w)
-            .arg(&ri);
-        launch(
-            b,
-            LaunchConfig {
-                grid_dim: (cx.len() as u32, 1, 1),
-                block_dim: (256, 1, 1),
-                shared_mem_bytes: 0,
-            },
-            "psf_accumulate",
+        let cfg = LaunchConfig {
+            grid_dim: (cx.len() as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        k::psf_accumulate(
+            dev,
+            cfg,
+            &mut grid,
+            n as i32,
+            &dcx,
+            &dcy,
+            &damp,
+            cx.len() as i32,
+            w,
+            radius as i32,
         )?;
     }
     let sum_s = device_sum(dev, &grid, n * n)?;
@@ -191,18 +175,18 @@ fn filter_grid(dev: &GpuDevice, p: &PsfParams, f: &PsfFilter) -> Result<CudaSlic
     let sum_c = s1 * s1;
     let inv_s = if sum_s > 0.0 { 1.0 / sum_s } else { 0.0 };
     let inv_c = 1.0 / sum_c;
-    let func = dev.function("psf", "psf_combine")?;
-    let (ni, ri) = (n as i32, radius as i32);
-    let mut b = dev.stream.launch_builder(&func);
-    b.arg(&mut grid)
-        .arg(&ni)
-        .arg(&inv_s)
-        .arg(&inv_c)
-        .arg(&w)
-        .arg(&ri)
-        .arg(&p.spike_fraction)
-        .arg(&p.core_fraction);
-    launch(b, cfg_1d(n * n), "psf_combine")?;
+    k::psf_combine(
+        dev,
+        cfg_1d(n * n),
+        &mut grid,
+        n as i32,
+        inv_s,
+        inv_c,
+        w,
+        radius as i32,
+        p.spike_fraction,
+        p.core_fraction,
+    )?;
     Ok(grid)
 }
 
@@ -242,19 +226,11 @@ pub fn psf_device(dev: &GpuDevice, p: &PsfParams) -> Result<CudaSlice<f64>> {
     let mut bsp = alloc::<Complex64>(dev, m, "PSF spectrum")?;
     plan.d2z(&focal, &mut a)?;
     plan.d2z(&entrance, &mut bsp)?;
-    let f = dev.function("psf", "psf_mul_spectra")?;
-    let m64 = m as i64;
-    let mut b = dev.stream.launch_builder(&f);
-    b.arg(&mut a).arg(&bsp).arg(&m64);
-    launch(b, cfg_1d(m), "psf_mul_spectra")?;
+    k::psf_mul_spectra(dev, cfg_1d(m), &mut a, &bsp, m as i64)?;
     drop(bsp);
     dev.fft_plan(n, n, FftKind::Z2D)?.z2d(&mut a, &mut focal)?;
-    let f = dev.function("psf", "psf_finish")?;
-    let ni = n as i32;
     let scale = 1.0 / (n as f64 * n as f64);
-    let mut b = dev.stream.launch_builder(&f);
-    b.arg(&focal).arg(&mut entrance).arg(&ni).arg(&scale);
-    launch(b, cfg_1d(n * n), "psf_finish")?;
+    k::psf_finish(dev, cfg_1d(n * n), &focal, &mut entrance, n as i32, scale)?;
     Ok(entrance)
 }
 

@@ -17,7 +17,7 @@
 //! 4. one pass over the output: map, sample (or `missing` outside `[−pad, n − 1 + pad]`),
 //!    clip, NaN where the resampled dilated mask is > 0.
 
-use cudarc::driver::{CudaSlice, DeviceRepr, PushKernelArg};
+use cudarc::driver::{CudaSlice, DeviceRepr};
 
 use crate::error::{Error, Result, Source};
 use crate::geometry::RegisterTransform;
@@ -26,7 +26,8 @@ use crate::register::Interpolation;
 use super::buffer::alloc;
 use super::convert::{device_nanmedian, device_stats_f32};
 use super::device::GpuDevice;
-use super::{cfg_1d, cfg_2d, launch, DeviceImage, MAX_ROWS_2D};
+use super::launch::resample as k;
+use super::{cfg_1d, cfg_2d, DeviceImage, MAX_ROWS_2D};
 
 /// The kernel's `interp` code of an interpolation.
 pub fn kernel_code(i: Interpolation) -> i32 {
@@ -165,18 +166,18 @@ pub fn register_device(
     let mut src: CudaSlice<f32> = if px == 0 && py == 0 {
         img.data
     } else {
-        let f = dev.function("resample", "pad_constant")?;
         let mut dst = alloc::<f32>(dev, n, "padded image")?;
-        let (inx, iny, pxi, pyi) = (img.nx as i32, img.ny as i32, px as i32, py as i32);
-        let mut b = dev.stream.launch_builder(&f);
-        b.arg(&img.data)
-            .arg(&inx)
-            .arg(&iny)
-            .arg(&mut dst)
-            .arg(&pxi)
-            .arg(&pyi)
-            .arg(&p.missing);
-        launch(b, cfg_1d(n), "pad_constant")?;
+        k::pad_constant(
+            dev,
+            cfg_1d(n),
+            &img.data,
+            img.nx as i32,
+            img.ny as i32,
+            &mut dst,
+            px as i32,
+            py as i32,
+            p.missing,
+        )?;
         dst
     };
 
@@ -190,26 +191,14 @@ pub fn register_device(
             None => device_nanmedian(dev, &src, n, stats.count)?.unwrap_or(0.0) as f32,
         };
         let mut mask = alloc::<u8>(dev, n, "NaN mask")?;
-        let f = dev.function("resample", "nan_mask_fill")?;
-        let n64 = n as i64;
-        let mut b = dev.stream.launch_builder(&f);
-        b.arg(&mut src).arg(&mut mask).arg(&n64).arg(&fill);
-        launch(b, cfg_1d(n), "nan_mask_fill")?;
+        k::nan_mask_fill(dev, cfg_1d(n), &mut src, &mut mask, n as i64, fill)?;
         let r = (mask_box(p.interpolation) as i32 - 1) / 2;
         if r > 0 {
-            let f = dev.function("resample", "mask_dilate")?;
             let mut tmp = alloc::<u8>(dev, n, "dilated mask")?;
             let (nxi, nyi) = (nx as i32, ny as i32);
-            for (axis, forward) in [(0i32, true), (1i32, false)] {
-                let mut b = dev.stream.launch_builder(&f);
-                if forward {
-                    b.arg(&mask).arg(&mut tmp);
-                } else {
-                    b.arg(&tmp).arg(&mut mask);
-                }
-                b.arg(&nxi).arg(&nyi).arg(&r).arg(&axis);
-                launch(b, cfg_2d(nx, ny), "mask_dilate")?;
-            }
+            // along rows (axis 0) into `tmp`, then along columns back into `mask`
+            k::mask_dilate(dev, cfg_2d(nx, ny), &mask, &mut tmp, nxi, nyi, r, 0)?;
+            k::mask_dilate(dev, cfg_2d(nx, ny), &tmp, &mut mask, nxi, nyi, r, 1)?;
         }
         dmask = Some(mask);
     }
@@ -219,26 +208,16 @@ pub fn register_device(
         let (nxi, nyi) = (nx as i32, ny as i32);
         match p.prefilter {
             Prefilter::Fir => {
-                let f = dev.function("resample", "spline_prefilter_fir")?;
                 let mut tmp = alloc::<f32>(dev, n, "spline coefficients")?;
-                let a0 = 0i32;
-                let mut b = dev.stream.launch_builder(&f);
-                b.arg(&src).arg(&mut tmp).arg(&nxi).arg(&nyi).arg(&a0);
-                launch(b, cfg_2d(nx, ny), "spline_prefilter_fir")?;
-                let a1 = 1i32;
-                let mut b = dev.stream.launch_builder(&f);
-                b.arg(&tmp).arg(&mut src).arg(&nxi).arg(&nyi).arg(&a1);
-                launch(b, cfg_2d(nx, ny), "spline_prefilter_fir")?;
+                k::spline_prefilter_fir(dev, cfg_2d(nx, ny), &src, &mut tmp, nxi, nyi, 0)?;
+                k::spline_prefilter_fir(dev, cfg_2d(nx, ny), &tmp, &mut src, nxi, nyi, 1)?;
             }
             Prefilter::Recursive => {
-                let f = dev.function("resample", "spline_prefilter_recursive")?;
                 for (axis, lines) in [(0i32, ny), (1i32, nx)] {
-                    let mut b = dev.stream.launch_builder(&f);
-                    b.arg(&mut src).arg(&nxi).arg(&nyi).arg(&axis);
                     let mut cfg = cfg_1d(lines);
                     cfg.block_dim = (64, 1, 1);
                     cfg.grid_dim = (lines.div_ceil(64) as u32, 1, 1);
-                    launch(b, cfg, "spline_prefilter_recursive")?;
+                    k::spline_prefilter_recursive(dev, cfg, &mut src, nxi, nyi, axis)?;
                 }
             }
         }
@@ -269,17 +248,8 @@ pub fn register_device(
         clip_hi: hi,
         clip: p.clip.is_some() as i32,
     };
-    let f = dev.function("resample", "resample_affine")?;
     let mut out = alloc::<f32>(dev, ox * oy, "registered image")?;
-    let null: u64 = 0;
-    let mut b = dev.stream.launch_builder(&f);
-    b.arg(&src);
-    match &dmask {
-        Some(m) => b.arg(m),
-        None => b.arg(&null),
-    };
-    b.arg(&mut out).arg(&raw);
-    launch(b, cfg_2d(ox, oy), "resample_affine")?;
+    k::resample_affine(dev, cfg_2d(ox, oy), &src, dmask.as_ref(), &mut out, raw)?;
     Ok(DeviceImage {
         data: out,
         nx: ox,
