@@ -188,19 +188,26 @@ impl Fits {
         let mut status = 0;
         // SAFETY: valid C string, out-pointer to a local.
         unsafe { sys::ffdkopn(&mut ptr, name.as_ptr(), sys::READONLY as c_int, &mut status) };
+        Fits::opened(ptr, status, file, None)
+    }
+
+    /// The handle an open call returned with `status`: on failure, closed (when cfitsio
+    /// left one) and the error naming `file`.
+    fn opened(
+        ptr: *mut sys::fitsfile,
+        status: c_int,
+        file: Source,
+        memory: Option<Box<Memory>>,
+    ) -> Result<Fits> {
         if status != 0 {
             if !ptr.is_null() {
                 let mut s2 = 0;
-                // SAFETY: ptr came from ffdkopn.
+                // SAFETY: ptr came from the open call that failed.
                 unsafe { sys::ffclos(ptr, &mut s2) };
             }
             return Err(fits_error(&file, "open", status));
         }
-        Ok(Fits {
-            ptr,
-            file,
-            memory: None,
-        })
+        Ok(Fits { ptr, file, memory })
     }
 
     /// Open the bytes of a whole FITS file read-only (cfitsio's memory driver, `ffomem`),
@@ -234,19 +241,7 @@ impl Fits {
                 &mut status,
             )
         };
-        if status != 0 {
-            if !ptr.is_null() {
-                let mut s2 = 0;
-                // SAFETY: ptr came from ffomem.
-                unsafe { sys::ffclos(ptr, &mut s2) };
-            }
-            return Err(fits_error(&file, "open", status));
-        }
-        Ok(Fits {
-            ptr,
-            file,
-            memory: Some(mem),
-        })
+        Fits::opened(ptr, status, file, Some(mem))
     }
 
     /// The bytes of a file opened from memory; `None` for a file opened by path.

@@ -9,19 +9,23 @@ use super::cfitsio::{Fits, ImageInfo, TDOUBLE, TFLOAT};
 use crate::error::{Error, Result, Source};
 use crate::header::Header;
 
-/// Check up front that `path` is a readable regular file, so that "no such file" or
-/// "permission denied" come back as [`Error::Io`] rather than as a cfitsio code.
-fn check_readable(path: &Path, file: &Source) -> Result<()> {
-    let io = |reason: String| Error::Io {
+fn io_error(file: &Source, reason: String) -> Error {
+    Error::Io {
         file: file.clone(),
         reason,
-    };
-    let meta = std::fs::metadata(path).map_err(|e| io(format!("cannot read: {e}")))?;
-    if !meta.is_file() {
-        return Err(io("not a regular file".into()));
     }
-    std::fs::File::open(path).map_err(|e| io(format!("cannot open: {e}")))?;
-    Ok(())
+}
+
+/// Open `path` as a readable regular file, so that "no such file" or "permission denied"
+/// come back as [`Error::Io`] rather than as a cfitsio code. Returns the open file and its
+/// length in bytes.
+fn open_readable(path: &Path, file: &Source) -> Result<(std::fs::File, u64)> {
+    let meta = std::fs::metadata(path).map_err(|e| io_error(file, format!("cannot read: {e}")))?;
+    if !meta.is_file() {
+        return Err(io_error(file, "not a regular file".into()));
+    }
+    let f = std::fs::File::open(path).map_err(|e| io_error(file, format!("cannot open: {e}")))?;
+    Ok((f, meta.len()))
 }
 
 /// Open `path` and move to its first 2-D image HDU; also returns its header. cfitsio
@@ -29,7 +33,7 @@ fn check_readable(path: &Path, file: &Source) -> Result<()> {
 /// the `f64` reads of small files.
 pub(crate) fn open_image(path: &Path) -> Result<(Fits, ImageInfo, Header)> {
     let file = Source::file(path);
-    check_readable(path, &file)?;
+    drop(open_readable(path, &file)?);
     first_image(Fits::open_readonly(path)?, file)
 }
 
@@ -38,18 +42,10 @@ pub(crate) fn open_image(path: &Path) -> Result<(Fits, ImageInfo, Header)> {
 /// bytes in memory ([`Fits::memory`]): the file is opened once per read.
 pub(crate) fn load_image(path: &Path) -> Result<(Fits, ImageInfo, Header)> {
     let file = Source::file(path);
-    let io = |reason: String| Error::Io {
-        file: file.clone(),
-        reason,
-    };
-    let meta = std::fs::metadata(path).map_err(|e| io(format!("cannot read: {e}")))?;
-    if !meta.is_file() {
-        return Err(io("not a regular file".into()));
-    }
-    let mut f = std::fs::File::open(path).map_err(|e| io(format!("cannot open: {e}")))?;
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    let (mut f, size) = open_readable(path, &file)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     f.read_to_end(&mut bytes)
-        .map_err(|e| io(format!("cannot read: {e}")))?;
+        .map_err(|e| io_error(&file, format!("cannot read: {e}")))?;
     drop(f);
     let len = bytes.len();
     let (mut f, info, header) = match first_image(Fits::open_memory(bytes, file.clone())?, file) {
