@@ -116,7 +116,12 @@ impl Engine for StandIn {
     fn deconvolve(&self, map: &AiaMap, _: &DeconvolveOptions) -> aiaprep::Result<AiaMap> {
         self.pass(map)
     }
-    fn register(&self, map: &AiaMap, _: &RegisterOptions) -> aiaprep::Result<AiaMap> {
+    fn register_planned(
+        &self,
+        map: &AiaMap,
+        _: &aiaprep::register::Plan,
+        _: &RegisterOptions,
+    ) -> aiaprep::Result<AiaMap> {
         self.pass(map)
     }
     fn concurrency(&self) -> usize {

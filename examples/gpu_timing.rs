@@ -220,7 +220,12 @@ fn run() -> aiaprep::Result<()> {
     };
     let ms = wall(&|| engine.register(&map, &ropts).map(|_| ()))?;
     rows.push(("engine.register_f32_wall".into(), ms, None));
-    let ms = wall(&|| engine.deconvolve_register(&map, &dopts, &ropts).map(|_| ()))?;
+    let plan = register::plan(&map, &ropts)?;
+    let ms = wall(&|| {
+        engine
+            .deconvolve_register(&map, &dopts, &plan, &ropts)
+            .map(|_| ())
+    })?;
     rows.push(("engine.deconvolve_register_f32_wall".into(), ms, None));
 
     println!(

@@ -13,11 +13,10 @@ use crate::deconvolve::DeconvolveOptions;
 use crate::engine::Engines;
 use crate::error::{Error, Result, Source};
 use crate::fits::{self, WriteOptions};
-use crate::geometry;
 use crate::map::AiaMap;
 use crate::normalize;
 use crate::pointing::{self, PointingTable};
-use crate::register::RegisterOptions;
+use crate::register::{self, Plan, RegisterOptions};
 
 /// A prepared image, ready for [`store`]: f32 pixels, or int16 pixels the engine already
 /// encoded ([`crate::engine::Engine::prep_int16`]).
@@ -140,12 +139,13 @@ pub fn output_path(input: &Path, out_dir: &Path) -> PathBuf {
     out_dir.join(format!("{stem}_lev15.fits"))
 }
 
-/// Check a freshly read level-1 map: an AIA image, usable geometry, and (when
-/// `check_full_disk`) the full disk, before any expensive stage. Returns warnings (LVL_NUM
-/// other than 1, as aiapy warns).
-pub fn check_level1(map: &AiaMap, check_full_disk: bool) -> Result<Vec<String>> {
+/// Check a freshly read level-1 map before any expensive stage — an AIA image, usable
+/// geometry, (when `opts.check_full_disk`) the full disk, usable register options — and
+/// make its register plan ([`register::plan`]: the geometry is parsed and the full disk
+/// tested here, once; the plan travels with the map). Returns the plan and the warnings
+/// (LVL_NUM other than 1, as aiapy warns).
+pub fn check_level1(map: &AiaMap, opts: &RegisterOptions) -> Result<(Plan, Vec<String>)> {
     map.check_is_aia()?;
-    let g = map.geometry()?;
     let mut warnings = Vec::new();
     match map.level() {
         Some(l) if (l - 1.0).abs() < 1e-9 => {}
@@ -158,13 +158,8 @@ pub fn check_level1(map: &AiaMap, check_full_disk: bool) -> Result<Vec<String>> 
             map.source
         )),
     }
-    if check_full_disk {
-        geometry::full_disk_check(&g).map_err(|f| Error::NotFullDisk {
-            file: map.source.clone(),
-            reason: f.to_string(),
-        })?;
-    }
-    Ok(warnings)
+    let plan = register::plan(map, opts)?;
+    Ok((plan, warnings))
 }
 
 /// Prepare a map in memory: pointing → deconvolve → register → normalise. `times` gets
@@ -177,13 +172,15 @@ pub fn prep_map(
     warnings: &mut Vec<String>,
 ) -> Result<AiaMap> {
     let mut map = map;
-    apply_pointing(&mut map, opts, times, warnings)?;
-    compute(map, opts, engines, times)
+    let plan = apply_pointing(&mut map, None, opts, times, warnings)?;
+    compute(map, &plan, opts, engines, times)
 }
 
-/// deconvolve → register → normalise with f32 pixels (after the pointing update).
+/// deconvolve → register → normalise with f32 pixels (after the pointing update; `plan`
+/// is the register plan of the updated map).
 fn compute(
     map: AiaMap,
+    plan: &Plan,
     opts: &PrepOptions,
     engines: &Engines,
     times: &mut StageTimes,
@@ -195,7 +192,7 @@ fn compute(
             let (out, t_dec, t_reg) =
                 engines
                     .register
-                    .deconvolve_register(&map, d, &opts.register)?;
+                    .deconvolve_register(&map, d, plan, &opts.register)?;
             times.deconvolve = t_dec;
             times.register = t_reg;
             out
@@ -208,7 +205,9 @@ fn compute(
                 times.deconvolve = t.elapsed();
             }
             let t = Instant::now();
-            let out = engines.register.register(&map, &opts.register)?;
+            let out = engines
+                .register
+                .register_planned(&map, plan, &opts.register)?;
             times.register = t.elapsed();
             out
         }
@@ -235,13 +234,27 @@ pub fn prepare(
     times: &mut StageTimes,
     warnings: &mut Vec<String>,
 ) -> Result<Prepared> {
+    prepare_planned(map, None, opts, engines, times, warnings)
+}
+
+/// [`prepare`] with the map's register plan made at load (`plan`, from [`load`] /
+/// [`check_level1`]): used as it is unless a pointing update changes the geometry, when
+/// the plan is made again from the updated header.
+pub fn prepare_planned(
+    map: AiaMap,
+    plan: Option<Plan>,
+    opts: &PrepOptions,
+    engines: &Engines,
+    times: &mut StageTimes,
+    warnings: &mut Vec<String>,
+) -> Result<Prepared> {
+    let mut map = map;
+    let plan = apply_pointing(&mut map, plan, opts, times, warnings)?;
     let int16 =
         engines.one_engine() && opts.write.dtype == fits::OutputType::I16 && !opts.quicklook;
     if !int16 {
-        return prep_map(map, opts, engines, times, warnings).map(Prepared::Map);
+        return compute(map, &plan, opts, engines, times).map(Prepared::Map);
     }
-    let mut map = map;
-    apply_pointing(&mut map, opts, times, warnings)?;
     let normalize = if opts.normalize_exposure {
         Some(normalize::exposure_time(&map)?)
     } else {
@@ -251,6 +264,7 @@ pub fn prepare(
     match engines.register.prep_int16(
         &map,
         opts.deconvolve.as_ref(),
+        &plan,
         &opts.register,
         normalize,
         scaling,
@@ -267,31 +281,39 @@ pub fn prepare(
                 pixels: p.pixels,
             })
         }
-        None => compute(map, opts, engines, times).map(Prepared::Map),
+        None => compute(map, &plan, opts, engines, times).map(Prepared::Map),
     }
 }
 
-/// The pointing update of `opts` (if any), in place.
+/// The pointing update of `opts` (if any), in place; returns the register plan of the map
+/// as updated: `plan` (made at load) when nothing changed the geometry, else a new one.
 fn apply_pointing(
     map: &mut AiaMap,
+    plan: Option<Plan>,
     opts: &PrepOptions,
     times: &mut StageTimes,
     warnings: &mut Vec<String>,
-) -> Result<()> {
-    if let Some(table) = &opts.pointing {
-        let t = Instant::now();
-        let (_row, w) = pointing::update_pointing_in_place(map, table)?;
-        warnings.extend(w);
-        times.pointing = t.elapsed();
+) -> Result<Plan> {
+    match (&opts.pointing, plan) {
+        (Some(table), _) => {
+            let t = Instant::now();
+            let (_row, w) = pointing::update_pointing_in_place(map, table)?;
+            warnings.extend(w);
+            times.pointing = t.elapsed();
+            register::plan(map, &opts.register)
+        }
+        (None, Some(plan)) => Ok(plan),
+        (None, None) => register::plan(map, &opts.register),
     }
-    Ok(())
 }
 
-/// A level-1 map read and checked, ready for [`prep_map`].
+/// A level-1 map read and checked, ready for [`prepare_planned`].
 #[derive(Debug, Clone)]
 pub struct Loaded {
     /// The map.
     pub map: AiaMap,
+    /// Its register plan (geometry, full-disk check, transform), made once at load.
+    pub plan: Plan,
     /// Warnings so far.
     pub warnings: Vec<String>,
     /// Stage times so far (read, check).
@@ -306,10 +328,11 @@ pub fn load(input: &Path, opts: &PrepOptions) -> Result<Loaded> {
     let map = fits::read(input)?;
     times.read = t.elapsed();
     let t = Instant::now();
-    let warnings = check_level1(&map, opts.register.check_full_disk)?;
+    let (plan, warnings) = check_level1(&map, &opts.register)?;
     times.check = t.elapsed();
     Ok(Loaded {
         map,
+        plan,
         warnings,
         times,
     })
@@ -387,10 +410,11 @@ pub fn prep_file(
     }
     let Loaded {
         map,
+        plan,
         mut warnings,
         mut times,
     } = load(input, opts)?;
-    let out = prepare(map, opts, engines, &mut times, &mut warnings)?;
+    let out = prepare_planned(map, Some(plan), opts, engines, &mut times, &mut warnings)?;
     store(out, output, opts, engines, &mut times)?;
     Ok(PrepOutcome {
         output: output.to_path_buf(),

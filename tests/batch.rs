@@ -81,8 +81,13 @@ impl Engine for LaneEngine {
     fn deconvolve(&self, map: &AiaMap, opts: &DeconvolveOptions) -> Result<AiaMap> {
         self.call(|| CpuEngine.deconvolve(map, opts))
     }
-    fn register(&self, map: &AiaMap, opts: &RegisterOptions) -> Result<AiaMap> {
-        self.call(|| CpuEngine.register(map, opts))
+    fn register_planned(
+        &self,
+        map: &AiaMap,
+        plan: &aiaprep::register::Plan,
+        opts: &RegisterOptions,
+    ) -> Result<AiaMap> {
+        self.call(|| CpuEngine.register_planned(map, plan, opts))
     }
     fn concurrency(&self) -> usize {
         self.lanes.len()

@@ -201,6 +201,7 @@ fn pool_keeps_at_most_its_threshold_cuda() {
                 iterations: 2,
                 ..Default::default()
             },
+            &aiaprep::register::plan(&map, &Default::default()).unwrap(),
             &aiaprep::register::RegisterOptions::default(),
         )
         .unwrap();

@@ -961,7 +961,15 @@ fn concurrent_body(d: &Device) {
         if k.is_multiple_of(2) {
             engine.register(m, &ropts).unwrap()
         } else {
-            engine.deconvolve_register(m, &dopts, &ropts).unwrap().0
+            engine
+                .deconvolve_register(
+                    m,
+                    &dopts,
+                    &aiaprep::register::plan(m, &ropts).unwrap(),
+                    &ropts,
+                )
+                .unwrap()
+                .0
         }
     };
     let serial: Vec<AiaMap> = maps.iter().enumerate().map(|(k, m)| one(m, k)).collect();

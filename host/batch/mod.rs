@@ -42,7 +42,6 @@ pub use shard::{shard_from_env, shard_inputs, Shard, ShardSource};
 
 use crate::engine::{Engine, Engines};
 use crate::error::{Error, Source};
-use crate::map::AiaMap;
 use crate::pipeline::{self, PrepOptions, StageTimes};
 
 /// Batch settings.
@@ -98,8 +97,11 @@ impl Progress for NoProgress {
     fn finished(&self, _: &Record, _: usize, _: usize) {}
 }
 
+/// A computed image on its way to the encode stage: index, pixels, stage times, warnings.
+type Computed = (usize, pipeline::Prepared, StageTimes, Vec<String>);
+
 enum Task {
-    Decoded(usize, pipeline::Loaded),
+    Decoded(usize, Box<pipeline::Loaded>),
     Failed(usize, Error, StageTimes),
 }
 
@@ -195,7 +197,7 @@ pub fn run(
     let busy = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
     let (dec_tx, dec_rx) = sync_channel::<Task>(depth);
     let dec_rx = Arc::new(Mutex::new(dec_rx));
-    let (enc_tx, enc_rx) = sync_channel::<(usize, pipeline::Prepared, pipeline::Loaded)>(depth);
+    let (enc_tx, enc_rx) = sync_channel::<Computed>(depth);
     let enc_rx = Arc::new(Mutex::new(enc_rx));
     std::thread::scope(|s| {
         for _ in 0..decode_threads {
@@ -209,7 +211,7 @@ pub fn run(
                 let Some(&i) = todo.get(k) else { break };
                 let t = Instant::now();
                 let job = match pipeline::load(&inputs[i], opts) {
-                    Ok(l) => Task::Decoded(i, l),
+                    Ok(l) => Task::Decoded(i, Box::new(l)),
                     Err(e) => Task::Failed(i, e, StageTimes::default()),
                 };
                 add_busy(busy, t);
@@ -244,10 +246,10 @@ pub fn run(
                     Ok(g) => g.recv(),
                     Err(_) => break,
                 };
-                let Ok((i, out, loaded)) = msg else { break };
+                let Ok((i, out, mut times, warnings)) = msg else {
+                    break;
+                };
                 let t = Instant::now();
-                let mut times = loaded.times;
-                let warnings = loaded.warnings;
                 let r = pipeline::store(out, &outputs[i], opts, engines, &mut times);
                 add_busy(busy, t);
                 let (status, error) = match r {
@@ -353,11 +355,7 @@ struct Compute<'a> {
 impl Compute<'_> {
     /// Takes decoded images from `rx` until it is closed, runs the engines and passes the
     /// results to `tx`; failures are finished here.
-    fn run(
-        &self,
-        rx: &Mutex<Receiver<Task>>,
-        tx: SyncSender<(usize, pipeline::Prepared, pipeline::Loaded)>,
-    ) {
+    fn run(&self, rx: &Mutex<Receiver<Task>>, tx: SyncSender<Computed>) {
         loop {
             let job = match rx.lock() {
                 Ok(g) => g.recv(),
@@ -379,29 +377,29 @@ impl Compute<'_> {
             };
             match job {
                 Task::Failed(i, e, times) => failed(i, times, e.to_string(), Vec::new()),
-                Task::Decoded(i, mut loaded) => {
+                Task::Decoded(i, loaded) => {
                     if self.cancel.load(Ordering::SeqCst) {
                         continue; // recorded as cancelled
                     }
                     let t = Instant::now();
-                    let map = std::mem::replace(
-                        &mut loaded.map,
-                        AiaMap::new(
-                            ndarray::Array2::zeros((0, 0)),
-                            crate::header::Header::new(),
-                            Source::memory(),
-                        ),
+                    let pipeline::Loaded {
+                        map,
+                        plan,
+                        mut times,
+                        mut warnings,
+                    } = *loaded;
+                    let r = pipeline::prepare_planned(
+                        map,
+                        Some(plan),
+                        self.opts,
+                        self.engines,
+                        &mut times,
+                        &mut warnings,
                     );
-                    let mut times = loaded.times;
-                    let mut warnings = std::mem::take(&mut loaded.warnings);
-                    let r =
-                        pipeline::prepare(map, self.opts, self.engines, &mut times, &mut warnings);
                     add_busy(self.busy, t);
                     match r {
                         Ok(out) => {
-                            loaded.times = times;
-                            loaded.warnings = warnings;
-                            if tx.send((i, out, loaded)).is_err() {
+                            if tx.send((i, out, times, warnings)).is_err() {
                                 break;
                             }
                         }

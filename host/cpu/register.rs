@@ -3,7 +3,7 @@
 
 use crate::error::Result;
 use crate::map::AiaMap;
-use crate::register::{level15_header, plan, RegisterOptions};
+use crate::register::{level15_header, plan, Plan, RegisterOptions};
 
 use super::resample::resample;
 
@@ -25,13 +25,18 @@ use super::resample::resample;
 /// # Ok::<(), aiaprep::Error>(())
 /// ```
 pub fn register(map: &AiaMap, opts: &RegisterOptions) -> Result<AiaMap> {
-    let p = plan(map, opts)?;
+    Ok(register_planned(map, &plan(map, opts)?, opts))
+}
+
+/// [`register()`] with the map's plan already made ([`plan`], e.g. at load): resample and
+/// header only; nothing here can fail.
+pub fn register_planned(map: &AiaMap, plan: &Plan, opts: &RegisterOptions) -> AiaMap {
     let r = resample(
         map.data.view(),
-        &p.transform,
+        &plan.transform,
         opts.interpolation,
         opts.missing,
     );
-    let h = level15_header(&map.header, &p, opts, r.missing);
-    Ok(AiaMap::new(r.data, h, map.source.clone()))
+    let h = level15_header(&map.header, plan, opts, r.missing);
+    AiaMap::new(r.data, h, map.source.clone())
 }

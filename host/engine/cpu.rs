@@ -4,7 +4,7 @@ use super::Engine;
 use crate::deconvolve::DeconvolveOptions;
 use crate::error::Result;
 use crate::map::AiaMap;
-use crate::register::RegisterOptions;
+use crate::register::{Plan, RegisterOptions};
 
 /// The CPU implementation of [`Engine`] (rayon-parallel inside each image); the PSF,
 /// full-disk test and int16 encoding are the trait's defaults (the CPU references).
@@ -18,7 +18,12 @@ impl Engine for CpuEngine {
     fn deconvolve(&self, map: &AiaMap, opts: &DeconvolveOptions) -> Result<AiaMap> {
         crate::cpu::deconvolve(map, opts)
     }
-    fn register(&self, map: &AiaMap, opts: &RegisterOptions) -> Result<AiaMap> {
-        crate::cpu::register(map, opts)
+    fn register_planned(
+        &self,
+        map: &AiaMap,
+        plan: &Plan,
+        opts: &RegisterOptions,
+    ) -> Result<AiaMap> {
+        Ok(crate::cpu::register::register_planned(map, plan, opts))
     }
 }

@@ -14,7 +14,7 @@ use crate::gpu::{device_count, GpuEngine};
 use crate::int16::{Int16Pixels, Int16Prep};
 use crate::map::{AiaMap, Geometry};
 use crate::psf::PsfOptions;
-use crate::register::RegisterOptions;
+use crate::register::{Plan, RegisterOptions};
 
 impl Engine for GpuEngine {
     fn name(&self) -> String {
@@ -36,26 +36,35 @@ impl Engine for GpuEngine {
     fn deconvolve(&self, map: &AiaMap, opts: &DeconvolveOptions) -> Result<AiaMap> {
         GpuEngine::deconvolve(self, map, opts)
     }
-    fn register(&self, map: &AiaMap, opts: &RegisterOptions) -> Result<AiaMap> {
-        GpuEngine::register(self, map, opts)
+    fn register_planned(
+        &self,
+        map: &AiaMap,
+        plan: &Plan,
+        opts: &RegisterOptions,
+    ) -> Result<AiaMap> {
+        GpuEngine::register_planned(self, map, plan, opts)
     }
     fn deconvolve_register(
         &self,
         map: &AiaMap,
         d: &DeconvolveOptions,
+        plan: &Plan,
         r: &RegisterOptions,
     ) -> Result<(AiaMap, Duration, Duration)> {
-        GpuEngine::deconvolve_register(self, map, d, r)
+        GpuEngine::deconvolve_register(self, map, d, plan, r)
     }
     fn prep_int16(
         &self,
         map: &AiaMap,
         d: Option<&DeconvolveOptions>,
+        plan: &Plan,
         r: &RegisterOptions,
         normalize: Option<f64>,
         scaling: Option<(f64, f64)>,
     ) -> Option<Result<Int16Prep>> {
-        Some(GpuEngine::prep_int16(self, map, d, r, normalize, scaling))
+        Some(GpuEngine::prep_int16(
+            self, map, d, plan, r, normalize, scaling,
+        ))
     }
     fn concurrency(&self) -> usize {
         GpuEngine::concurrency(self)

@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::int16::{Int16Pixels, Int16Prep};
 use crate::map::{AiaMap, Geometry};
 use crate::psf::PsfOptions;
-use crate::register::RegisterOptions;
+use crate::register::{self, Plan, RegisterOptions};
 
 pub use cpu::CpuEngine;
 #[cfg(feature = "cuda")]
@@ -89,8 +89,15 @@ pub trait Engine: Send + Sync {
     }
     /// PSF deconvolution of a level-1 map (see [`crate::deconvolve`]).
     fn deconvolve(&self, map: &AiaMap, opts: &DeconvolveOptions) -> Result<AiaMap>;
-    /// Register a map to level 1.5 (see [`crate::register`]).
-    fn register(&self, map: &AiaMap, opts: &RegisterOptions) -> Result<AiaMap>;
+    /// Register a map to level 1.5 (see [`crate::register`]): its [`Plan`], then
+    /// [`Engine::register_planned`].
+    fn register(&self, map: &AiaMap, opts: &RegisterOptions) -> Result<AiaMap> {
+        self.register_planned(map, &register::plan(map, opts)?, opts)
+    }
+    /// Register a map whose [`Plan`] (geometry, full-disk check, transform) was already
+    /// made — by the pipeline at load, so it is made once per image.
+    fn register_planned(&self, map: &AiaMap, plan: &Plan, opts: &RegisterOptions)
+        -> Result<AiaMap>;
     /// Deconvolution then register (level 1.6), with the time of each: the default runs
     /// [`Engine::deconvolve`] then [`Engine::register`]; the GPU engine overrides it to keep
     /// the image on the device between the two. The result must be the same as the two
@@ -99,13 +106,14 @@ pub trait Engine: Send + Sync {
         &self,
         map: &AiaMap,
         d: &DeconvolveOptions,
+        plan: &Plan,
         r: &RegisterOptions,
     ) -> Result<(AiaMap, Duration, Duration)> {
         let t = Instant::now();
         let m = self.deconvolve(map, d)?;
         let t_dec = t.elapsed();
         let t = Instant::now();
-        let out = self.register(&m, r)?;
+        let out = self.register_planned(&m, plan, r)?;
         Ok((out, t_dec, t.elapsed()))
     }
     /// The compute of a `prep` whose output is int16 and whose pixels nothing else needs as
@@ -119,6 +127,7 @@ pub trait Engine: Send + Sync {
         &self,
         _map: &AiaMap,
         _deconvolve: Option<&DeconvolveOptions>,
+        _plan: &Plan,
         _register: &RegisterOptions,
         _normalize: Option<f64>,
         _scaling: Option<(f64, f64)>,

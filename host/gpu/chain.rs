@@ -555,6 +555,7 @@ impl GpuEngine {
         &self,
         map: &AiaMap,
         d: Option<&DeconvolveOptions>,
+        plan: &register::Plan,
         r: &RegisterOptions,
         normalize: Option<f64>,
         output: OutputKind,
@@ -564,8 +565,7 @@ impl GpuEngine {
             None => None,
         };
         // Deconvolution changes neither the shape nor the geometry keywords: the register
-        // plan (and its checks) can be made first, so nothing runs on the GPU in vain.
-        let plan = register::plan(map, r)?;
+        // plan (and its checks) was made before, so nothing runs on the GPU in vain.
         let job = Job {
             deconvolve: sel
                 .as_ref()
@@ -585,11 +585,11 @@ impl GpuEngine {
         let mut header = match (&sel, d) {
             (Some(s), Some(o)) => register::level15_header(
                 &deconvolve::deconvolved_header(map, o, s),
-                &plan,
+                plan,
                 r,
                 missing,
             ),
-            _ => register::level15_header(&map.header, &plan, r, missing),
+            _ => register::level15_header(&map.header, plan, r, missing),
         };
         if let Some(t) = normalize {
             crate::normalize::normalized_header(&mut header, t);
@@ -785,9 +785,10 @@ impl GpuEngine {
         &self,
         map: &AiaMap,
         d: &DeconvolveOptions,
+        plan: &register::Plan,
         r: &RegisterOptions,
     ) -> Result<(AiaMap, Duration, Duration)> {
-        let (p, header) = self.run_prep(map, Some(d), r, None, OutputKind::F32)?;
+        let (p, header) = self.run_prep(map, Some(d), plan, r, None, OutputKind::F32)?;
         let (t_dec, t_reg) = split_times(&p.times);
         let data = f32_pixels(p.pixels)?;
         Ok((AiaMap::new(data, header, map.source.clone()), t_dec, t_reg))
@@ -799,12 +800,14 @@ impl GpuEngine {
         &self,
         map: &AiaMap,
         d: Option<&DeconvolveOptions>,
+        plan: &register::Plan,
         r: &RegisterOptions,
         normalize: Option<f64>,
         scaling: Option<(f64, f64)>,
     ) -> Result<Int16Prep> {
         {
-            let (p, header) = self.run_prep(map, d, r, normalize, OutputKind::I16 { scaling })?;
+            let (p, header) =
+                self.run_prep(map, d, plan, r, normalize, OutputKind::I16 { scaling })?;
             let (deconvolve, register) = split_times(&p.times);
             let Pixels::I16 { data, stats } = p.pixels else {
                 return Err(gpu_err("GPU engine", "f32 pixels for an int16 job"));
@@ -874,7 +877,17 @@ impl GpuEngine {
 
     /// As [`crate::cpu::register()`], on the GPU (module docs).
     pub fn register(&self, map: &AiaMap, opts: &RegisterOptions) -> Result<AiaMap> {
-        let (p, header) = self.run_prep(map, None, opts, None, OutputKind::F32)?;
+        self.register_planned(map, &register::plan(map, opts)?, opts)
+    }
+
+    /// [`GpuEngine::register`] with the map's plan already made ([`register::plan`]).
+    pub fn register_planned(
+        &self,
+        map: &AiaMap,
+        plan: &register::Plan,
+        opts: &RegisterOptions,
+    ) -> Result<AiaMap> {
+        let (p, header) = self.run_prep(map, None, plan, opts, None, OutputKind::F32)?;
         let data = f32_pixels(p.pixels)?;
         Ok(AiaMap::new(data, header, map.source.clone()))
     }
