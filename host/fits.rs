@@ -246,14 +246,14 @@ pub(crate) fn write_with(
         OutputType::I16 => {
             let (d, s) = write::convert_i16(slice, opts.scaling);
             (
-                write::Pixels::I16 {
+                write::Encoded::I16 {
                     data: d,
                     scaling: opts.scaling,
                 },
                 s,
             )
         }
-        OutputType::F32 => (write::Pixels::F32(slice), write::stats_f32(slice)),
+        OutputType::F32 => (write::Encoded::F32(slice), write::stats_f32(slice)),
     };
     write_encoded(&map.header, nx, ny, pixels, stats, path, opts, own_rice)
 }
@@ -265,7 +265,7 @@ fn write_encoded(
     header: &Header,
     nx: usize,
     ny: usize,
-    pixels: write::Pixels<'_>,
+    pixels: write::Encoded<'_>,
     stats: write::Stats,
     path: &Path,
     opts: &WriteOptions,
@@ -280,7 +280,7 @@ fn write_encoded(
         own_rice,
     };
     let written = write::write_atomically(path, opts.overwrite, &layout, &pixels);
-    if let write::Pixels::I16 { data, .. } = pixels {
+    if let write::Encoded::I16 { data, .. } = pixels {
         crate::buffers::recycle_i16(data); // reused by the next write in a batch
     }
     let own = written?;
@@ -315,12 +315,7 @@ pub fn encode_int16(values: ArrayView2<f32>, scaling: Option<(f64, f64)>) -> Res
     Ok(Int16Pixels {
         data,
         scaling,
-        stats: PixelStats {
-            min: st.min,
-            max: st.max,
-            mean: st.mean,
-            n_missing: st.n_missing,
-        },
+        stats: st,
     })
 }
 
@@ -347,14 +342,8 @@ pub fn write_int16(
     } else {
         pixels.data.iter().copied().collect()
     };
-    let st = pixels.stats;
-    let stats = write::Stats {
-        min: st.min,
-        max: st.max,
-        mean: st.mean,
-        n_missing: st.n_missing,
-    };
-    let encoded = write::Pixels::I16 {
+    let stats = pixels.stats;
+    let encoded = write::Encoded::I16 {
         data,
         scaling: pixels.scaling,
     };
@@ -387,5 +376,5 @@ pub fn write_image_f32(
         stats: None,
         own_rice: true,
     };
-    write::write_atomically(path, overwrite, &layout, &write::Pixels::F32(slice)).map(|_| ())
+    write::write_atomically(path, overwrite, &layout, &write::Encoded::F32(slice)).map(|_| ())
 }

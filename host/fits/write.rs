@@ -14,17 +14,12 @@ use super::{Compression, BLANK_I16, I16_MAX, I16_MIN};
 use crate::error::{Error, Result};
 use crate::header::{Card, Header, Value};
 
-/// Pixels per rayon task.
+/// Encoded per rayon task.
 const CHUNK: usize = 1 << 16;
 
-/// Statistics over the non-missing pixels as written, in physical units.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Stats {
-    pub min: f64,
-    pub max: f64,
-    pub mean: f64,
-    pub n_missing: usize,
-}
+/// Statistics over the non-missing pixels as written, in physical units (the int16
+/// encoding's own type; the same for f32 output).
+pub(crate) use crate::int16::PixelStats as Stats;
 
 /// Per-chunk accumulator: (min stored, max stored, sum stored, count valid).
 type Acc = (i16, i16, i64, usize);
@@ -170,7 +165,7 @@ pub(crate) fn stats_f32(data: &[f32]) -> Stats {
 }
 
 /// The pixels to write, already in their stored type.
-pub(crate) enum Pixels<'a> {
+pub(crate) enum Encoded<'a> {
     I16 {
         data: Vec<i16>,
         scaling: Option<(f64, f64)>,
@@ -202,12 +197,12 @@ pub(crate) fn write_file(
     tmp: &TempOutput,
     path: &Path,
     layout: &Layout<'_>,
-    pixels: &Pixels<'_>,
+    pixels: &Encoded<'_>,
 ) -> Result<bool> {
     let mut f = Fits::create(tmp.path(), path)?;
     let (bitpix, is_float) = match pixels {
-        Pixels::I16 { .. } => (sys::SHORT_IMG as c_int, false),
-        Pixels::F32(_) => (sys::FLOAT_IMG as c_int, true),
+        Encoded::I16 { .. } => (sys::SHORT_IMG as c_int, false),
+        Encoded::F32(_) => (sys::FLOAT_IMG as c_int, true),
     };
     if layout.compress == Compression::Rice {
         if is_float {
@@ -221,7 +216,7 @@ pub(crate) fn write_file(
     f.create_image(bitpix, layout.nx, layout.ny)?;
 
     // Storage keywords next to the structural ones.
-    if let Pixels::I16 { scaling, .. } = pixels {
+    if let Encoded::I16 { scaling, .. } = pixels {
         if let Some((bscale, bzero)) = scaling {
             f.update_record(
                 "BSCALE",
@@ -288,11 +283,11 @@ pub(crate) fn write_file(
         None => {}
     }
 
-    // Pixels are passed in their stored form: cfitsio must not scale them again.
+    // Encoded are passed in their stored form: cfitsio must not scale them again.
     f.set_scaling(1.0, 0.0)?;
     let mut own = false;
     match pixels {
-        Pixels::I16 { data, .. } => {
+        Encoded::I16 { data, .. } => {
             if layout.own_rice && layout.compress == Compression::Rice {
                 own = write_rice_rows(&mut f, data, layout.nx)?;
             }
@@ -302,7 +297,7 @@ pub(crate) fn write_file(
             }
         }
         // SAFETY: TFLOAT is f32.
-        Pixels::F32(data) => unsafe { f.write_pixels::<f32>(TFLOAT, data)? },
+        Encoded::F32(data) => unsafe { f.write_pixels::<f32>(TFLOAT, data)? },
     }
     f.close()?;
     Ok(own)
@@ -364,7 +359,7 @@ pub(crate) fn write_atomically(
     path: &Path,
     overwrite: bool,
     layout: &Layout<'_>,
-    pixels: &Pixels<'_>,
+    pixels: &Encoded<'_>,
 ) -> Result<bool> {
     let tmp = TempOutput::new(path)?;
     let own = write_file(&tmp, path, layout, pixels)?;
