@@ -8,7 +8,7 @@
 use ndarray::Array2;
 
 use crate::error::{Error, Result, Source};
-use crate::header::Header;
+use crate::header::{Header, Value};
 
 /// An AIA image in memory.
 ///
@@ -231,15 +231,19 @@ pub fn check_is_aia(h: &Header, source: &Source) -> Result<()> {
     }
 }
 
+/// The value of keyword `key` of `header`; [`Error::MissingKeyword`] naming `source` when
+/// absent.
+pub fn required<'a>(header: &'a Header, source: &Source, key: &str) -> Result<&'a Value> {
+    header.get(key).ok_or_else(|| Error::MissingKeyword {
+        file: source.clone(),
+        key: key.into(),
+    })
+}
+
 /// The channel of a header (`WAVELNTH`, Å, rounded), as [`AiaMap::wavelength`]; errors
 /// name `source`.
 pub fn wavelength(header: &Header, source: &Source) -> Result<u32> {
-    let v = header
-        .get("WAVELNTH")
-        .ok_or_else(|| Error::MissingKeyword {
-            file: source.clone(),
-            key: "WAVELNTH".into(),
-        })?;
+    let v = required(header, source, "WAVELNTH")?;
     match v.as_f64() {
         Some(w) if w.is_finite() && w > 0.0 && w < 1e5 => Ok(w.round() as u32),
         _ => Err(Error::BadKeyword {

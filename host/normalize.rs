@@ -41,13 +41,7 @@ pub fn original_exptime(h: &Header) -> Option<f64> {
 /// Errors: [`Error::MissingKeyword`] if absent; [`Error::BadKeyword`] if not a number, not
 /// finite or ≤ 0.
 pub fn exposure_time(map: &AiaMap) -> Result<f64> {
-    let v = map
-        .header
-        .get("EXPTIME")
-        .ok_or_else(|| Error::MissingKeyword {
-            file: map.source.clone(),
-            key: "EXPTIME".into(),
-        })?;
+    let v = crate::map::required(&map.header, &map.source, "EXPTIME")?;
     match v.as_f64() {
         Some(t) if t.is_finite() && t > 0.0 => Ok(t),
         _ => Err(Error::BadKeyword {

@@ -427,13 +427,7 @@ fn required_number(map: &AiaMap, key: &str) -> Result<f64> {
 /// Errors: [`Error::MissingKeyword`] if absent, [`Error::BadKeyword`] if not a string or
 /// not a parseable time.
 pub fn t_obs(map: &AiaMap) -> Result<UtcTime> {
-    let v = map
-        .header
-        .get("T_OBS")
-        .ok_or_else(|| Error::MissingKeyword {
-            file: map.source.clone(),
-            key: "T_OBS".into(),
-        })?;
+    let v = crate::map::required(&map.header, &map.source, "T_OBS")?;
     let s = match v {
         Value::Str(s) => s,
         other => {
