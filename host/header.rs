@@ -169,7 +169,7 @@ pub fn format_float(f: f64) -> String {
     }
 }
 
-fn parse_value_field(field: &str) -> (Value, Option<String>) {
+pub(crate) fn parse_value_field(field: &str) -> (Value, Option<String>) {
     let t = field.trim_start();
     if let Some(body) = t.strip_prefix('\'') {
         // String: find the closing quote, '' is an escaped quote.

@@ -15,6 +15,7 @@ use std::ptr;
 use fitsio::sys;
 
 use crate::error::{Error, Result, Source};
+use crate::header::{parse_value_field, Value};
 
 /// cfitsio data-type codes used here.
 pub(crate) const TSHORT: c_int = sys::TSHORT as c_int;
@@ -573,6 +574,33 @@ impl Fits {
         }
         self.check(status, &format!("read keyword {key}"))?;
         Ok(Some(v))
+    }
+
+    /// The value of keyword `key` of the current HDU's own header (for a tile-compressed
+    /// image, the table's), typed by the crate's card parser; `None` when absent.
+    pub(crate) fn keyword(&mut self, key: &str) -> Result<Option<Value>> {
+        let k = c_str(key, &self.file)?;
+        // FLEN_VALUE is 71: the value field fits with its NUL.
+        let mut buf = [0 as std::ffi::c_char; 72];
+        let mut status = 0;
+        // SAFETY: open handle, C string, a buffer of FLEN_VALUE + 1 bytes; no comment.
+        unsafe {
+            sys::ffgkey(
+                self.ptr,
+                k.as_ptr(),
+                buf.as_mut_ptr(),
+                ptr::null_mut(),
+                &mut status,
+            )
+        };
+        if status == KEY_NO_EXIST {
+            drain_messages();
+            return Ok(None);
+        }
+        self.check(status, &format!("read keyword {key}"))?;
+        // SAFETY: cfitsio NUL-terminates the value within the buffer.
+        let v = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
+        Ok(Some(parse_value_field(&v.to_string_lossy()).0))
     }
 
     /// A string keyword of the current HDU's own header; `None` when absent.

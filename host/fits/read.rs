@@ -111,11 +111,8 @@ fn first_image(mut f: Fits, file: Source) -> Result<(Fits, ImageInfo, Header)> {
 /// parallel, with the same result.
 pub(crate) fn read_f32(f: &mut Fits, info: &ImageInfo) -> Result<Vec<f32>> {
     if info.compressed && info.bitpix == 16 {
-        let hdu = f.hdu_address()?;
-        if let Some(bytes) = f.memory() {
-            if let Some(v) = super::rice::read_f32(bytes, hdu, &f.file)? {
-                return Ok(v);
-            }
+        if let Some(v) = super::rice::read_f32(f)? {
+            return Ok(v);
         }
     }
     // Every element is written by cfitsio: a recycled buffer (in a batch) will do.

@@ -17,7 +17,9 @@
 //! descriptors, integer `BLANK` and `BSCALE`/`BZERO` at most. Anything else (other
 //! algorithms, quantised floats, `ZBLANK`/`ZSCALE`/`ZZERO` columns, tiles stored
 //! uncompressed in a `GZIP_COMPRESSED_DATA` column, …) returns `None` and the caller
-//! reads with cfitsio as before.
+//! reads with cfitsio as before. The table's keywords are looked up in the header cfitsio
+//! has already read (`Fits::keyword`; nothing is parsed twice), and the tiles are decoded
+//! from the file's bytes in memory (`fits::read` reads the file once, for both).
 //!
 //! The result is the same as cfitsio's `ffgpv(TFLOAT)` bit for bit (tests compare both on
 //! astropy- and cfitsio-written files): stored value `v` → `(float)(v × BSCALE + BZERO)` (plain
@@ -32,8 +34,10 @@
 
 use rayon::prelude::*;
 
-use crate::error::{Error, Result, Source};
-use crate::header::{Header, Value};
+use crate::error::{Error, Result};
+use crate::header::Value;
+
+use super::cfitsio::Fits;
 
 /// `FSBITS`, `FSMAX` and `BBITS` of the 16-bit Rice code.
 const FSBITS: u32 = 4;
@@ -304,25 +308,36 @@ fn unzigzag(d: u32) -> u32 {
     (d >> 1) ^ 0u32.wrapping_sub(d & 1)
 }
 
-/// The keywords of one raw HDU header (80-character cards up to `END`), parsed by the
-/// crate's one card parser ([`Header::parse`]). FITS headers are ASCII; a card that is not
-/// cannot be one this module reads, so it is blanked (skipped), not parsed.
-fn table_header(bytes: &[u8]) -> Header {
-    let mut text = String::with_capacity(bytes.len());
-    for card in bytes.chunks_exact(80) {
-        match std::str::from_utf8(card) {
-            Ok(c) if card.is_ascii() => text.push_str(c),
-            _ => text.push_str(&" ".repeat(80)),
+/// The keywords of the compressed HDU's own (table) header, typed by the crate's card
+/// parser: looked up in the header cfitsio has already read, not parsed again.
+struct Keys<'a>(&'a mut dyn FnMut(&str) -> Option<Value>);
+
+impl Keys<'_> {
+    fn get(&mut self, key: &str) -> Option<Value> {
+        (self.0)(key)
+    }
+    fn str(&mut self, key: &str) -> Option<String> {
+        match self.get(key)? {
+            Value::Str(s) => Some(s),
+            _ => None,
         }
     }
-    Header::parse(&text)
-}
-
-/// An integer keyword (an integer value, not a real).
-fn int(h: &Header, key: &str) -> Option<i64> {
-    match h.get(key)? {
-        Value::Int(i) => Some(*i),
-        _ => None,
+    /// An integer keyword (an integer value, not a real).
+    fn int(&mut self, key: &str) -> Option<i64> {
+        match self.get(key)? {
+            Value::Int(i) => Some(i),
+            _ => None,
+        }
+    }
+    fn float(&mut self, key: &str) -> Option<f64> {
+        self.get(key)?.as_f64()
+    }
+    fn has(&mut self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+    /// A non-negative integer keyword as a size.
+    fn pos(&mut self, key: &str) -> Option<usize> {
+        self.int(key).and_then(|v| usize::try_from(v).ok())
     }
 }
 
@@ -346,35 +361,34 @@ struct Table {
 
 impl Table {
     /// The layout, or `None` when the HDU is not the simple case (see the module docs).
-    fn from_header(c: &Header) -> Option<Table> {
-        if c.get_str("XTENSION") != Some("BINTABLE")
-            || c.get("ZIMAGE") != Some(&Value::Bool(true))
-            || c.get_str("ZCMPTYPE") != Some("RICE_1")
-            || int(c, "ZBITPIX") != Some(16)
-            || int(c, "ZNAXIS") != Some(2)
-            || int(c, "TFIELDS") != Some(1)
-            || c.get_str("TTYPE1") != Some("COMPRESSED_DATA")
-            || c.contains("ZBLANK")
-            || c.contains("ZSCALE")
-            || c.contains("ZZERO")
-            || c.contains("ZQUANTIZ")
+    fn from_keys(c: &mut Keys<'_>) -> Option<Table> {
+        if c.str("XTENSION").as_deref() != Some("BINTABLE")
+            || c.get("ZIMAGE") != Some(Value::Bool(true))
+            || c.str("ZCMPTYPE").as_deref() != Some("RICE_1")
+            || c.int("ZBITPIX") != Some(16)
+            || c.int("ZNAXIS") != Some(2)
+            || c.int("TFIELDS") != Some(1)
+            || c.str("TTYPE1").as_deref() != Some("COMPRESSED_DATA")
+            || c.has("ZBLANK")
+            || c.has("ZSCALE")
+            || c.has("ZZERO")
+            || c.has("ZQUANTIZ")
         {
             return None;
         }
-        let pos = |k: &str| int(c, k).and_then(|v| usize::try_from(v).ok());
-        let nx = pos("ZNAXIS1")?;
-        let ny = pos("ZNAXIS2")?;
-        let tile = (pos("ZTILE1").unwrap_or(nx), pos("ZTILE2").unwrap_or(1));
+        let nx = c.pos("ZNAXIS1")?;
+        let ny = c.pos("ZNAXIS2")?;
+        let tile = (c.pos("ZTILE1").unwrap_or(nx), c.pos("ZTILE2").unwrap_or(1));
         let (mut nblock, mut bytepix) = (32, None);
         for i in 1..10 {
-            match c.get_str(&format!("ZNAME{i}")) {
-                Some("BLOCKSIZE") => nblock = pos(&format!("ZVAL{i}"))?,
-                Some("BYTEPIX") => bytepix = pos(&format!("ZVAL{i}")),
+            match c.str(&format!("ZNAME{i}")).as_deref() {
+                Some("BLOCKSIZE") => nblock = c.pos(&format!("ZVAL{i}"))?,
+                Some("BYTEPIX") => bytepix = c.pos(&format!("ZVAL{i}")),
                 Some(_) => return None,
                 None => break,
             }
         }
-        let form = c.get_str("TFORM1")?;
+        let form = c.str("TFORM1")?;
         let wide = if form.starts_with("1PB") || form.starts_with("PB") {
             false
         } else if form.starts_with("1QB") || form.starts_with("QB") {
@@ -382,19 +396,19 @@ impl Table {
         } else {
             return None;
         };
-        let row_bytes = pos("NAXIS1")?;
-        let rows = pos("NAXIS2")?;
-        let heap = match int(c, "THEAP") {
+        let row_bytes = c.pos("NAXIS1")?;
+        let rows = c.pos("NAXIS2")?;
+        let heap = match c.int("THEAP") {
             Some(h) => usize::try_from(h).ok()?,
             None => row_bytes.checked_mul(rows)?,
         };
-        let blank = match int(c, "BLANK") {
+        let blank = match c.int("BLANK") {
             Some(b) => Some(i16::try_from(b).ok()?),
             None => None,
         };
         let (bscale, bzero) = (
-            c.get_f64("BSCALE").unwrap_or(1.0),
-            c.get_f64("BZERO").unwrap_or(0.0),
+            c.float("BSCALE").unwrap_or(1.0),
+            c.float("BZERO").unwrap_or(0.0),
         );
         let scaling = (bscale != 1.0 || bzero != 0.0).then_some((bscale, bzero));
         let ok = bytepix == Some(2)
@@ -405,8 +419,8 @@ impl Table {
             && nx > 0
             && ny > 0
             && rows == nx.div_ceil(tile.0).checked_mul(ny.div_ceil(tile.1))?
-            && int(c, "PCOUNT").is_some()
-            && int(c, "GCOUNT").unwrap_or(1) == 1;
+            && c.int("PCOUNT").is_some()
+            && c.int("GCOUNT").unwrap_or(1) == 1;
         ok.then_some(Table {
             nx,
             ny,
@@ -443,43 +457,38 @@ impl Table {
     }
 }
 
-/// Read a RICE_1 int16 tile-compressed image HDU as `f32` (see the module docs) from the
-/// bytes of the whole file (`bytes`, read once by the caller), given the HDU's header start,
-/// data start and data end (bytes from the start of the file). Errors name `file`.
-/// `Ok(None)`: not the simple case, read it with cfitsio.
-pub(crate) fn read_f32(
-    bytes: &[u8],
-    hdu: (u64, u64, u64),
-    file: &Source,
-) -> Result<Option<Vec<f32>>> {
+/// Read the current HDU of `f` — a file opened from memory (`Fits::open_memory`) — as
+/// `f32` when it is a RICE_1 int16 tile-compressed image of the simple kind (see the module
+/// docs), decoding the tiles from the file's bytes in memory. `Ok(None)`: not the simple
+/// case (or not a file in memory), read it with cfitsio.
+pub(crate) fn read_f32(f: &mut Fits) -> Result<Option<Vec<f32>>> {
+    let (head, start, end) = f.hdu_address()?;
+    let Some(t) = Table::from_keys(&mut Keys(&mut |k| f.keyword(k).ok().flatten())) else {
+        return Ok(None);
+    };
+    let file = f.file.clone();
+    let Some(bytes) = f.memory() else {
+        return Ok(None);
+    };
     let fits_err = |reason: String| Error::Fits {
         file: file.clone(),
         reason,
     };
-    let (head, start, end) = hdu;
     if !(head <= start && start <= end) {
         return Ok(None);
     }
-    let (Ok(head), Ok(start), Ok(end)) = (
-        usize::try_from(head),
-        usize::try_from(start),
-        usize::try_from(end),
-    ) else {
+    let (Ok(start), Ok(end)) = (usize::try_from(start), usize::try_from(end)) else {
         return Err(fits_err("HDU too large".into()));
     };
     // A file shorter than its header says is an error.
-    let Some(bytes) = bytes.get(head..end) else {
+    let Some(data) = bytes.get(start..end) else {
         return Err(fits_err(format!(
-            "the compressed HDU is cut short: {} of {} bytes",
-            bytes.len().saturating_sub(head),
-            end - head
+            "the compressed HDU is cut short: {} of {} data bytes",
+            bytes.len().saturating_sub(start),
+            end - start
         )));
     };
-    let hlen = start - head;
-    let Some(t) = Table::from_header(&table_header(&bytes[..hlen])) else {
-        return Ok(None);
-    };
-    let data = &bytes[hlen..];
+
     let n =
         t.nx.checked_mul(t.ny)
             .ok_or_else(|| fits_err("image too large".into()))?;
@@ -663,7 +672,6 @@ mod tests {
     /// the cfitsio fallback; plain images and float data fall back.
     #[test]
     fn fixtures_take_the_fast_path() {
-        use crate::fits::cfitsio::Fits;
         let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
         for (name, fast) in [
             ("rice_int16_64x48.fits", true),
@@ -672,10 +680,8 @@ mod tests {
             ("plain_float32_25x17.fits", false),
         ] {
             let p = data.join(name);
-            let mut f = Fits::open_readonly(&p).unwrap();
-            let info = f.find_image().unwrap().unwrap();
-            let bytes = std::fs::read(&p).unwrap();
-            let got = read_f32(&bytes, f.hdu_address().unwrap(), &Source::file(&p)).unwrap();
+            let (mut f, info, _) = crate::fits::read::load_image(&p).unwrap();
+            let got = read_f32(&mut f).unwrap();
             assert_eq!(got.is_some(), fast, "{name}");
             if let Some(v) = got {
                 assert_eq!(v.len(), info.nx * info.ny);
@@ -758,23 +764,26 @@ mod tests {
 
     #[test]
     fn header_cards() {
-        let card = |s: &str| format!("{s:<80}");
-        let h: String = [
-            card("XTENSION= 'BINTABLE'           / binary table extension"),
-            card("NAXIS1  =                    8 / width"),
-            card("BSCALE  =               1.5D0"),
-            card("END"),
-        ]
-        .concat();
-        let c = table_header(h.as_bytes());
-        assert_eq!(c.get_str("XTENSION"), Some("BINTABLE"));
-        assert_eq!(int(&c, "NAXIS1"), Some(8));
-        assert_eq!(c.get_f64("BSCALE"), Some(1.5));
-        assert_eq!(c.get_str("END"), None);
-        // Non-ASCII bytes (a damaged header) are skipped, not a panic.
-        let mut bad = card("ZBITPIX =                   16").into_bytes();
-        bad[7] = 0xC3;
-        bad[8] = 0xA9;
-        assert_eq!(int(&table_header(&bad), "ZBITPIX"), None);
+        // Values as cfitsio hands them (`ffgkey`: the value field), typed by the crate's
+        // card parser.
+        let raw = [
+            ("XTENSION", "'BINTABLE'"),
+            ("NAXIS1", "8"),
+            ("BSCALE", "1.5D0"),
+            ("ZIMAGE", "T"),
+        ];
+        let mut lookup = |k: &str| {
+            raw.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| crate::header::parse_value_field(v).0)
+        };
+        let mut c = Keys(&mut lookup);
+        assert_eq!(c.str("XTENSION").as_deref(), Some("BINTABLE"));
+        assert_eq!(c.int("NAXIS1"), Some(8));
+        assert_eq!(c.float("BSCALE"), Some(1.5));
+        assert_eq!(c.get("ZIMAGE"), Some(Value::Bool(true)));
+        assert_eq!(c.str("END"), None);
+        // A real where an integer is wanted is not taken as one.
+        assert_eq!(c.int("BSCALE"), None);
     }
 }
