@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use aiaprep::cpu::deconvolve::{model_otf, richardson_lucy};
-use aiaprep::cpu::fft2::Fft2;
+use aiaprep::internals::Fft2;
 use aiaprep::psf::PsfOptions;
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
 use ndarray::Array2;

@@ -67,6 +67,26 @@ pub mod capi;
 pub mod engine;
 pub mod pipeline;
 
+/// Numeric internals that the crate's own integration tests and benches hold against
+/// independent oracles (CPU resampler, statistics, FFT, Richardson–Lucy ratio; GPU device
+/// operations and the NVRTC compile path). Not part of the API: hidden, no stability.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::cpu::deconvolve::ratio;
+    pub use crate::cpu::fft2::Fft2;
+    pub use crate::cpu::resample::{apply_deferred_clip, resample};
+    pub use crate::cpu::stats::{nan_median_counted, summarize};
+
+    /// GPU internals (feature `cuda`).
+    #[cfg(feature = "cuda")]
+    pub mod gpu {
+        pub use crate::gpu::convert::{f32_to_i16, nanmedian, stats_f32};
+        pub use crate::gpu::device::pool_release_threshold;
+        pub use crate::gpu::module::{compile, nvrtc_version, supported_archs};
+        pub use crate::gpu::psf::psf;
+    }
+}
+
 pub use deconvolve::{DeconvolveOptions, PsfSource};
 pub use engine::{select_engines, Backend, CpuEngine, Engine, EngineOptions, Engines};
 pub use error::{Error, Result, Source};

@@ -7,11 +7,11 @@ mod naive;
 
 use std::sync::Arc;
 
-use aiaprep::cpu::deconvolve::ratio;
 use aiaprep::cpu::deconvolve::{deconvolve, model_otf, richardson_lucy, Otf};
-use aiaprep::cpu::fft2::Fft2;
 use aiaprep::deconvolve::{DeconvolveOptions, PsfSource};
 use aiaprep::header::{Header, Value};
+use aiaprep::internals::ratio;
+use aiaprep::internals::Fft2;
 use aiaprep::psf::PsfOptions;
 use aiaprep::{AiaMap, Error, Source};
 use naive::Rng;

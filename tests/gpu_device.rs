@@ -224,7 +224,7 @@ fn pool_keeps_at_most_its_threshold_cuda() {
     let total = d.memory().unwrap().1 as u64;
     assert_eq!(
         threshold,
-        aiaprep::gpu::device::pool_release_threshold(total)
+        aiaprep::internals::gpu::pool_release_threshold(total)
     );
     assert!(threshold < total / 4, "threshold {threshold} of {total}");
     let reserved = get(sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT);

@@ -650,7 +650,7 @@ fn psf_171_full_size_matches_reference_values_cuda() {
         unreachable!()
     };
     let p = aiaprep::gpu::PsfParams::aia(171, false).unwrap();
-    let psf = aiaprep::gpu::psf::psf(e.device(), &p).unwrap();
+    let psf = aiaprep::internals::gpu::psf(e.device(), &p).unwrap();
     let checks = [
         ((2048, 2048), 6.416521245e-01),
         ((2048, 2049), 1.856251695e-02),
@@ -828,13 +828,13 @@ fn convert_body(d: &Device) {
         #[cfg(feature = "cuda")]
         if let Device::Cuda(e) = d {
             // the statistics and median the GPU register uses, vs the CPU's
-            use aiaprep::cpu::stats::{nan_median_counted, summarize};
+            use aiaprep::internals::{nan_median_counted, summarize};
             let dev = e.device();
-            let st = aiaprep::gpu::convert::stats_f32(dev, a.view()).unwrap();
+            let st = aiaprep::internals::gpu::stats_f32(dev, a.view()).unwrap();
             let s = summarize(&vals);
             // ±inf are counted as values by both
             assert_eq!(st.count as usize, vals.len() - s.nan);
-            let med = aiaprep::gpu::convert::nanmedian(dev, a.view()).unwrap();
+            let med = aiaprep::internals::gpu::nanmedian(dev, a.view()).unwrap();
             assert_eq!(med, nan_median_counted(&vals, vals.len() - s.nan, None));
         }
     }
@@ -1106,7 +1106,7 @@ fn cpu_chain(
         let otf = aiaprep::cpu::deconvolve::Otf::from_psf(p.view()).unwrap();
         img = aiaprep::cpu::deconvolve::richardson_lucy(img.view(), &otf, 25, true).unwrap();
     }
-    let r = aiaprep::cpu::resample::resample(
+    let r = aiaprep::internals::resample(
         img.view(),
         &transform_of(geo),
         Interpolation::Spline,

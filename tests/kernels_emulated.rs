@@ -561,7 +561,7 @@ fn richardson_lucy_elementwise_steps() {
         } else {
             // floor 0: the CPU path's guard, bit for bit (quotient where finite, else 0)
             for i in 0..n {
-                let want = aiaprep::cpu::deconvolve::ratio(want_dp[i] as f32, e[i]);
+                let want = aiaprep::internals::ratio(want_dp[i] as f32, e[i]);
                 assert_eq!(ratio[i].to_bits(), want.to_bits(), "ratio[{i}]");
             }
             assert!(ratio[9] < 0.0 || want_dp[9] == 0.0, "e < 0 divides as is");
@@ -1036,8 +1036,8 @@ fn kernel_coordinates_are_the_cpu_row_maps_bit_for_bit() {
 /// frames with missing pixels: max |Δ| ≤ 1e-3 DN and identical NaN masks.
 #[test]
 fn register_chain_matches_the_cpu_register() {
-    use aiaprep::cpu::resample::apply_deferred_clip;
-    use aiaprep::cpu::stats::summarize;
+    use aiaprep::internals::apply_deferred_clip;
+    use aiaprep::internals::summarize;
     use aiaprep::register::rules::{ClipRule, Rules};
     use aiaprep::register::{self, Interpolation, RegisterOptions};
     use aiaprep::synth::{level1, SynthOptions};

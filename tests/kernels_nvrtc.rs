@@ -17,8 +17,8 @@
 
 #![cfg(feature = "cuda")]
 
-use aiaprep::gpu::module::{compile, nvrtc_version, supported_archs};
 use aiaprep::gpu::Arch;
+use aiaprep::internals::gpu::{compile, nvrtc_version, supported_archs};
 use aiaprep::kernels::KERNELS;
 
 /// `true` when NVRTC is loadable; otherwise skip (or fail when `AIAPREP_REQUIRE_NVRTC` is set).

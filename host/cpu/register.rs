@@ -1,5 +1,5 @@
 //! The CPU body of `register` (level 1 → 1.5): the shared [`crate::register::plan`], the
-//! resampler ([`super::resample`]) and the shared header rule.
+//! resampler (`super::resample`) and the shared header rule.
 
 use crate::error::Result;
 use crate::map::AiaMap;

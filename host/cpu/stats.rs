@@ -217,6 +217,7 @@ fn find(h: &[u64], k: u64) -> (usize, u64) {
     (h.len() - 1, acc)
 }
 
+#[cfg(test)] // the unit tests' entry point; the resampler counts the valid pixels itself
 /// numpy's `nanmedian` of `data` together with `extra.1` further copies of the value
 /// `extra.0` (sunpy's padding, which takes part in its median): the middle value, or the
 /// mean of the two middle values for an even count, in `f64`. `None` if there is no
@@ -233,7 +234,7 @@ pub fn nan_median(data: &[f32], extra: Option<(f32, usize)>) -> Option<f64> {
     nan_median_counted(data, valid, extra)
 }
 
-/// [`nan_median`] when the number of non-NaN values in `data` is already known.
+/// `nan_median` when the number of non-NaN values in `data` is already known.
 pub fn nan_median_counted(data: &[f32], valid: usize, extra: Option<(f32, usize)>) -> Option<f64> {
     let extra = extra.filter(|(v, c)| !v.is_nan() && *c > 0);
     let (ev, ec) = extra.unwrap_or((0.0, 0));

@@ -6,7 +6,7 @@ use ndarray::{Array2, ArrayView2};
 
 use crate::error::Result;
 
-use super::buffer::{self, alloc, alloc_zeros, download_vec, upload};
+use super::buffer::{self, alloc, alloc_zeros, download_vec};
 use super::device::{gpu_err, GpuDevice};
 use super::launch::convert as k;
 use super::{cfg_1d, DeviceImage, REDUCE_BLOCKS};
@@ -267,21 +267,6 @@ pub(crate) fn device_nanmedian(
     Ok(Some((lo + hi) / 2.0))
 }
 
-/// Uploads an int16 image and converts it to f32 on the device (BLANK → NaN).
-pub fn upload_i16(dev: &GpuDevice, data: ArrayView2<i16>, s: &I16Scaling) -> Result<DeviceImage> {
-    let (ny, nx) = data.dim();
-    let host = buffer::contiguous(&data);
-    let raw = upload(dev, &host, "int16 image")?;
-    let mut out = alloc::<f32>(dev, nx * ny, "f32 image")?;
-    device_i16_to_f32(dev, &raw, nx * ny, &mut out, s)?;
-    Ok(DeviceImage { data: out, nx, ny })
-}
-
-/// int16 → f32 on the GPU (round trip through device memory). Units: DN.
-pub fn i16_to_f32(dev: &GpuDevice, data: ArrayView2<i16>, s: &I16Scaling) -> Result<Array2<f32>> {
-    upload_i16(dev, data, s)?.download(dev)
-}
-
 /// f32 → int16 on the GPU: round half away from zero, saturate to [−32767, 32767],
 /// NaN → −32768 (BLANK).
 pub fn f32_to_i16(dev: &GpuDevice, data: ArrayView2<f32>) -> Result<Array2<i16>> {
@@ -297,13 +282,6 @@ pub fn f32_to_i16(dev: &GpuDevice, data: ArrayView2<f32>) -> Result<Array2<i16>>
 pub fn stats_f32(dev: &GpuDevice, data: ArrayView2<f32>) -> Result<Stats> {
     let img = DeviceImage::upload(dev, data)?;
     device_stats_f32(dev, &img.data, img.len())
-}
-
-/// Statistics of the pixels other than `blank`, computed on the GPU.
-pub fn stats_i16(dev: &GpuDevice, data: ArrayView2<i16>, blank: Option<i16>) -> Result<Stats> {
-    let host = buffer::contiguous(&data);
-    let raw = upload(dev, &host, "int16 image")?;
-    device_stats_i16(dev, &raw, host.len(), blank)
 }
 
 /// numpy `nanmedian` of the image (exact, by radix select on the GPU); `None` when every

@@ -10,7 +10,7 @@
 //! (`ifftshift`, as the CPU path).
 
 use cudarc::driver::CudaSlice;
-use ndarray::{Array2, ArrayView2};
+use ndarray::ArrayView2;
 
 use crate::error::{Error, Result, Source};
 
@@ -146,34 +146,4 @@ pub fn deconvolve_device(
     }
     rl::rl_restore(dev, cfg_1d(n), &mut u, &mask, n64)?;
     Ok(DeviceImage { data: u, nx, ny })
-}
-
-/// Deconvolves a host image (`[row, col]` f32 DN, NaN = missing) with a centred f64 PSF
-/// of the same shape.
-pub fn deconvolve(
-    dev: &GpuDevice,
-    image: ArrayView2<f32>,
-    psf: ArrayView2<f64>,
-    p: &DeconvolveParams,
-) -> Result<Array2<f32>> {
-    if image.dim() != psf.dim() {
-        return Err(shape_err(format!(
-            "image {:?} and PSF {:?} differ",
-            image.dim(),
-            psf.dim()
-        )));
-    }
-    let otf = otf_from_psf(dev, psf)?;
-    deconvolve_with_otf(dev, image, &otf, p)
-}
-
-/// Deconvolves a host image with a precomputed OTF.
-pub fn deconvolve_with_otf(
-    dev: &GpuDevice,
-    image: ArrayView2<f32>,
-    otf: &DeviceOtf,
-    p: &DeconvolveParams,
-) -> Result<Array2<f32>> {
-    let img = DeviceImage::upload(dev, image)?;
-    deconvolve_device(dev, img, otf, p)?.download(dev)
 }

@@ -97,7 +97,7 @@ impl std::fmt::Display for Arch {
 }
 
 /// Which CUDA libraries can be loaded on this machine (without touching a device), from
-/// [`super::libraries::found`] (probed once per process and value of
+/// `super::libraries::found` (probed once per process and value of
 /// `AIAPREP_CUDA_LIB_DIR`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Libraries {
@@ -397,7 +397,7 @@ impl GpuDevice {
     /// is compiled and loaded now), and a cuFFT that creates and runs a plan on it
     /// correctly (checked with a small transform). Several installations may be visible
     /// (e.g. CUDA 12 and 13 on a V100 node): the newest that works is used
-    /// ([`super::libraries`]).
+    /// (`super::libraries`).
     ///
     /// Errors: [`Error::BackendUnavailable`] when the driver, a usable NVRTC or a usable
     /// cuFFT is missing, there is no such device, its compute capability is below 7.0, or

@@ -7,7 +7,7 @@
 //! output header ([`level15_header`]); the CPU body is [`crate::cpu::register()`].
 //!
 //! Geometry: [`crate::geometry`] (input = ref + R⁻¹/s · (out − c)); resampling, padding,
-//! missing pixels and clipping: [`crate::cpu::resample`].
+//! missing pixels and clipping: `crate::cpu::resample`.
 //!
 //! Deliberate differences from aiapy 0.10:
 //! * the output always has the input shape (4096² for full frames) with

@@ -1,5 +1,5 @@
 //! The values sunpy's register rules derive from an input before any pixel is resampled
-//! (sunpy's `GenericMap.rotate` and scipy's `affine_transform`; see [`crate::cpu::resample`]):
+//! (sunpy's `GenericMap.rotate` and scipy's `affine_transform`; see `crate::cpu::resample`):
 //! the `missing` value, the padding, whether NaN pixels need the median fill, and the
 //! clipping range — the one place these formulas live, used by both backends.
 
