@@ -310,9 +310,9 @@ fn unzigzag(d: u32) -> u32 {
 
 /// The keywords of the compressed HDU's own (table) header, typed by the crate's card
 /// parser: looked up in the header cfitsio has already read, not parsed again.
-struct Keys<'a>(&'a mut dyn FnMut(&str) -> Option<Value>);
+struct TableKeys<'a>(&'a mut dyn FnMut(&str) -> Option<Value>);
 
-impl Keys<'_> {
+impl TableKeys<'_> {
     fn get(&mut self, key: &str) -> Option<Value> {
         (self.0)(key)
     }
@@ -361,7 +361,7 @@ struct Table {
 
 impl Table {
     /// The layout, or `None` when the HDU is not the simple case (see the module docs).
-    fn from_keys(c: &mut Keys<'_>) -> Option<Table> {
+    fn from_keys(c: &mut TableKeys<'_>) -> Option<Table> {
         if c.str("XTENSION").as_deref() != Some("BINTABLE")
             || c.get("ZIMAGE") != Some(Value::Bool(true))
             || c.str("ZCMPTYPE").as_deref() != Some("RICE_1")
@@ -463,7 +463,7 @@ impl Table {
 /// case (or not a file in memory), read it with cfitsio.
 pub(crate) fn read_f32(f: &mut Fits) -> Result<Option<Vec<f32>>> {
     let (head, start, end) = f.hdu_address()?;
-    let Some(t) = Table::from_keys(&mut Keys(&mut |k| f.keyword(k).ok().flatten())) else {
+    let Some(t) = Table::from_keys(&mut TableKeys(&mut |k| f.keyword(k).ok().flatten())) else {
         return Ok(None);
     };
     let file = f.file.clone();
@@ -777,7 +777,7 @@ mod tests {
                 .find(|(n, _)| *n == k)
                 .map(|(_, v)| crate::header::parse_value_field(v).0)
         };
-        let mut c = Keys(&mut lookup);
+        let mut c = TableKeys(&mut lookup);
         assert_eq!(c.str("XTENSION").as_deref(), Some("BINTABLE"));
         assert_eq!(c.int("NAXIS1"), Some(8));
         assert_eq!(c.float("BSCALE"), Some(1.5));
