@@ -579,39 +579,38 @@ impl Fits {
     /// The value of keyword `key` of the current HDU's own header (for a tile-compressed
     /// image, the table's), typed by the crate's card parser; `None` when absent.
     pub(crate) fn keyword(&mut self, key: &str) -> Result<Option<Value>> {
-        let k = c_str(key, &self.file)?;
-        // FLEN_VALUE is 71: the value field fits with its NUL.
-        let mut buf = [0 as std::ffi::c_char; 72];
-        let mut status = 0;
-        // SAFETY: open handle, C string, a buffer of FLEN_VALUE + 1 bytes; no comment.
-        unsafe {
-            sys::ffgkey(
-                self.ptr,
-                k.as_ptr(),
-                buf.as_mut_ptr(),
-                ptr::null_mut(),
-                &mut status,
-            )
-        };
-        if status == KEY_NO_EXIST {
-            drain_messages();
-            return Ok(None);
-        }
-        self.check(status, &format!("read keyword {key}"))?;
-        // SAFETY: cfitsio NUL-terminates the value within the buffer.
-        let v = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
-        Ok(Some(parse_value_field(&v.to_string_lossy()).0))
+        Ok(self
+            .key_text(key, sys::ffgkey)?
+            .map(|v| parse_value_field(&v).0))
     }
 
     /// A string keyword of the current HDU's own header; `None` when absent.
     pub(crate) fn key_str(&mut self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .key_text(key, sys::ffgkys)?
+            .map(|v| v.trim_end().to_string()))
+    }
+
+    /// The text `read` (`ffgkey`: the value field; `ffgkys`: a string value) gives for
+    /// keyword `key`; `None` when absent.
+    fn key_text(
+        &mut self,
+        key: &str,
+        read: unsafe extern "C" fn(
+            *mut sys::fitsfile,
+            *const c_char,
+            *mut c_char,
+            *mut c_char,
+            *mut c_int,
+        ) -> c_int,
+    ) -> Result<Option<String>> {
         let k = c_str(key, &self.file)?;
-        // FLEN_VALUE is 71: a string value fits with its NUL.
-        let mut buf = [0 as std::ffi::c_char; 72];
+        // FLEN_VALUE is 71: a value fits with its NUL.
+        let mut buf = [0 as c_char; 72];
         let mut status = 0;
         // SAFETY: open handle, C string, a buffer of FLEN_VALUE + 1 bytes; no comment.
         unsafe {
-            sys::ffgkys(
+            read(
                 self.ptr,
                 k.as_ptr(),
                 buf.as_mut_ptr(),
@@ -626,7 +625,7 @@ impl Fits {
         self.check(status, &format!("read keyword {key}"))?;
         // SAFETY: cfitsio NUL-terminates the value within the buffer.
         let v = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
-        Ok(Some(v.to_string_lossy().trim_end().to_string()))
+        Ok(Some(v.to_string_lossy().into_owned()))
     }
 
     /// The number (1-based) of the table column named `name`.
