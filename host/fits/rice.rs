@@ -462,6 +462,9 @@ impl Table {
 /// docs), decoding the tiles from the file's bytes in memory. `Ok(None)`: not the simple
 /// case (or not a file in memory), read it with cfitsio.
 pub(crate) fn read_f32(f: &mut Fits) -> Result<Option<Vec<f32>>> {
+    if f.memory().is_none() {
+        return Ok(None);
+    }
     let (head, start, end) = f.hdu_address()?;
     let Some(t) = Table::from_keys(&mut TableKeys(&mut |k| f.keyword(k).ok().flatten())) else {
         return Ok(None);

@@ -805,24 +805,21 @@ impl GpuEngine {
         normalize: Option<f64>,
         scaling: Option<(f64, f64)>,
     ) -> Result<Int16Prep> {
-        {
-            let (p, header) =
-                self.run_prep(map, d, plan, r, normalize, OutputKind::I16 { scaling })?;
-            let (deconvolve, register) = split_times(&p.times);
-            let Pixels::I16 { data, stats } = p.pixels else {
-                return Err(gpu_err("GPU engine", "f32 pixels for an int16 job"));
-            };
-            Ok(Int16Prep {
-                header,
-                pixels: Int16Pixels {
-                    data,
-                    scaling,
-                    stats,
-                },
-                deconvolve,
-                register,
-            })
-        }
+        let (p, header) = self.run_prep(map, d, plan, r, normalize, OutputKind::I16 { scaling })?;
+        let (deconvolve, register) = split_times(&p.times);
+        let Pixels::I16 { data, stats } = p.pixels else {
+            return Err(gpu_err("GPU engine", "f32 pixels for an int16 job"));
+        };
+        Ok(Int16Prep {
+            header,
+            pixels: Int16Pixels {
+                data,
+                scaling,
+                stats,
+            },
+            deconvolve,
+            register,
+        })
     }
 
     /// The model PSF of `channel` on an `opts.size²` grid, synthesised on the device (the
