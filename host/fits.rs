@@ -65,8 +65,8 @@ pub const I16_MAX: i16 = i16::MAX;
 /// # Ok::<(), aiaprep::Error>(())
 /// ```
 pub fn read(path: &Path) -> Result<AiaMap> {
-    let (mut f, info, header) = read::load_image(path)?;
-    let data = read::read_f32(&mut f, &info)?;
+    let (mut f, info, header) = read::open_image(path)?;
+    let data = read::read_f32(&mut f, &info, path)?;
     f.close()?;
     let source = Source::file(path);
     let data = read::to_array(data, &info, &source)?;

@@ -154,17 +154,6 @@ pub(crate) struct Fits {
     ptr: *mut sys::fitsfile,
     /// The file named in errors.
     pub(crate) file: Source,
-    /// For a file opened from memory ([`Fits::open_memory`]): its bytes, and the pointer
-    /// and size cfitsio was given the addresses of (it keeps those addresses until the
-    /// file is closed; dropped after `ptr` is closed).
-    memory: Option<Box<Memory>>,
-}
-
-/// The bytes of a file cfitsio reads from memory.
-struct Memory {
-    bytes: Vec<u8>,
-    addr: *mut c_void,
-    size: usize,
 }
 
 /// The image an HDU holds: dimensions and storage type.
@@ -189,65 +178,15 @@ impl Fits {
         let mut status = 0;
         // SAFETY: valid C string, out-pointer to a local.
         unsafe { sys::ffdkopn(&mut ptr, name.as_ptr(), sys::READONLY as c_int, &mut status) };
-        Fits::opened(ptr, status, file, None)
-    }
-
-    /// The handle an open call returned with `status`: on failure, closed (when cfitsio
-    /// left one) and the error naming `file`.
-    fn opened(
-        ptr: *mut sys::fitsfile,
-        status: c_int,
-        file: Source,
-        memory: Option<Box<Memory>>,
-    ) -> Result<Fits> {
         if status != 0 {
             if !ptr.is_null() {
                 let mut s2 = 0;
-                // SAFETY: ptr came from the open call that failed.
+                // SAFETY: ptr came from ffdkopn.
                 unsafe { sys::ffclos(ptr, &mut s2) };
             }
             return Err(fits_error(&file, "open", status));
         }
-        Ok(Fits { ptr, file, memory })
-    }
-
-    /// Open the bytes of a whole FITS file read-only (cfitsio's memory driver, `ffomem`),
-    /// so that one read of the file serves cfitsio and the crate's own decoders
-    /// ([`Fits::memory`]). Errors name `file`.
-    pub(crate) fn open_memory(bytes: Vec<u8>, file: Source) -> Result<Fits> {
-        let mut mem = Box::new(Memory {
-            bytes,
-            addr: ptr::null_mut(),
-            size: 0,
-        });
-        mem.addr = mem.bytes.as_mut_ptr() as *mut c_void;
-        mem.size = mem.bytes.len();
-        // A fixed name: ffomem parses it for cfitsio's extended syntax; the file's real
-        // name is only ever shown through `file`.
-        let name = c_str("memory.fits", &file)?;
-        let mut ptr = ptr::null_mut();
-        let mut status = 0;
-        // SAFETY: valid C string; `addr`/`size` live in the box, which the returned Fits
-        // owns until after ffclos; read-only mode, so cfitsio never reallocates or writes
-        // the buffer (no realloc function is given).
-        unsafe {
-            sys::ffomem(
-                &mut ptr,
-                name.as_ptr(),
-                sys::READONLY as c_int,
-                &mut mem.addr,
-                &mut mem.size,
-                0,
-                None,
-                &mut status,
-            )
-        };
-        Fits::opened(ptr, status, file, Some(mem))
-    }
-
-    /// The bytes of a file opened from memory; `None` for a file opened by path.
-    pub(crate) fn memory(&self) -> Option<&[u8]> {
-        self.memory.as_ref().map(|m| m.bytes.as_slice())
+        Ok(Fits { ptr, file })
     }
 
     /// Create a new file at `path` (fails if it exists), without extended file-name
@@ -267,11 +206,7 @@ impl Fits {
             }
             return Err(fits_error(&file, "create", status));
         }
-        Ok(Fits {
-            ptr,
-            file,
-            memory: None,
-        })
+        Ok(Fits { ptr, file })
     }
 
     fn check(&self, status: c_int, what: &str) -> Result<()> {

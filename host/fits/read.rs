@@ -1,6 +1,5 @@
 //! Reading: the first 2-D image HDU of a file as `f32` (AIA maps) or `f64` (PSFs).
 
-use std::io::Read;
 use std::path::Path;
 
 use ndarray::Array2;
@@ -16,64 +15,27 @@ fn io_error(file: &Source, reason: String) -> Error {
     }
 }
 
-/// Open `path` as a readable regular file, so that "no such file" or "permission denied"
-/// come back as [`Error::Io`] rather than as a cfitsio code. Returns the open file and its
-/// length in bytes.
-fn open_readable(path: &Path, file: &Source) -> Result<(std::fs::File, u64)> {
-    let meta = std::fs::metadata(path).map_err(|e| io_error(file, format!("cannot read: {e}")))?;
-    if !meta.is_file() {
-        return Err(io_error(file, "not a regular file".into()));
-    }
-    let f = std::fs::File::open(path).map_err(|e| io_error(file, format!("cannot open: {e}")))?;
-    Ok((f, meta.len()))
-}
-
-/// Open `path` and move to its first 2-D image HDU; also returns its header. cfitsio
-/// reads the file itself (headers only until pixels are asked for): for header checks and
-/// the `f64` reads of small files.
+/// Open `path` and move to its first 2-D image HDU; also returns its header (parsed once).
+/// cfitsio opens the file itself (headers only until pixels are asked for). "No such file"
+/// or "permission denied" come back as [`Error::Io`] rather than as a cfitsio code: the
+/// file's metadata is checked first, and only when cfitsio cannot open a regular file is
+/// the operating system asked why.
 pub(crate) fn open_image(path: &Path) -> Result<(Fits, ImageInfo, Header)> {
     let file = Source::file(path);
-    drop(open_readable(path, &file)?);
-    first_image(Fits::open_readonly(path)?, file)
-}
-
-/// Read the whole file `path` with one open and one read, and move to its first 2-D image
-/// HDU; also returns its header. cfitsio and the RICE decoder then work on the same
-/// bytes in memory ([`Fits::memory`]): the file is opened once per read.
-pub(crate) fn load_image(path: &Path) -> Result<(Fits, ImageInfo, Header)> {
-    let file = Source::file(path);
-    let (mut f, size) = open_readable(path, &file)?;
-    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    f.read_to_end(&mut bytes)
-        .map_err(|e| io_error(&file, format!("cannot read: {e}")))?;
-    drop(f);
-    let len = bytes.len();
-    let (mut f, info, header) = match first_image(Fits::open_memory(bytes, file.clone())?, file) {
-        // The memory driver ends the file at a partial 2880-byte block (the disk driver
-        // fails there): a file cut inside a header looks like one without an image.
-        Err(Error::NotAia { file, .. }) if len % 2880 != 0 => {
-            return Err(Error::Fits {
-                file,
-                reason: format!(
-                "the file is cut short: {len} bytes is not a whole number of 2880-byte FITS blocks"
-            ),
+    let meta = std::fs::metadata(path).map_err(|e| io_error(&file, format!("cannot read: {e}")))?;
+    if !meta.is_file() {
+        return Err(io_error(&file, "not a regular file".into()));
+    }
+    let f = match Fits::open_readonly(path) {
+        Ok(f) => f,
+        Err(e) => {
+            return Err(match std::fs::File::open(path) {
+                Err(io) => io_error(&file, format!("cannot open: {io}")),
+                Ok(_) => e,
             })
         }
-        r => r?,
     };
-    // cfitsio's memory driver does not fail on a data unit cut short, as its disk driver
-    // does: check the image HDU's declared extent against the bytes there are.
-    let end = f.data_end()?;
-    let len = len as u64;
-    if end > len {
-        return Err(Error::Fits {
-            file: f.file.clone(),
-            reason: format!(
-                "the file is cut short: its image HDU ends at byte {end}, the file has {len}"
-            ),
-        });
-    }
-    Ok((f, info, header))
+    first_image(f, file)
 }
 
 /// Move `f` to its first 2-D image HDU and parse that HDU's header.
@@ -106,12 +68,11 @@ fn first_image(mut f: Fits, file: Source) -> Result<(Fits, ImageInfo, Header)> {
 /// by huge pages (see `crate::buffers`), both take the same time (4096² RICE ≈ 0.125 s), and
 /// this way cfitsio keeps every BLANK/ZBLANK/scaling rule.
 ///
-/// RICE_1 int16 tile-compressed images (JSOC's files) of a file opened from memory
-/// ([`load_image`]) are decoded by [`super::rice`] instead, from the same bytes, tiles in
-/// parallel, with the same result.
-pub(crate) fn read_f32(f: &mut Fits, info: &ImageInfo) -> Result<Vec<f32>> {
+/// RICE_1 int16 tile-compressed images (JSOC's files) are decoded by [`super::rice`]
+/// instead, tiles in parallel, with the same result; `path` is the file `f` has open.
+pub(crate) fn read_f32(f: &mut Fits, info: &ImageInfo, path: &Path) -> Result<Vec<f32>> {
     if info.compressed && info.bitpix == 16 {
-        if let Some(v) = super::rice::read_f32(f)? {
+        if let Some(v) = super::rice::read_f32(f, path)? {
             return Ok(v);
         }
     }
