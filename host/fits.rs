@@ -66,7 +66,7 @@ pub const I16_MAX: i16 = i16::MAX;
 /// ```
 pub fn read(path: &Path) -> Result<AiaMap> {
     let (mut f, info, header) = read::open_image(path)?;
-    let data = read::read_f32(&mut f, &info, path)?;
+    let data = read::read_f32(&mut f, &info)?;
     f.close()?;
     let source = Source::file(path);
     let data = read::to_array(data, &info, &source)?;

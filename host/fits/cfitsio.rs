@@ -294,6 +294,41 @@ impl Fits {
         Ok(self.hdu_address()?.2)
     }
 
+    /// `len` bytes of the file from byte `start` (from the start of the file), read through
+    /// this handle: cfitsio reads a large span straight into the buffer, past its own
+    /// record cache. A file that ends before `start + len` is [`Error::Fits`].
+    pub(crate) fn read_bytes(&mut self, start: u64, len: usize) -> Result<Vec<u8>> {
+        extern "C" {
+            // cfitsio's byte-level read at the current position (buffers.c; exported by
+            // the library, declared in its internal header fitsio2.h).
+            fn ffgbyt(
+                fptr: *mut sys::fitsfile,
+                nbytes: sys::LONGLONG,
+                buffer: *mut c_void,
+                status: *mut c_int,
+            ) -> c_int;
+        }
+        let (Ok(pos), Ok(n)) = (sys::LONGLONG::try_from(start), sys::LONGLONG::try_from(len))
+        else {
+            return Err(Error::Fits {
+                file: self.file.clone(),
+                reason: format!("byte range {start} + {len} too large"),
+            });
+        };
+        let mut out: Vec<u8> = Vec::with_capacity(len);
+        let mut status = 0;
+        // SAFETY: open handle; REPORT_EOF (0) makes a position past the end an error.
+        unsafe { sys::ffmbyt(self.ptr, pos, 0, &mut status) };
+        self.check(status, "seek to the data unit")?;
+        // SAFETY: open handle; `out` has capacity for `len` bytes, which cfitsio writes in
+        // full when it returns status 0.
+        unsafe { ffgbyt(self.ptr, n, out.as_mut_ptr() as *mut c_void, &mut status) };
+        self.check(status, "read the data unit")?;
+        // SAFETY: status 0: all `len` bytes were written.
+        unsafe { out.set_len(len) };
+        Ok(out)
+    }
+
     /// Byte offsets (from the start of the file) of the current HDU's header, data unit and
     /// the end of the data unit, as its header declares them (cfitsio `ffghadll`).
     pub(crate) fn hdu_address(&mut self) -> Result<(u64, u64, u64)> {

@@ -69,10 +69,10 @@ fn first_image(mut f: Fits, file: Source) -> Result<(Fits, ImageInfo, Header)> {
 /// this way cfitsio keeps every BLANK/ZBLANK/scaling rule.
 ///
 /// RICE_1 int16 tile-compressed images (JSOC's files) are decoded by [`super::rice`]
-/// instead, tiles in parallel, with the same result; `path` is the file `f` has open.
-pub(crate) fn read_f32(f: &mut Fits, info: &ImageInfo, path: &Path) -> Result<Vec<f32>> {
+/// instead, tiles in parallel, with the same result.
+pub(crate) fn read_f32(f: &mut Fits, info: &ImageInfo) -> Result<Vec<f32>> {
     if info.compressed && info.bitpix == 16 {
-        if let Some(v) = super::rice::read_f32(f, path)? {
+        if let Some(v) = super::rice::read_f32(f)? {
             return Ok(v);
         }
     }

@@ -19,7 +19,7 @@
 //! uncompressed in a `GZIP_COMPRESSED_DATA` column, …) returns `None` and the caller
 //! reads with cfitsio as before. The table's keywords are looked up in the header cfitsio
 //! has already read (`Fits::keyword`; nothing is parsed twice), and only the data unit is
-//! read from the file for the tiles.
+//! read, through cfitsio's handle (`Fits::read_bytes`; the file is opened once).
 //!
 //! The result is the same as cfitsio's `ffgpv(TFLOAT)` bit for bit (tests compare both on
 //! astropy- and cfitsio-written files): stored value `v` → `(float)(v × BSCALE + BZERO)` (plain
@@ -31,9 +31,6 @@
 //! differences follow as raw 16-bit values, else each difference is a unary quotient
 //! (zeros ended by a one) and `fs` low bits. Differences are zig-zag mapped
 //! (`d ≥ 0 → 2d`, `d < 0 → −2d − 1`) and accumulate modulo 2¹⁶.
-
-use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
 
 use rayon::prelude::*;
 
@@ -460,11 +457,11 @@ impl Table {
     }
 }
 
-/// Read the current HDU of `f` (the file `path`) as `f32` when it is a RICE_1 int16
-/// tile-compressed image of the simple kind (see the module docs): its table keywords are
-/// looked up in the header cfitsio has already read, then only the data unit is read from
-/// the file and its tiles decoded. `Ok(None)`: not the simple case, read it with cfitsio.
-pub(crate) fn read_f32(f: &mut Fits, path: &Path) -> Result<Option<Vec<f32>>> {
+/// Read the current HDU of `f` as `f32` when it is a RICE_1 int16 tile-compressed image of
+/// the simple kind (see the module docs): its table keywords are looked up in the header
+/// cfitsio has already read, then only the data unit is read (through the same handle) and
+/// its tiles decoded. `Ok(None)`: not the simple case, read it with cfitsio.
+pub(crate) fn read_f32(f: &mut Fits) -> Result<Option<Vec<f32>>> {
     let Some(t) = Table::from_keys(&mut TableKeys(&mut |k| f.keyword(k).ok().flatten())) else {
         return Ok(None);
     };
@@ -478,21 +475,8 @@ pub(crate) fn read_f32(f: &mut Fits, path: &Path) -> Result<Option<Vec<f32>>> {
         return Ok(None);
     }
     let len = usize::try_from(end - start).map_err(|_| fits_err("HDU too large".into()))?;
-    let mut src = std::fs::File::open(path).map_err(|e| Error::Io {
-        file: file.clone(),
-        reason: format!("cannot open: {e}"),
-    })?;
-    // Read without zero-filling first; a file shorter than its header says is an error.
-    let mut bytes = Vec::with_capacity(len);
-    src.seek(SeekFrom::Start(start))
-        .and_then(|_| (&mut src).take(len as u64).read_to_end(&mut bytes))
-        .map_err(|e| fits_err(format!("reading the compressed HDU: {e}")))?;
-    if bytes.len() < len {
-        return Err(fits_err(format!(
-            "the compressed HDU is cut short: {} of {len} data bytes",
-            bytes.len()
-        )));
-    }
+    // Through cfitsio's own handle: the file is opened once per read.
+    let bytes = f.read_bytes(start, len)?;
     let data = &bytes[..];
     let n =
         t.nx.checked_mul(t.ny)
@@ -686,7 +670,7 @@ mod tests {
         ] {
             let p = data.join(name);
             let (mut f, info, _) = crate::fits::read::open_image(&p).unwrap();
-            let got = read_f32(&mut f, &p).unwrap();
+            let got = read_f32(&mut f).unwrap();
             assert_eq!(got.is_some(), fast, "{name}");
             if let Some(v) = got {
                 assert_eq!(v.len(), info.nx * info.ny);
