@@ -33,6 +33,7 @@ use aiaprep::deconvolve::DeconvolveOptions;
 use aiaprep::engine::{Engine, Engines};
 use aiaprep::fits::{Compression, WriteOptions};
 use aiaprep::lanes::LanePool;
+use aiaprep::map::MapView;
 use aiaprep::pipeline::PrepOptions;
 use aiaprep::register::RegisterOptions;
 use aiaprep::AiaMap;
@@ -80,7 +81,7 @@ impl StandIn {
         }
     }
 
-    fn pass(&self, map: &AiaMap) -> aiaprep::Result<AiaMap> {
+    fn pass(&self, map: MapView<'_>) -> aiaprep::Result<AiaMap> {
         let lane = self.lanes.acquire();
         let mut staging = match lane.lock() {
             Ok(g) => g,
@@ -113,12 +114,12 @@ impl Engine for StandIn {
             self.lanes.len()
         )
     }
-    fn deconvolve(&self, map: &AiaMap, _: &DeconvolveOptions) -> aiaprep::Result<AiaMap> {
+    fn deconvolve(&self, map: MapView<'_>, _: &DeconvolveOptions) -> aiaprep::Result<AiaMap> {
         self.pass(map)
     }
     fn register_planned(
         &self,
-        map: &AiaMap,
+        map: MapView<'_>,
         _: &aiaprep::register::Plan,
         _: &RegisterOptions,
     ) -> aiaprep::Result<AiaMap> {

@@ -494,7 +494,7 @@ pub unsafe extern "C" fn aiaprep_deconvolve(
                 ..PsfOptions::default()
             }),
         };
-        let r = c.engines.deconvolve.deconvolve(m, &d).map_err(lib)?;
+        let r = c.engines.deconvolve.deconvolve(m.view(), &d).map_err(lib)?;
         put(out, AiaprepMap { map: r })
     })
 }
@@ -533,7 +533,7 @@ pub unsafe extern "C" fn aiaprep_register(
             missing,
             check_full_disk: o.check_full_disk != 0,
         };
-        let res = c.engines.register.register(m, &r).map_err(lib)?;
+        let res = c.engines.register.register(m.view(), &r).map_err(lib)?;
         put(out, AiaprepMap { map: res })
     })
 }

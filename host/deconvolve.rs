@@ -42,7 +42,7 @@ use ndarray::{Array2, ArrayView2};
 
 use crate::error::{Error, Result, Source};
 use crate::header::{Header, Value};
-use crate::map::AiaMap;
+use crate::map::MapView;
 use crate::psf::{self, PsfOptions};
 
 /// Where the PSF comes from.
@@ -270,7 +270,11 @@ pub struct PsfSelection {
 /// [`Error::Shape`] when an array PSF's shape differs from the image's. The model grid's
 /// even-size rule and the array's values are checked when the OTF is made
 /// ([`crate::cpu::psf::psf_grid`], [`check_psf`]).
-pub fn select_psf(map: &AiaMap, opts: &DeconvolveOptions) -> Result<PsfSelection> {
+pub fn select_psf<'a>(
+    map: impl Into<MapView<'a>>,
+    opts: &DeconvolveOptions,
+) -> Result<PsfSelection> {
+    let map = map.into();
     let shape = map.data.dim();
     match &opts.psf {
         PsfSource::Model(po) => {
@@ -332,7 +336,12 @@ pub fn select_psf(map: &AiaMap, opts: &DeconvolveOptions) -> Result<PsfSelection
 /// `HISTORY aiaprep <version> deconvolve: Richardson-Lucy, N iterations, PSF <long>,
 /// clip_negative=<bool>`, `DECONV = T`, `DECONVIT = N`, `DECONPSF = '<short>'` (FITS
 /// string, ≤ 68 printable ASCII characters). `LVL_NUM` is unchanged.
-pub fn deconvolved_header(map: &AiaMap, opts: &DeconvolveOptions, psf: &PsfSelection) -> Header {
+pub fn deconvolved_header<'a>(
+    map: impl Into<MapView<'a>>,
+    opts: &DeconvolveOptions,
+    psf: &PsfSelection,
+) -> Header {
+    let map = map.into();
     let mut header = map.header.clone();
     header.push_history(&format!(
         "aiaprep {} deconvolve: Richardson-Lucy, {} iterations, PSF {}, clip_negative={}",

@@ -33,6 +33,7 @@ mod cfitsio;
 mod output;
 mod read;
 mod rice;
+mod stored;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -295,6 +296,7 @@ fn write_encoded(
 }
 
 pub use crate::int16::{Int16Pixels, PixelStats};
+pub use stored::{stored_header_f32, stored_header_i16};
 
 /// f32 values (physical units; NaN = missing) encoded as [`write()`] stores them for
 /// [`OutputType::I16`] with `scaling = (BSCALE, BZERO)` (`None` = (1, 0)), with the

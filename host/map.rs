@@ -5,7 +5,7 @@
 //! reference pixel is `CRPIX − 1`. Angles in the header are degrees, plate scales are
 //! arcsec per pixel, distances are metres.
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2};
 
 use crate::error::{Error, Result, Source};
 use crate::header::{Header, Value};
@@ -206,6 +206,82 @@ impl AiaMap {
     /// The processing level `LVL_NUM`, if present.
     pub fn level(&self) -> Option<f64> {
         self.header.get_f64("LVL_NUM")
+    }
+
+    /// Borrow this map ([`MapView`]), as the engines take it.
+    pub fn view(&self) -> MapView<'_> {
+        MapView::new(self.data.view(), &self.header, &self.source)
+    }
+}
+
+/// A borrowed map: pixels someone else owns (a numpy array, a C caller's buffer, an
+/// [`AiaMap`]) with a header and a source. What the engines read: nothing is copied on the
+/// way in. Pixels as in [`AiaMap`] (`[row, col]`, DN, NaN = missing); any strides.
+#[derive(Debug, Clone, Copy)]
+pub struct MapView<'a> {
+    /// Pixels, `[row, col]`, NaN = missing.
+    pub data: ArrayView2<'a, f32>,
+    /// The header.
+    pub header: &'a Header,
+    /// Where the map came from (used in error messages).
+    pub source: &'a Source,
+}
+
+impl<'a> MapView<'a> {
+    /// Borrow pixels, a header and a source (no checks).
+    pub fn new(data: ArrayView2<'a, f32>, header: &'a Header, source: &'a Source) -> Self {
+        MapView {
+            data,
+            header,
+            source,
+        }
+    }
+
+    /// `(nx, ny)` = (columns, rows).
+    pub fn shape_xy(&self) -> (usize, usize) {
+        let (ny, nx) = self.data.dim();
+        (nx, ny)
+    }
+
+    /// The checked geometry of this map.
+    pub fn geometry(&self) -> Result<Geometry> {
+        Geometry::from_header(self.header, self.shape_xy(), self.source)
+    }
+
+    /// The channel (`WAVELNTH`, Å) as an integer.
+    pub fn wavelength(&self) -> Result<u32> {
+        wavelength(self.header, self.source)
+    }
+
+    /// See [`AiaMap::check_is_aia`].
+    pub fn check_is_aia(&self) -> Result<()> {
+        check_is_aia(self.header, self.source)
+    }
+
+    /// The processing level `LVL_NUM`, if present.
+    pub fn level(&self) -> Option<f64> {
+        self.header.get_f64("LVL_NUM")
+    }
+
+    /// An owned copy.
+    pub fn to_owned(&self) -> AiaMap {
+        AiaMap::new(
+            self.data.as_standard_layout().into_owned(),
+            self.header.clone(),
+            self.source.clone(),
+        )
+    }
+}
+
+impl<'a> From<&'a AiaMap> for MapView<'a> {
+    fn from(m: &'a AiaMap) -> MapView<'a> {
+        m.view()
+    }
+}
+
+impl<'a> From<&'a mut AiaMap> for MapView<'a> {
+    fn from(m: &'a mut AiaMap) -> MapView<'a> {
+        m.view()
     }
 }
 

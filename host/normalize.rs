@@ -12,7 +12,7 @@ use ndarray::Zip;
 
 use crate::error::{Error, Result};
 use crate::header::{Header, Value};
-use crate::map::AiaMap;
+use crate::map::{AiaMap, MapView};
 
 /// The unit written to `BUNIT` (and `PIXLUNIT`, when present) by [`normalize_exposure`].
 pub const NORMALIZED_UNIT: &str = "DN/s";
@@ -40,8 +40,9 @@ pub fn original_exptime(h: &Header) -> Option<f64> {
 ///
 /// Errors: [`Error::MissingKeyword`] if absent; [`Error::BadKeyword`] if not a number, not
 /// finite or ≤ 0.
-pub fn exposure_time(map: &AiaMap) -> Result<f64> {
-    let v = crate::map::required(&map.header, &map.source, "EXPTIME")?;
+pub fn exposure_time<'a>(map: impl Into<MapView<'a>>) -> Result<f64> {
+    let map = map.into();
+    let v = crate::map::required(map.header, map.source, "EXPTIME")?;
     match v.as_f64() {
         Some(t) if t.is_finite() && t > 0.0 => Ok(t),
         _ => Err(Error::BadKeyword {
@@ -63,8 +64,8 @@ pub fn exposure_time(map: &AiaMap) -> Result<f64> {
 ///
 /// Errors: as [`exposure_time`]; the map is unchanged then.
 pub fn normalize_exposure_in_place(map: &mut AiaMap) -> Result<f64> {
-    let t = exposure_time(map)?;
-    Zip::from(&mut map.data).par_for_each(|v| *v = (f64::from(*v) / t) as f32);
+    let t = exposure_time(&*map)?;
+    Zip::from(&mut map.data).par_for_each(|v| *v = divide(*v, t));
     normalized_header(&mut map.header, t);
     Ok(t)
 }
@@ -110,12 +111,19 @@ pub fn normalized_header(h: &mut crate::header::Header, t: f64) {
 /// assert_eq!(n.header.get_f64("OEXPTIME"), Some(2.0));
 /// # Ok::<(), aiaprep::Error>(())
 /// ```
-pub fn normalize_exposure(map: &AiaMap) -> Result<AiaMap> {
-    // Check first so that a bad map costs no copy.
-    exposure_time(map)?;
-    let mut out = map.clone();
-    normalize_exposure_in_place(&mut out)?;
-    Ok(out)
+pub fn normalize_exposure<'a>(map: impl Into<MapView<'a>>) -> Result<AiaMap> {
+    let map = map.into();
+    // Check first so that a bad map costs nothing.
+    let t = exposure_time(map)?;
+    let data = Zip::from(&map.data).par_map_collect(|v| divide(*v, t));
+    let mut header = map.header.clone();
+    normalized_header(&mut header, t);
+    Ok(AiaMap::new(data, header, map.source.clone()))
+}
+
+/// One pixel of the normalisation: `v / t` in f64, rounded once to f32.
+fn divide(v: f32, t: f64) -> f32 {
+    (f64::from(v) / t) as f32
 }
 
 /// `(BSCALE, BZERO)` for writing exposure-normalised data (DN/s) as int16 without losing

@@ -13,7 +13,7 @@ use crate::deconvolve::DeconvolveOptions;
 use crate::engine::Engines;
 use crate::error::{Error, Result, Source};
 use crate::fits::{self, WriteOptions};
-use crate::map::AiaMap;
+use crate::map::{AiaMap, MapView};
 use crate::normalize;
 use crate::pointing::{self, PointingTable};
 use crate::register::{self, Plan, RegisterOptions};
@@ -144,7 +144,11 @@ pub fn output_path(input: &Path, out_dir: &Path) -> PathBuf {
 /// make its register plan ([`register::plan`]: the geometry is parsed and the full disk
 /// tested here, once; the plan travels with the map). Returns the plan and the warnings
 /// (LVL_NUM other than 1, as aiapy warns).
-pub fn check_level1(map: &AiaMap, opts: &RegisterOptions) -> Result<(Plan, Vec<String>)> {
+pub fn check_level1<'a>(
+    map: impl Into<MapView<'a>>,
+    opts: &RegisterOptions,
+) -> Result<(Plan, Vec<String>)> {
+    let map = map.into();
     map.check_is_aia()?;
     let mut warnings = Vec::new();
     match map.level() {
@@ -192,7 +196,7 @@ fn compute(
             let (out, t_dec, t_reg) =
                 engines
                     .register
-                    .deconvolve_register(&map, d, plan, &opts.register)?;
+                    .deconvolve_register(map.view(), d, plan, &opts.register)?;
             times.deconvolve = t_dec;
             times.register = t_reg;
             out
@@ -200,14 +204,14 @@ fn compute(
         _ => {
             if let Some(d) = &opts.deconvolve {
                 let t = Instant::now();
-                let dec = engines.deconvolve.deconvolve(&map, d)?;
+                let dec = engines.deconvolve.deconvolve(map.view(), d)?;
                 crate::buffers::recycle_array(std::mem::replace(&mut map, dec).data);
                 times.deconvolve = t.elapsed();
             }
             let t = Instant::now();
             let out = engines
                 .register
-                .register_planned(&map, plan, &opts.register)?;
+                .register_planned(map.view(), plan, &opts.register)?;
             times.register = t.elapsed();
             out
         }
@@ -262,7 +266,7 @@ pub fn prepare_planned(
     };
     let scaling = normalize.map(normalize::int16_scaling);
     match engines.register.prep_int16(
-        &map,
+        map.view(),
         opts.deconvolve.as_ref(),
         &plan,
         &opts.register,
@@ -300,10 +304,10 @@ fn apply_pointing(
             let (_row, w) = pointing::update_pointing_in_place(map, table)?;
             warnings.extend(w);
             times.pointing = t.elapsed();
-            register::plan(map, &opts.register)
+            register::plan(&*map, &opts.register)
         }
         (None, Some(plan)) => Ok(plan),
-        (None, None) => register::plan(map, &opts.register),
+        (None, None) => register::plan(&*map, &opts.register),
     }
 }
 
@@ -338,6 +342,17 @@ pub fn load(input: &Path, opts: &PrepOptions) -> Result<Loaded> {
     })
 }
 
+/// The HISTORY card [`store`] adds to every output: the version, the engines and the
+/// output type (`int16`, else float32).
+pub fn history_line(engines: &Engines, int16: bool) -> String {
+    format!(
+        "aiaprep {} prep: {}; output {}",
+        crate::VERSION,
+        engines.description,
+        if int16 { "int16" } else { "float32" }
+    )
+}
+
 /// Write a prepared map (the encode stage): HISTORY of the run, int16 scaling for
 /// exposure-normalised output, the file (temporary name, then renamed) and the quicklook.
 /// `engines` is only used for the HISTORY card.
@@ -348,15 +363,7 @@ pub fn store(
     engines: &Engines,
     times: &mut StageTimes,
 ) -> Result<()> {
-    let history = format!(
-        "aiaprep {} prep: {}; output {}",
-        crate::VERSION,
-        engines.description,
-        match opts.write.dtype {
-            fits::OutputType::I16 => "int16",
-            fits::OutputType::F32 => "float32",
-        }
-    );
+    let history = history_line(engines, opts.write.dtype == fits::OutputType::I16);
     let mut out = match out.into() {
         Prepared::Map(m) => m,
         Prepared::Int16 {

@@ -6,7 +6,7 @@
 //! bottom of the image, so rows are written last first.
 
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use ndarray::ArrayView2;
@@ -54,14 +54,29 @@ pub fn render(data: ArrayView2<f32>) -> (Vec<u8>, (f32, f32)) {
 
 /// Write a quicklook PNG of `data` to `path` (replacing it if it exists).
 pub fn write_png(data: ArrayView2<f32>, path: &Path) -> Result<()> {
+    let f = File::create(path).map_err(|e| Error::Io {
+        file: Source::file(path),
+        reason: format!("cannot write PNG: {e}"),
+    })?;
+    encode(data, BufWriter::new(f), &Source::file(path))
+}
+
+/// The quicklook of `data` as the bytes of a PNG file (for callers that show it rather
+/// than save it: a notebook, a web page).
+pub fn png_bytes(data: ArrayView2<f32>) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    encode(data, &mut out, &Source::memory())?;
+    Ok(out)
+}
+
+fn encode(data: ArrayView2<f32>, w: impl Write, file: &Source) -> Result<()> {
     let (ny, nx) = data.dim();
     let io = |e: &dyn std::fmt::Display| Error::Io {
-        file: Source::file(path),
+        file: file.clone(),
         reason: format!("cannot write PNG: {e}"),
     };
     let (pixels, _) = render(data);
-    let f = File::create(path).map_err(|e| io(&e))?;
-    let mut enc = png::Encoder::new(BufWriter::new(f), nx as u32, ny as u32);
+    let mut enc = png::Encoder::new(w, nx as u32, ny as u32);
     enc.set_color(png::ColorType::Grayscale);
     enc.set_depth(png::BitDepth::Eight);
     enc.set_compression(png::Compression::Fast);

@@ -14,7 +14,7 @@ use aiaprep::deconvolve::DeconvolveOptions;
 use aiaprep::engine::{CpuEngine, Engine, Engines};
 use aiaprep::fits;
 use aiaprep::lanes::LanePool;
-use aiaprep::map::AiaMap;
+use aiaprep::map::{AiaMap, MapView};
 use aiaprep::pipeline::PrepOptions;
 use aiaprep::register::RegisterOptions;
 use aiaprep::Result;
@@ -78,12 +78,12 @@ impl Engine for LaneEngine {
     fn name(&self) -> String {
         format!("lanes x{}", self.lanes.len())
     }
-    fn deconvolve(&self, map: &AiaMap, opts: &DeconvolveOptions) -> Result<AiaMap> {
+    fn deconvolve(&self, map: MapView<'_>, opts: &DeconvolveOptions) -> Result<AiaMap> {
         self.call(|| CpuEngine.deconvolve(map, opts))
     }
     fn register_planned(
         &self,
-        map: &AiaMap,
+        map: MapView<'_>,
         plan: &aiaprep::register::Plan,
         opts: &RegisterOptions,
     ) -> Result<AiaMap> {

@@ -953,3 +953,65 @@ fn corrupted_inputs_fail_cleanly_through_prep() {
         "{failed} failed, {written} written"
     );
 }
+
+/// The cards of a written file's image header that are not file layout (SIMPLE, EXTEND,
+/// cfitsio's two standard COMMENT lines, tile-compression keywords).
+fn content_cards(h: &Header) -> Vec<(String, Value)> {
+    h.cards()
+        .iter()
+        .filter(|c| !matches!(c.key.as_str(), "SIMPLE" | "EXTEND" | "XTENSION" | "PCOUNT" | "GCOUNT"))
+        .filter(|c| !(c.key.starts_with('Z') && aiaprep::header::is_structural(&c.key)))
+        .filter(|c| {
+            !(c.key == "COMMENT"
+                && matches!(&c.value, Value::Text(t) if t.contains("FITS (Flexible Image Transport System)")
+                    || t.contains("Astrophysics', volume 376")))
+        })
+        .map(|c| (c.key.clone(), c.value.clone()))
+        .collect()
+}
+
+#[test]
+fn stored_header_is_the_written_header() {
+    let dir = tmpdir("stored-header");
+    let mut a = edge_image();
+    a[[0, 0]] = f32::NAN;
+    let mut map = map_of(a);
+    map.header.set_f64("DATAMIN", 1e30, Some("stale"));
+    map.header.set("NAXIS1", Value::Int(9999), None); // structural: never passed through
+    for (i, (dtype, compress, scaling)) in [
+        (OutputType::F32, Compression::None, None),
+        (OutputType::F32, Compression::Rice, None),
+        (OutputType::I16, Compression::None, None),
+        (OutputType::I16, Compression::Rice, Some((0.25, 3.0))),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let out = dir.join(format!("out{i}.fits"));
+        let opts = WriteOptions {
+            dtype,
+            compress,
+            overwrite: false,
+            scaling,
+        };
+        fits::write(&map, &out, &opts).unwrap();
+        let written = fits::read_header(&out).unwrap().header;
+        let ours = match dtype {
+            OutputType::F32 => fits::stored_header_f32(&map),
+            OutputType::I16 => fits::stored_header_i16(
+                &map.header,
+                &fits::encode_int16(map.data.view(), scaling).unwrap(),
+            ),
+        };
+        assert_eq!(
+            content_cards(&ours),
+            content_cards(&written),
+            "{dtype:?} {compress:?} {scaling:?}"
+        );
+        assert!(ours.get_f64("DATAMIN").unwrap() < 1e30);
+        assert_eq!(
+            ours.get("NAXIS1"),
+            Some(&Value::Int(map.data.dim().1 as i64))
+        );
+    }
+}

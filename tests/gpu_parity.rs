@@ -365,7 +365,7 @@ fn register_body(d: &Device) {
             opts.missing,
             map.header.get_f64("CROTA2").unwrap_or(0.0)
         );
-        let got = engine.register(&map, &opts).unwrap();
+        let got = engine.register(map.view(), &opts).unwrap();
         let g: Vec<f32> = got.data.iter().copied().collect();
         assert_eq!(got.data.dim(), map.data.dim());
         assert_eq!(got.header.get_f64("LVL_NUM"), Some(1.5));
@@ -468,7 +468,7 @@ fn deconvolve_body(d: &Device) {
         ),
     ];
     for (what, map, opts) in cases {
-        let got = engine.deconvolve(&map, &opts).unwrap();
+        let got = engine.deconvolve(map.view(), &opts).unwrap();
         assert_eq!(got.header.get("DECONV"), Some(&aiaprep::Value::Bool(true)));
         for (&o, &i) in got.data.iter().zip(map.data.iter()) {
             assert_eq!(o.is_nan(), !i.is_finite(), "{what}: missing pixels");
@@ -545,7 +545,7 @@ fn deconvolve_body(d: &Device) {
     };
     let e = engine
         .deconvolve(
-            &bad,
+            bad.view(),
             &DeconvolveOptions {
                 psf: PsfSource::Array {
                     psf: Arc::new(neg),
@@ -959,11 +959,11 @@ fn concurrent_body(d: &Device) {
     let ropts = RegisterOptions::default();
     let one = |m: &AiaMap, k: usize| -> AiaMap {
         if k.is_multiple_of(2) {
-            engine.register(m, &ropts).unwrap()
+            engine.register(m.view(), &ropts).unwrap()
         } else {
             engine
                 .deconvolve_register(
-                    m,
+                    m.view(),
                     &dopts,
                     &aiaprep::register::plan(m, &ropts).unwrap(),
                     &ropts,
@@ -996,7 +996,7 @@ fn concurrent_body(d: &Device) {
     // fused == deconvolve then register, bit for bit, on this engine
     let m = &maps[1];
     let two = engine
-        .register(&engine.deconvolve(m, &dopts).unwrap(), &ropts)
+        .register(engine.deconvolve(m.view(), &dopts).unwrap().view(), &ropts)
         .unwrap();
     assert_eq!(serial[1].header, two.header);
     let same = serial[1]

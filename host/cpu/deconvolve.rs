@@ -27,7 +27,7 @@ use crate::deconvolve::{
     check_psf, deconvolved_header, select_psf, DeconvolveOptions, OtfCache, OtfKey, PsfChoice,
 };
 use crate::error::{Error, Result, Source};
-use crate::map::AiaMap;
+use crate::map::{AiaMap, MapView};
 use crate::psf::{mesh_parameters, PsfOptions};
 
 /// The guarded ratio `d / e`: the quotient itself wherever it is finite (bit-identical to an
@@ -307,14 +307,15 @@ pub fn clear_otf_cache() {
 /// # let _ = l15;
 /// # Ok::<(), aiaprep::Error>(())
 /// ```
-pub fn deconvolve(map: &AiaMap, opts: &DeconvolveOptions) -> Result<AiaMap> {
+pub fn deconvolve<'a>(map: impl Into<MapView<'a>>, opts: &DeconvolveOptions) -> Result<AiaMap> {
+    let map = map.into();
     let sel = select_psf(map, opts)?;
     let otf = match &sel.choice {
         PsfChoice::Model { channel, options } => {
-            model_otf_named(*channel, map.data.dim(), options, &map.source)?
+            model_otf_named(*channel, map.data.dim(), options, map.source)?
         }
         PsfChoice::Array { psf, .. } => {
-            cache().array(psf, || Otf::from_psf_named(psf.view(), &map.source))?
+            cache().array(psf, || Otf::from_psf_named(psf.view(), map.source))?
         }
     };
     let data = richardson_lucy_scaled(
@@ -323,7 +324,7 @@ pub fn deconvolve(map: &AiaMap, opts: &DeconvolveOptions) -> Result<AiaMap> {
         otf.shape,
         opts.iterations,
         opts.clip_negative,
-        &map.source,
+        map.source,
     )?;
     let header = deconvolved_header(map, opts, &sel);
     Ok(AiaMap::new(data, header, map.source.clone()))

@@ -2,7 +2,7 @@
 //! resampler (`super::resample`) and the shared header rule.
 
 use crate::error::Result;
-use crate::map::AiaMap;
+use crate::map::{AiaMap, MapView};
 use crate::register::{level15_header, plan, Plan, RegisterOptions};
 
 use super::resample::resample;
@@ -24,19 +24,25 @@ use super::resample::resample;
 /// assert_eq!(l15.header.get_f64("LVL_NUM"), Some(1.5));
 /// # Ok::<(), aiaprep::Error>(())
 /// ```
-pub fn register(map: &AiaMap, opts: &RegisterOptions) -> Result<AiaMap> {
+pub fn register<'a>(map: impl Into<MapView<'a>>, opts: &RegisterOptions) -> Result<AiaMap> {
+    let map = map.into();
     Ok(register_planned(map, &plan(map, opts)?, opts))
 }
 
 /// [`register()`] with the map's plan already made ([`plan`], e.g. at load): resample and
 /// header only; nothing here can fail.
-pub fn register_planned(map: &AiaMap, plan: &Plan, opts: &RegisterOptions) -> AiaMap {
+pub fn register_planned<'a>(
+    map: impl Into<MapView<'a>>,
+    plan: &Plan,
+    opts: &RegisterOptions,
+) -> AiaMap {
+    let map = map.into();
     let r = resample(
         map.data.view(),
         &plan.transform,
         opts.interpolation,
         opts.missing,
     );
-    let h = level15_header(&map.header, plan, opts, r.missing);
+    let h = level15_header(map.header, plan, opts, r.missing);
     AiaMap::new(r.data, h, map.source.clone())
 }

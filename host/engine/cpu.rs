@@ -3,7 +3,7 @@
 use super::Engine;
 use crate::deconvolve::DeconvolveOptions;
 use crate::error::Result;
-use crate::map::AiaMap;
+use crate::map::{AiaMap, MapView};
 use crate::register::{Plan, RegisterOptions};
 
 /// The CPU implementation of [`Engine`] (rayon-parallel inside each image); the PSF,
@@ -15,12 +15,12 @@ impl Engine for CpuEngine {
     fn name(&self) -> String {
         format!("cpu ({} threads)", rayon::current_num_threads())
     }
-    fn deconvolve(&self, map: &AiaMap, opts: &DeconvolveOptions) -> Result<AiaMap> {
+    fn deconvolve(&self, map: MapView<'_>, opts: &DeconvolveOptions) -> Result<AiaMap> {
         crate::cpu::deconvolve(map, opts)
     }
     fn register_planned(
         &self,
-        map: &AiaMap,
+        map: MapView<'_>,
         plan: &Plan,
         opts: &RegisterOptions,
     ) -> Result<AiaMap> {

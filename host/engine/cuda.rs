@@ -12,7 +12,7 @@ use crate::deconvolve::DeconvolveOptions;
 use crate::error::Result;
 use crate::gpu::{device_count, GpuEngine};
 use crate::int16::{Int16Pixels, Int16Prep};
-use crate::map::{AiaMap, Geometry};
+use crate::map::{AiaMap, Geometry, MapView};
 use crate::psf::PsfOptions;
 use crate::register::{Plan, RegisterOptions};
 
@@ -33,12 +33,12 @@ impl Engine for GpuEngine {
     ) -> Result<Int16Pixels> {
         GpuEngine::to_int16(self, values, scaling)
     }
-    fn deconvolve(&self, map: &AiaMap, opts: &DeconvolveOptions) -> Result<AiaMap> {
+    fn deconvolve(&self, map: MapView<'_>, opts: &DeconvolveOptions) -> Result<AiaMap> {
         GpuEngine::deconvolve(self, map, opts)
     }
     fn register_planned(
         &self,
-        map: &AiaMap,
+        map: MapView<'_>,
         plan: &Plan,
         opts: &RegisterOptions,
     ) -> Result<AiaMap> {
@@ -46,7 +46,7 @@ impl Engine for GpuEngine {
     }
     fn deconvolve_register(
         &self,
-        map: &AiaMap,
+        map: MapView<'_>,
         d: &DeconvolveOptions,
         plan: &Plan,
         r: &RegisterOptions,
@@ -55,7 +55,7 @@ impl Engine for GpuEngine {
     }
     fn prep_int16(
         &self,
-        map: &AiaMap,
+        map: MapView<'_>,
         d: Option<&DeconvolveOptions>,
         plan: &Plan,
         r: &RegisterOptions,

@@ -29,7 +29,7 @@ use ndarray::{Array2, ArrayView2};
 use crate::deconvolve::DeconvolveOptions;
 use crate::error::{Error, Result};
 use crate::int16::{Int16Pixels, Int16Prep};
-use crate::map::{AiaMap, Geometry};
+use crate::map::{AiaMap, Geometry, MapView};
 use crate::psf::PsfOptions;
 use crate::register::{self, Plan, RegisterOptions};
 
@@ -88,23 +88,27 @@ pub trait Engine: Send + Sync {
         crate::fits::encode_int16(values, scaling)
     }
     /// PSF deconvolution of a level-1 map (see [`crate::deconvolve`]).
-    fn deconvolve(&self, map: &AiaMap, opts: &DeconvolveOptions) -> Result<AiaMap>;
+    fn deconvolve(&self, map: MapView<'_>, opts: &DeconvolveOptions) -> Result<AiaMap>;
     /// Register a map to level 1.5 (see [`crate::register`]): its [`Plan`], then
     /// [`Engine::register_planned`].
-    fn register(&self, map: &AiaMap, opts: &RegisterOptions) -> Result<AiaMap> {
+    fn register(&self, map: MapView<'_>, opts: &RegisterOptions) -> Result<AiaMap> {
         self.register_planned(map, &register::plan(map, opts)?, opts)
     }
     /// Register a map whose [`Plan`] (geometry, full-disk check, transform) was already
     /// made — by the pipeline at load, so it is made once per image.
-    fn register_planned(&self, map: &AiaMap, plan: &Plan, opts: &RegisterOptions)
-        -> Result<AiaMap>;
+    fn register_planned(
+        &self,
+        map: MapView<'_>,
+        plan: &Plan,
+        opts: &RegisterOptions,
+    ) -> Result<AiaMap>;
     /// Deconvolution then register (level 1.6), with the time of each: the default runs
     /// [`Engine::deconvolve`] then [`Engine::register`]; the GPU engine overrides it to keep
     /// the image on the device between the two. The result must be the same as the two
     /// calls'.
     fn deconvolve_register(
         &self,
-        map: &AiaMap,
+        map: MapView<'_>,
         d: &DeconvolveOptions,
         plan: &Plan,
         r: &RegisterOptions,
@@ -113,7 +117,7 @@ pub trait Engine: Send + Sync {
         let m = self.deconvolve(map, d)?;
         let t_dec = t.elapsed();
         let t = Instant::now();
-        let out = self.register_planned(&m, plan, r)?;
+        let out = self.register_planned(m.view(), plan, r)?;
         Ok((out, t_dec, t.elapsed()))
     }
     /// The compute of a `prep` whose output is int16 and whose pixels nothing else needs as
@@ -125,7 +129,7 @@ pub trait Engine: Send + Sync {
     /// downloads half the bytes.
     fn prep_int16(
         &self,
-        _map: &AiaMap,
+        _map: MapView<'_>,
         _deconvolve: Option<&DeconvolveOptions>,
         _plan: &Plan,
         _register: &RegisterOptions,

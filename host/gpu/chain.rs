@@ -66,7 +66,7 @@ use crate::error::{Error, Result, Source};
 use crate::geometry::RegisterTransform;
 use crate::int16::{Int16Pixels, Int16Prep, PixelStats};
 use crate::lanes::{LanePool, MAX_LANES};
-use crate::map::{AiaMap, Geometry};
+use crate::map::{AiaMap, Geometry, MapView};
 use crate::psf::{self, HostPsfFn, PsfOptions};
 use crate::register::rules::Summary;
 use crate::register::rules::{deferred_clip_range, ClipRule, Rules};
@@ -553,7 +553,7 @@ impl GpuEngine {
     /// [`GpuEngine::register`], [`GpuEngine::deconvolve_register`] and [`GpuEngine::prep_int16`] run.
     fn run_prep(
         &self,
-        map: &AiaMap,
+        map: MapView<'_>,
         d: Option<&DeconvolveOptions>,
         plan: &register::Plan,
         r: &RegisterOptions,
@@ -578,9 +578,9 @@ impl GpuEngine {
             }),
             normalize,
             output,
-            source: &map.source,
+            source: map.source,
         };
-        let p = self.process(Input::F32(map.data.view()), &job)?;
+        let p = self.process(Input::F32(map.data), &job)?;
         let missing = p.register.map(|o| o.missing).unwrap_or(f64::NAN);
         let mut header = match (&sel, d) {
             (Some(s), Some(o)) => register::level15_header(
@@ -589,7 +589,7 @@ impl GpuEngine {
                 r,
                 missing,
             ),
-            _ => register::level15_header(&map.header, plan, r, missing),
+            _ => register::level15_header(map.header, plan, r, missing),
         };
         if let Some(t) = normalize {
             crate::normalize::normalized_header(&mut header, t);
@@ -760,7 +760,12 @@ impl GpuEngine {
     }
 
     /// As [`crate::cpu::deconvolve()`], on the GPU (module docs).
-    pub fn deconvolve(&self, map: &AiaMap, opts: &DeconvolveOptions) -> Result<AiaMap> {
+    pub fn deconvolve<'a>(
+        &self,
+        map: impl Into<MapView<'a>>,
+        opts: &DeconvolveOptions,
+    ) -> Result<AiaMap> {
+        let map = map.into();
         let sel = deconvolve::select_psf(map, opts)?;
         let job = Job {
             deconvolve: Some(DeconvolveJob {
@@ -770,9 +775,9 @@ impl GpuEngine {
             register: None,
             normalize: None,
             output: OutputKind::F32,
-            source: &map.source,
+            source: map.source,
         };
-        let data = f32_pixels(self.process(Input::F32(map.data.view()), &job)?.pixels)?;
+        let data = f32_pixels(self.process(Input::F32(map.data), &job)?.pixels)?;
         let header = deconvolve::deconvolved_header(map, opts, &sel);
         Ok(AiaMap::new(data, header, map.source.clone()))
     }
@@ -781,13 +786,14 @@ impl GpuEngine {
     /// upload, one download); the same result as [`GpuEngine::deconvolve`] then
     /// [`GpuEngine::register`]. The two times are the device times of the stages (the
     /// deconvolution's including the upload and a first-use OTF).
-    pub fn deconvolve_register(
+    pub fn deconvolve_register<'a>(
         &self,
-        map: &AiaMap,
+        map: impl Into<MapView<'a>>,
         d: &DeconvolveOptions,
         plan: &register::Plan,
         r: &RegisterOptions,
     ) -> Result<(AiaMap, Duration, Duration)> {
+        let map = map.into();
         let (p, header) = self.run_prep(map, Some(d), plan, r, None, OutputKind::F32)?;
         let (t_dec, t_reg) = split_times(&p.times);
         let data = f32_pixels(p.pixels)?;
@@ -796,15 +802,16 @@ impl GpuEngine {
 
     /// The whole compute of a `prep` with int16 output, on the device: the image is
     /// uploaded once, and downloaded as int16 with its statistics (module docs).
-    pub fn prep_int16(
+    pub fn prep_int16<'a>(
         &self,
-        map: &AiaMap,
+        map: impl Into<MapView<'a>>,
         d: Option<&DeconvolveOptions>,
         plan: &register::Plan,
         r: &RegisterOptions,
         normalize: Option<f64>,
         scaling: Option<(f64, f64)>,
     ) -> Result<Int16Prep> {
+        let map = map.into();
         let (p, header) = self.run_prep(map, d, plan, r, normalize, OutputKind::I16 { scaling })?;
         let (deconvolve, register) = split_times(&p.times);
         let Pixels::I16 { data, stats } = p.pixels else {
@@ -873,17 +880,23 @@ impl GpuEngine {
     }
 
     /// As [`crate::cpu::register()`], on the GPU (module docs).
-    pub fn register(&self, map: &AiaMap, opts: &RegisterOptions) -> Result<AiaMap> {
+    pub fn register<'a>(
+        &self,
+        map: impl Into<MapView<'a>>,
+        opts: &RegisterOptions,
+    ) -> Result<AiaMap> {
+        let map = map.into();
         self.register_planned(map, &register::plan(map, opts)?, opts)
     }
 
     /// [`GpuEngine::register`] with the map's plan already made ([`register::plan`]).
-    pub fn register_planned(
+    pub fn register_planned<'a>(
         &self,
-        map: &AiaMap,
+        map: impl Into<MapView<'a>>,
         plan: &register::Plan,
         opts: &RegisterOptions,
     ) -> Result<AiaMap> {
+        let map = map.into();
         let (p, header) = self.run_prep(map, None, plan, opts, None, OutputKind::F32)?;
         let data = f32_pixels(p.pixels)?;
         Ok(AiaMap::new(data, header, map.source.clone()))

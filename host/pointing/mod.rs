@@ -35,7 +35,7 @@ use csv::{parse_value, split_record};
 
 use crate::error::{Error, Result, Source};
 use crate::header::{Header, Value};
-use crate::map::AiaMap;
+use crate::map::{AiaMap, MapView};
 use crate::time::parse_time;
 pub use crate::time::{tai_minus_utc, UtcTime};
 
@@ -396,7 +396,7 @@ pub const KEY_START: &str = "PNTSTART";
 /// Header keyword with `T_STOP` of the row used (ISO 8601 UTC string).
 pub const KEY_STOP: &str = "PNTSTOP";
 
-fn header_number(map: &AiaMap, key: &str) -> Result<Option<f64>> {
+fn header_number(map: MapView<'_>, key: &str) -> Result<Option<f64>> {
     match map.header.get(key) {
         None => Ok(None),
         Some(v) => match v.as_f64() {
@@ -411,11 +411,11 @@ fn header_number(map: &AiaMap, key: &str) -> Result<Option<f64>> {
 }
 
 /// A numeric keyword if present and finite (informational keywords: never an error).
-fn finite(map: &AiaMap, key: &str) -> Option<f64> {
+fn finite(map: MapView<'_>, key: &str) -> Option<f64> {
     map.header.get_f64(key).filter(|v| v.is_finite())
 }
 
-fn required_number(map: &AiaMap, key: &str) -> Result<f64> {
+fn required_number(map: MapView<'_>, key: &str) -> Result<f64> {
     header_number(map, key)?.ok_or_else(|| Error::MissingKeyword {
         file: map.source.clone(),
         key: key.into(),
@@ -426,8 +426,9 @@ fn required_number(map: &AiaMap, key: &str) -> Result<f64> {
 ///
 /// Errors: [`Error::MissingKeyword`] if absent, [`Error::BadKeyword`] if not a string or
 /// not a parseable time.
-pub fn t_obs(map: &AiaMap) -> Result<UtcTime> {
-    let v = crate::map::required(&map.header, &map.source, "T_OBS")?;
+pub fn t_obs<'a>(map: impl Into<MapView<'a>>) -> Result<UtcTime> {
+    let map = map.into();
+    let v = crate::map::required(map.header, map.source, "T_OBS")?;
     let s = match v {
         Value::Str(s) => s,
         other => {
@@ -502,7 +503,7 @@ fn table_name(source: &Source) -> String {
 /// # Ok::<(), aiaprep::Error>(())
 /// ```
 pub fn update_pointing(map: &AiaMap, table: &PointingTable) -> Result<PointingUpdate> {
-    let (header, row, warnings) = updated_header(map, table)?;
+    let (header, row, warnings) = updated_header(map.view(), table)?;
     Ok(PointingUpdate {
         map: AiaMap::new(map.data.clone(), header, map.source.clone()),
         row,
@@ -517,12 +518,19 @@ pub fn update_pointing_in_place(
     map: &mut AiaMap,
     table: &PointingTable,
 ) -> Result<(usize, Vec<String>)> {
-    let (header, row, warnings) = updated_header(map, table)?;
+    let (header, row, warnings) = updated_header(map.view(), table)?;
     map.header = header;
     Ok((row, warnings))
 }
 
-fn updated_header(map: &AiaMap, table: &PointingTable) -> Result<(Header, usize, Vec<String>)> {
+/// The header of [`update_pointing`] without touching pixels (only `map`'s header, shape
+/// and source are read): `(header, row, warnings)` as [`update_pointing_in_place`].
+///
+/// Errors: as [`update_pointing`].
+pub fn updated_header(
+    map: MapView<'_>,
+    table: &PointingTable,
+) -> Result<(Header, usize, Vec<String>)> {
     let wavelength = map.wavelength()?;
     let t = t_obs(map)?;
     let row = table.find_row(t).ok_or_else(|| {

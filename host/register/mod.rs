@@ -34,7 +34,7 @@ use std::str::FromStr;
 use crate::error::{Error, Result};
 use crate::geometry::{full_disk_check, register_transform, target_scale, RegisterTransform};
 use crate::header::{Header, Value};
-use crate::map::{AiaMap, Geometry};
+use crate::map::{Geometry, MapView};
 
 /// The interpolation kernel of `register`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -183,7 +183,8 @@ impl Plan {
 /// [`Error::NotFullDisk`] (with the failing edge or the centre) when `check_full_disk` is
 /// set and the test fails; [`Error::InvalidOption`] for a non-finite `Missing::Value`, a
 /// non-finite or absurd scale factor (outside 1e-3..=1e3) or a singular rotation matrix.
-pub fn plan(map: &AiaMap, opts: &RegisterOptions) -> Result<Plan> {
+pub fn plan<'a>(map: impl Into<MapView<'a>>, opts: &RegisterOptions) -> Result<Plan> {
+    let map = map.into();
     let (nx, ny) = map.shape_xy();
     if nx == 0 || ny == 0 {
         return Err(Error::Shape {

@@ -1,0 +1,448 @@
+//! `aiaprep._native`: the Rust side of the Python package. The Python layer
+//! (`python/aiaprep/`) turns sunpy maps and astropy headers into what these functions take
+//! — numpy arrays and headers as 80-character FITS records — and back.
+//!
+//! Every function releases the GIL while it computes; errors are the crate's, as Python
+//! exceptions with the CLI's messages (`InputError` — a `ValueError` — for bad input,
+//! `BackendUnavailableError` when the CUDA backend is asked for and absent, `GpuError`,
+//! `OSError`, `FileExistsError`).
+
+mod batch;
+mod convert;
+mod pixels;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use aiaprep::deconvolve::{DeconvolveOptions, PsfSource};
+use aiaprep::engine::{select_engines, Backend, EngineOptions, Engines};
+use aiaprep::fits;
+use aiaprep::map::{AiaMap, MapView};
+use aiaprep::pipeline;
+use aiaprep::pointing::{self, PointingTable};
+use aiaprep::psf::PsfOptions;
+use aiaprep::register::RegisterOptions;
+use aiaprep::{normalize, Error, Header, Source};
+use numpy::{IntoPyArray, PyReadonlyArray2};
+use pyo3::exceptions::{PyFileExistsError, PyOSError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+pyo3::create_exception!(
+    _native,
+    InputError,
+    PyValueError,
+    "Bad input: not an AIA level-1 image, a missing or invalid keyword, not the full disk, an unusable PSF or pointing table, an invalid option."
+);
+pyo3::create_exception!(
+    _native,
+    BackendUnavailableError,
+    PyRuntimeError,
+    "The backend asked for (backend='cuda') is not available: no driver, NVRTC, cuFFT or device."
+);
+pyo3::create_exception!(
+    _native,
+    GpuError,
+    PyRuntimeError,
+    "A GPU operation failed (driver, NVRTC, cuFFT, out of device memory)."
+);
+
+/// The crate's error as the Python exception users expect; the message is the CLI's.
+pub(crate) fn py_err(e: Error) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        Error::Io { .. } => PyOSError::new_err(msg),
+        Error::OutputExists { .. } => PyFileExistsError::new_err(msg),
+        Error::BackendUnavailable { .. } => BackendUnavailableError::new_err(msg),
+        Error::Gpu { .. } => GpuError::new_err(msg),
+        _ => InputError::new_err(msg),
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> PyErr {
+    InputError::new_err(msg.into())
+}
+
+/// The engines for a backend choice, made once per process and choice (a GPU engine keeps
+/// its compiled kernels, plans and buffers between calls).
+pub(crate) fn engines(backend: &str, register_on_cpu: bool) -> PyResult<Arc<Engines>> {
+    static CACHE: OnceLock<Mutex<HashMap<(String, bool), Arc<Engines>>>> = OnceLock::new();
+    let b: Backend = backend
+        .parse()
+        .map_err(|e: String| PyValueError::new_err(e))?;
+    let key = (format!("{b:?}"), register_on_cpu);
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(e) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return Ok(e);
+    }
+    let opts = EngineOptions {
+        backend: b,
+        register_on_cpu,
+        ..EngineOptions::from_env().map_err(py_err)?
+    };
+    let e = Arc::new(select_engines(&opts).map_err(py_err)?);
+    if let Ok(mut c) = cache.lock() {
+        c.insert(key, e.clone());
+    }
+    Ok(e)
+}
+
+/// Which engines a backend choice gives, in words (e.g. "cpu (2 threads)").
+#[pyfunction]
+#[pyo3(signature = (backend = "auto", register_on_cpu = false))]
+fn describe_backend(py: Python<'_>, backend: &str, register_on_cpu: bool) -> PyResult<String> {
+    let _ = py;
+    Ok(engines(backend, register_on_cpu)?.description.clone())
+}
+
+fn source_of(name: Option<String>) -> Source {
+    match name {
+        Some(n) => Source(Some(n.into())),
+        None => Source::memory(),
+    }
+}
+
+fn pointing_table(csv: Option<String>, path: Option<String>) -> PyResult<Option<PointingTable>> {
+    match (csv, path) {
+        (Some(_), Some(_)) => Err(PyValueError::new_err(
+            "give the pointing table as CSV text or as a path, not both",
+        )),
+        (Some(text), None) => PointingTable::parse_csv(&text, Source::memory())
+            .map(Some)
+            .map_err(py_err),
+        (None, Some(p)) => PointingTable::read_csv(std::path::Path::new(&p))
+            .map(Some)
+            .map_err(py_err),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The model PSF of `channel` (Å) on a `size`² grid, `[row, col]`, peak at `[size/2,
+/// size/2]`, sum 1 — aiapy's `psf.psf`.
+#[pyfunction]
+#[pyo3(signature = (channel, *, use_preflightcore = false, diffraction_orders = None, size = 4096, backend = "auto"))]
+fn psf<'py>(
+    py: Python<'py>,
+    channel: u32,
+    use_preflightcore: bool,
+    diffraction_orders: Option<Vec<i32>>,
+    size: usize,
+    backend: &str,
+) -> PyResult<Bound<'py, numpy::PyArray2<f64>>> {
+    let e = engines(backend, false)?;
+    let mut opts = PsfOptions {
+        preflight_core: use_preflightcore,
+        size,
+        ..Default::default()
+    };
+    if let Some(o) = diffraction_orders {
+        opts.orders = o;
+    }
+    let a = py
+        .detach(|| e.deconvolve.psf(channel, &opts))
+        .map_err(py_err)?;
+    Ok(a.into_pyarray(py))
+}
+
+/// The pointing update of a header (no pixels touched): `(cards, warnings)`.
+#[pyfunction]
+#[pyo3(signature = (header, shape, *, source = None, table_csv = None, table_path = None))]
+fn update_pointing<'py>(
+    py: Python<'py>,
+    header: &str,
+    shape: (usize, usize),
+    source: Option<String>,
+    table_csv: Option<String>,
+    table_path: Option<String>,
+) -> PyResult<(Bound<'py, pyo3::types::PyList>, Vec<String>)> {
+    let h = Header::parse(header);
+    let src = source_of(source);
+    let table = pointing_table(table_csv, table_path)?
+        .ok_or_else(|| PyValueError::new_err("update_pointing needs a pointing table"))?;
+    // The header rule reads the shape, never the pixels: a broadcast view of one value.
+    let one = [0f32; 1];
+    let cell =
+        ndarray::ArrayView2::from_shape((1, 1), &one[..]).map_err(|e| invalid(e.to_string()))?;
+    let data = cell.broadcast(shape).ok_or_else(|| invalid("bad shape"))?;
+    let view = MapView::new(data, &h, &src);
+    let (new, _row, warnings) = pointing::updated_header(view, &table).map_err(py_err)?;
+    Ok((convert::cards(py, &new)?, warnings))
+}
+
+/// What [`process`] runs, in aiapy's order: pointing → deconvolve → register → normalise.
+struct Steps {
+    pointing: Option<PointingTable>,
+    deconvolve: Option<DeconvolveOptions>,
+    register: Option<RegisterOptions>,
+    normalize: bool,
+    int16: bool,
+    prep_history: bool,
+}
+
+/// One image through the chosen steps. Returns `(data, cards, warnings, info)`: `data`
+/// float32 (or int16 as `prep` stores it, with `dtype="int16"`), `cards` the header the
+/// output file would carry, `info` a dict with `backend`, `seconds` (the compute, GIL
+/// released) and `borrowed` (whether the input pixels were read in place).
+#[pyfunction]
+#[pyo3(signature = (
+    data, header, *, source = None,
+    pointing_csv = None, pointing_path = None,
+    deconvolve = false, iterations = 25, clip_negative = true, psf = None,
+    use_preflightcore = false, diffraction_orders = None,
+    register = false, interpolation = "spline", missing = None, check_full_disk = true,
+    normalize_exposure = false, dtype = "float32", backend = "auto", register_on_cpu = false,
+    prep_history = false,
+))]
+#[allow(clippy::too_many_arguments)]
+fn process<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyAny>,
+    header: &str,
+    source: Option<String>,
+    pointing_csv: Option<String>,
+    pointing_path: Option<String>,
+    deconvolve: bool,
+    iterations: usize,
+    clip_negative: bool,
+    psf: Option<PyReadonlyArray2<'py, f64>>,
+    use_preflightcore: bool,
+    diffraction_orders: Option<Vec<i32>>,
+    register: bool,
+    interpolation: &str,
+    missing: Option<f64>,
+    check_full_disk: bool,
+    normalize_exposure: bool,
+    dtype: &str,
+    backend: &str,
+    register_on_cpu: bool,
+    prep_history: bool,
+) -> PyResult<(
+    Bound<'py, PyAny>,
+    Bound<'py, pyo3::types::PyList>,
+    Vec<String>,
+    Bound<'py, PyDict>,
+)> {
+    let int16 = match dtype {
+        "float32" | "f32" => false,
+        "int16" | "i16" => true,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "dtype must be 'float32' or 'int16', not {other:?}"
+            )))
+        }
+    };
+    let deconvolve = if deconvolve {
+        let psf = match psf {
+            Some(p) => PsfSource::Array {
+                psf: p.as_array().to_owned().into(),
+                label: "array".into(),
+            },
+            None => {
+                let mut o = PsfOptions {
+                    preflight_core: use_preflightcore,
+                    ..Default::default()
+                };
+                if let Some(d) = diffraction_orders {
+                    o.orders = d;
+                }
+                PsfSource::Model(o)
+            }
+        };
+        Some(DeconvolveOptions {
+            iterations,
+            clip_negative,
+            psf,
+        })
+    } else {
+        None
+    };
+    let register = if register {
+        Some(RegisterOptions {
+            interpolation: interpolation
+                .parse()
+                .map_err(|e: String| PyValueError::new_err(e))?,
+            missing: convert::missing(missing),
+            check_full_disk,
+        })
+    } else {
+        None
+    };
+    let steps = Steps {
+        pointing: pointing_table(pointing_csv, pointing_path)?,
+        deconvolve,
+        register,
+        normalize: normalize_exposure,
+        int16,
+        prep_history,
+    };
+    let engines = engines(backend, register_on_cpu)?;
+    let pixels = pixels::pixels(py, data, "data")?;
+    let borrowed = pixels.borrowed();
+    let h = Header::parse(header);
+    let src = source_of(source);
+    let view = MapView::new(pixels.view(), &h, &src);
+    let t = Instant::now();
+    let out = py.detach(|| run(view, &steps, &engines));
+    let seconds = t.elapsed().as_secs_f64();
+    let Output {
+        pixels: out_pixels,
+        header: out_header,
+        warnings,
+    } = out.map_err(py_err)?;
+    let info = PyDict::new(py);
+    info.set_item("backend", engines.description.clone())?;
+    info.set_item("seconds", seconds)?;
+    info.set_item("borrowed", borrowed)?;
+    let data = match out_pixels {
+        OutPixels::F32(a) => a.into_pyarray(py).into_any(),
+        OutPixels::I16(a) => a.into_pyarray(py).into_any(),
+    };
+    Ok((data, convert::cards(py, &out_header)?, warnings, info))
+}
+
+enum OutPixels {
+    F32(ndarray::Array2<f32>),
+    I16(ndarray::Array2<i16>),
+}
+
+struct Output {
+    pixels: OutPixels,
+    header: Header,
+    warnings: Vec<String>,
+}
+
+fn run(view: MapView<'_>, steps: &Steps, engines: &Engines) -> aiaprep::Result<Output> {
+    let mut warnings = Vec::new();
+    // Pointing: a new header over the same pixels.
+    let pointed = match &steps.pointing {
+        Some(table) => {
+            let (h, _row, w) = pointing::updated_header(view, table)?;
+            warnings.extend(w);
+            Some(h)
+        }
+        None => None,
+    };
+    let view: MapView<'_> = match &pointed {
+        Some(h) => MapView::new(view.data, h, view.source),
+        None => MapView::new(view.data, view.header, view.source),
+    };
+    let plan = match &steps.register {
+        Some(r) => {
+            let (plan, w) = pipeline::check_level1(view, r)?;
+            warnings.extend(w);
+            Some(plan)
+        }
+        None => None,
+    };
+    let mut out: Option<AiaMap> = match (&steps.deconvolve, &steps.register, &plan) {
+        (Some(d), Some(r), Some(plan)) if engines.one_engine() => {
+            Some(engines.register.deconvolve_register(view, d, plan, r)?.0)
+        }
+        (Some(d), Some(r), Some(plan)) => {
+            let dec = engines.deconvolve.deconvolve(view, d)?;
+            Some(engines.register.register_planned(dec.view(), plan, r)?)
+        }
+        (Some(d), None, _) => Some(engines.deconvolve.deconvolve(view, d)?),
+        (None, Some(r), Some(plan)) => Some(engines.register.register_planned(view, plan, r)?),
+        _ => None,
+    };
+    if steps.normalize {
+        out = Some(match out {
+            Some(mut m) => {
+                normalize::normalize_exposure_in_place(&mut m)?;
+                m
+            }
+            None => normalize::normalize_exposure(view)?,
+        });
+    }
+    let mut out = match out {
+        Some(m) => m,
+        None => {
+            // Nothing but (perhaps) the pointing: the same pixels, the new header.
+            view.to_owned()
+        }
+    };
+    if steps.prep_history {
+        out.header
+            .push_history(&pipeline::history_line(engines, steps.int16));
+    }
+    if steps.int16 {
+        let scaling = if steps.normalize {
+            normalize::original_exptime(&out.header).map(normalize::int16_scaling)
+        } else {
+            None
+        };
+        let px = engines.register.to_int16(out.data.view(), scaling)?;
+        let header = fits::stored_header_i16(&out.header, &px);
+        return Ok(Output {
+            pixels: OutPixels::I16(px.data),
+            header,
+            warnings,
+        });
+    }
+    let header = fits::stored_header_f32(&out);
+    Ok(Output {
+        pixels: OutPixels::F32(out.data),
+        header,
+        warnings,
+    })
+}
+
+/// A FITS file's image as `prep` reads it (`fits::read`: cfitsio, the crate's RICE
+/// decoder, BSCALE/BZERO applied, BLANK → NaN): `(float32 pixels, cards, the header as FITS records)`.
+#[pyfunction]
+fn read<'py>(
+    py: Python<'py>,
+    path: std::path::PathBuf,
+) -> PyResult<(
+    Bound<'py, numpy::PyArray2<f32>>,
+    Bound<'py, pyo3::types::PyList>,
+    String,
+)> {
+    let map = py.detach(|| fits::read(&path)).map_err(py_err)?;
+    let cards = convert::cards(py, &map.header)?;
+    let records: String = map.header.cards().iter().map(|c| c.record()).collect();
+    Ok((map.data.into_pyarray(py), cards, records))
+}
+
+/// PNG bytes of the log-scaled quicklook of a 2-D image.
+#[pyfunction]
+fn quicklook_png<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    let p = pixels::pixels(py, data, "data")?;
+    let view = p.view();
+    let bytes = py
+        .detach(|| aiaprep::quicklook::png_bytes(view))
+        .map_err(py_err)?;
+    Ok(PyBytes::new(py, &bytes))
+}
+
+/// The address of the first pixel the engines would read from `data`, and whether it is
+/// the caller's memory: for the tests that check nothing is copied on the way in.
+#[pyfunction]
+fn _input_address(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<(usize, bool)> {
+    let p = pixels::pixels(py, data, "data")?;
+    Ok((pixels::address(&p), p.borrowed()))
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("__version__", aiaprep::VERSION)?;
+    m.add("InputError", py.get_type::<InputError>())?;
+    m.add(
+        "BackendUnavailableError",
+        py.get_type::<BackendUnavailableError>(),
+    )?;
+    m.add("GpuError", py.get_type::<GpuError>())?;
+    m.add_function(wrap_pyfunction!(describe_backend, m)?)?;
+    m.add_function(wrap_pyfunction!(psf, m)?)?;
+    m.add_function(wrap_pyfunction!(update_pointing, m)?)?;
+    m.add_function(wrap_pyfunction!(process, m)?)?;
+    m.add_function(wrap_pyfunction!(quicklook_png, m)?)?;
+    m.add_function(wrap_pyfunction!(read, m)?)?;
+    m.add_function(wrap_pyfunction!(_input_address, m)?)?;
+    m.add_class::<batch::Batch>()?;
+    m.add_function(wrap_pyfunction!(batch::start_batch, m)?)?;
+    Ok(())
+}
