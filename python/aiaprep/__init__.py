@@ -42,6 +42,7 @@ __all__ = [
     "prep_files",
     "quicklook",
     "read",
+    "demo_map",
     "describe_backend",
     "InputError",
     "BackendUnavailableError",
@@ -62,13 +63,36 @@ def describe_backend(backend: str = "auto", register_on_cpu: bool = False) -> st
 def _interpolation(order, method) -> str:
     if method == "keys":
         if order != 3:
-            raise ValueError("method='keys' (cubic convolution) is order 3")
+            raise InputError("invalid option: method='keys' (cubic convolution) is order 3")
         return "keys"
     if method not in _SCIPY_METHODS:
-        raise ValueError(f"method must be one of {_SCIPY_METHODS + ('keys',)}, not {method!r}")
+        raise InputError(f"invalid option: method must be one of {_SCIPY_METHODS + ('keys',)}, not {method!r}")
     if order not in _ORDERS:
-        raise ValueError(f"order must be 0, 1 or 3, not {order!r}")
+        raise InputError(f"invalid option: order must be 0, 1 or 3, not {order!r}")
     return _ORDERS[order]
+
+
+def _iterations(n) -> int:
+    n = int(n)
+    if n < 0:
+        raise InputError(f"invalid option: iterations must be >= 0, not {n}")
+    return n
+
+
+def _kind() -> str:
+    """How to answer for a file read here: a sunpy map when sunpy is there, else an astropy
+    Header, else a dict."""
+    try:
+        import sunpy.map  # noqa: F401
+
+        return "sunpy"
+    except ImportError:  # pragma: no cover
+        try:
+            import astropy.io.fits  # noqa: F401
+
+            return "astropy"
+        except ImportError:
+            return "dict"
 
 
 def _missing(missing):
@@ -197,7 +221,7 @@ def deconvolve(smap, *, psf=None, iterations=25, clip_negative=True, backend="au
     data, cards, _ = _run(
         m,
         deconvolve=True,
-        iterations=int(iterations),
+        iterations=_iterations(iterations),
         clip_negative=bool(clip_negative),
         psf=_psf_array(psf),
         backend=backend,
@@ -251,7 +275,7 @@ def prep(smap_or_path, *, pointing_table=None, deconvolve=False, iterations=25, 
         source=source,
         **_pointing_args(pointing_table),
         deconvolve=bool(deconvolve),
-        iterations=int(iterations),
+        iterations=_iterations(iterations),
         clip_negative=bool(clip_negative),
         psf=_psf_array(psf),
         use_preflightcore=bool(use_preflightcore),
@@ -272,26 +296,24 @@ def _read(path):
     NaN): a MapInput whose header is the file's, and the path for error messages."""
     path = os.fspath(path)
     data, _cards, records = _native.read(path)
-    try:
-        import sunpy.map  # noqa: F401
-
-        kind = "sunpy"
-    except ImportError:  # pragma: no cover
-        kind = "dict"
-    return _maps.MapInput(data, records, kind, data.shape), path
+    return _maps.MapInput(data, records, _kind(), data.shape), path
 
 
-def read(path, *, header_only=False):
-    """Read a FITS image as ``prep`` does (fast RICE decoding; BLANK → NaN; float32) and
-    return a sunpy map (an ``(array, Header)`` pair without sunpy)."""
+def read(path):
+    """Read a FITS image as ``prep`` does (fast RICE decoding; BSCALE/BZERO applied, BLANK →
+    NaN; float32 pixels, so the header has ``BITPIX = -32`` and no BLANK/BSCALE/BZERO) and
+    return a sunpy map (without sunpy an ``(array, Header)`` pair, or ``(array, dict)``
+    without astropy)."""
     data, cards, _records = _native.read(os.fspath(path))
-    try:
-        import sunpy.map  # noqa: F401
+    return _maps.give(data, cards, _kind())
 
-        kind = "sunpy"
-    except ImportError:  # pragma: no cover
-        kind = "astropy"
-    return _maps.give(data, cards, kind)
+
+def demo_map(size=4096, *, seed=2011, channel=171):
+    """The embedded default image of ``prep --demo``: a deterministic synthetic level-1 AIA
+    frame (``size``², full-disk geometry, missing pixels, a roll), as a sunpy map (an
+    ``(array, Header)`` pair without sunpy). For examples and tests without files."""
+    data, cards, _records = _native.demo(int(size), seed=int(seed), channel=int(channel))
+    return _maps.give(data, cards, _kind())
 
 
 def _inputs(inputs) -> list[str]:
@@ -317,25 +339,30 @@ def prep_files(inputs, out_dir, *, pointing_table=None, deconvolve=False, iterat
     outputs ``<stem>_lev15.fits`` in ``out_dir`` appearing only when complete, complete
     outputs skipped (resume), a failed input reported while the others go on.
 
-    ``inputs``: files and directories. ``psf``: the path of a PSF FITS file (or None for
-    the model). ``progress``: a progress bar (tqdm's, in a terminal or a notebook, when
-    tqdm is installed; else a line on stderr). Ctrl-C cancels: the images in flight finish,
-    the others are reported ``cancelled``. ``report``: also write the JSON report there.
+    ``inputs``: files and directories (searched for ``*.fits``, ``*.fits.fz``). ``psf``: an
+    array (as ``deconvolve`` takes) or the path of a PSF FITS file; None for the model.
+    ``jobs``: the read and write threads (the compute uses every core, or the GPU).
+    ``progress``: a progress bar (tqdm's, in a terminal or a notebook, when tqdm is
+    installed; else a line on stderr when it is a terminal). ``report``: also write the JSON
+    report (as ``prep --report``) to this path.
 
-    Returns the per-file report: a list of dicts (``input``, ``output``, ``status`` — ok,
-    skipped, failed or cancelled —, ``error``, ``warnings``, stage ``times``).
+    Returns the per-file report (a :class:`Report`: a list of dicts ``input``, ``output``,
+    ``status`` — done, skipped, failed or cancelled —, ``error``, ``warnings``,
+    ``times_ms``; and ``.summary``). Ctrl-C (KeyboardInterrupt) cancels: the images in
+    flight finish, the others are recorded ``cancelled``, the report is written to
+    ``report`` if given, and the KeyboardInterrupt is raised again with the report as its
+    ``report`` attribute.
     """
     files = _inputs(inputs)
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
     batch = _native.start_batch(
         files,
         os.fspath(out_dir),
         **_pointing_args(pointing_table),
         deconvolve=bool(deconvolve),
-        iterations=int(iterations),
+        iterations=_iterations(iterations),
         clip_negative=bool(clip_negative),
         use_preflightcore=bool(use_preflightcore),
-        psf_path=None if psf is None else os.fspath(psf),
+        psf=None if psf is None else (os.fspath(psf) if isinstance(psf, (str, os.PathLike)) else _psf_array(psf)),
         interpolation=_interpolation(order, method),
         missing=_missing(missing),
         normalize_exposure=bool(normalize_exposure),
@@ -349,21 +376,29 @@ def prep_files(inputs, out_dir, *, pointing_table=None, deconvolve=False, iterat
         queue_depth=int(queue_depth),
     )
     text = None
+    interrupted = None
     with progress_bar(len(files), enabled=progress) as bar:
         try:
             while text is None:
                 text = batch.wait(0.1)
                 done, total, failed, last = batch.progress()
                 bar.update_to(done, failed, last)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
+            interrupted = e
             batch.cancel()
             while text is None:
-                text = batch.wait(0.5)
-            raise
+                try:
+                    text = batch.wait(0.5)
+                except KeyboardInterrupt:
+                    pass  # the images in flight finish; their outputs are never partial
     rep = json.loads(text)
     if report is not None:
         Path(report).write_text(text)
-    return Report(rep["records"], rep["summary"])
+    result = Report(rep["records"], rep["summary"])
+    if interrupted is not None:
+        interrupted.report = result
+        raise interrupted
+    return result
 
 
 class Report(list):

@@ -44,7 +44,7 @@ def _format_value(v) -> str:
     if isinstance(v, (float, np.floating)):
         f = float(v)
         if math.isnan(f) or math.isinf(f):
-            raise ValueError(f"header value {f} cannot be written to FITS")
+            return " " * 20  # FITS has no NaN: an undefined value (astropy refuses it)
         s = repr(f).upper()
         if "." not in s and "E" not in s:
             s += ".0"
@@ -104,7 +104,9 @@ def take(smap, header=None) -> MapInput:
     if _is_sunpy_map(smap):
         if header is not None:
             raise TypeError("header= is for numpy arrays; a sunpy map carries its own")
-        return MapInput(smap.data, smap.fits_header.tostring(), "sunpy", smap.data.shape)
+        # The map's metadata straight to FITS records (sunpy's fits_header, via astropy,
+        # costs ~6 ms a call; this ~0.3 ms).
+        return MapInput(smap.data, _records_from_dict(smap.meta), "sunpy", smap.data.shape)
     if isinstance(smap, tuple) and len(smap) == 2 and header is None:
         smap, header = smap
     if header is None:
@@ -141,11 +143,32 @@ def header_from_cards(cards, kind: str):
     return h
 
 
+def sunpy_meta(cards) -> dict:
+    """The cards as sunpy's FITS reader gives a map's metadata: keys as in the file,
+    HISTORY and COMMENT lines joined by newlines, the comments in ``keycomments``."""
+    meta: dict[str, Any] = {}
+    history, comment, keycomments = [], [], {}
+    for key, value, c in cards:
+        if key == "HISTORY":
+            history.append(value)
+        elif key in ("COMMENT", ""):
+            comment.append(value)
+        else:
+            meta[key] = value
+            if c:
+                keycomments[key] = c
+    if history:
+        meta["HISTORY"] = "\n".join(history)
+    if comment:
+        meta["COMMENT"] = "\n".join(comment)
+    meta["KEYCOMMENTS"] = keycomments
+    return meta
+
+
 def give(data, cards, kind: str):
     """The result in the caller's form."""
-    header = header_from_cards(cards, kind)
     if kind == "sunpy":
         import sunpy.map
 
-        return sunpy.map.Map(data, header)
-    return data, header
+        return sunpy.map.Map(data, sunpy_meta(cards))
+    return data, header_from_cards(cards, kind)

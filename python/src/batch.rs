@@ -14,10 +14,11 @@ use aiaprep::pipeline::PrepOptions;
 use aiaprep::pointing::PointingTable;
 use aiaprep::psf::PsfOptions;
 use aiaprep::register::RegisterOptions;
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use numpy::PyReadonlyArray2;
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
-use crate::{convert, engines, py_err};
+use crate::{convert, engines, invalid, py_err};
 
 /// Counts finished inputs for [`Batch::progress`].
 struct Counter {
@@ -121,7 +122,7 @@ impl Batch {
     inputs, out_dir, *,
     pointing_csv = None, pointing_path = None,
     deconvolve = false, iterations = 25, clip_negative = true,
-    use_preflightcore = false, psf_path = None,
+    use_preflightcore = false, psf = None,
     interpolation = "spline", missing = None, check_full_disk = true,
     normalize_exposure = false, dtype = "int16", compress = "none", overwrite = false,
     quicklook = false, backend = "auto", register_on_cpu = false,
@@ -137,7 +138,7 @@ pub fn start_batch(
     iterations: usize,
     clip_negative: bool,
     use_preflightcore: bool,
-    psf_path: Option<PathBuf>,
+    psf: Option<Bound<'_, PyAny>>,
     interpolation: &str,
     missing: Option<f64>,
     check_full_disk: bool,
@@ -155,7 +156,7 @@ pub fn start_batch(
         "int16" | "i16" => OutputType::I16,
         "float32" | "f32" => OutputType::F32,
         o => {
-            return Err(PyValueError::new_err(format!(
+            return Err(invalid(format!(
                 "dtype must be 'int16' or 'float32', not {o:?}"
             )))
         }
@@ -164,7 +165,7 @@ pub fn start_batch(
         "none" => Compression::None,
         "rice" => Compression::Rice,
         o => {
-            return Err(PyValueError::new_err(format!(
+            return Err(invalid(format!(
                 "compress must be 'none' or 'rice', not {o:?}"
             )))
         }
@@ -176,19 +177,27 @@ pub fn start_batch(
         (None, Some(p)) => Some(PointingTable::read_csv(std::path::Path::new(&p)).map_err(py_err)?),
         (None, None) => None,
         _ => {
-            return Err(PyValueError::new_err(
+            return Err(invalid(
                 "give the pointing table as CSV text or as a path, not both",
             ))
         }
     };
-    let psf = match psf_path {
-        Some(p) => {
-            let (a, _) = aiaprep::fits::read_image_f64(&p).map_err(py_err)?;
-            PsfSource::Array {
-                psf: a.into(),
-                label: p.display().to_string(),
+    let psf = match psf {
+        // A numpy array (as aiaprep.deconvolve takes), else the path of a PSF FITS file.
+        Some(obj) => match obj.extract::<PyReadonlyArray2<'_, f64>>() {
+            Ok(a) => PsfSource::Array {
+                psf: a.as_array().to_owned().into(),
+                label: "(numpy array)".into(),
+            },
+            Err(_) => {
+                let p: PathBuf = obj.extract()?;
+                let (a, _) = aiaprep::fits::read_image_f64(&p).map_err(py_err)?;
+                PsfSource::Array {
+                    psf: a.into(),
+                    label: p.display().to_string(),
+                }
             }
-        }
+        },
         None => PsfSource::Model(PsfOptions {
             preflight_core: use_preflightcore,
             ..Default::default()
@@ -196,9 +205,7 @@ pub fn start_batch(
     };
     let opts = PrepOptions {
         register: RegisterOptions {
-            interpolation: interpolation
-                .parse()
-                .map_err(|e: String| PyValueError::new_err(e))?,
+            interpolation: interpolation.parse().map_err(invalid)?,
             missing: convert::missing(missing),
             check_full_disk,
         },
@@ -225,12 +232,13 @@ pub fn start_batch(
         bopts.encode_threads = j;
     }
     bopts.queue_depth = queue_depth.max(1);
-    if !out_dir.is_dir() {
-        return Err(py_err(aiaprep::Error::Io {
+    // Made only now that every option is known to be good.
+    std::fs::create_dir_all(&out_dir).map_err(|e| {
+        py_err(aiaprep::Error::Io {
             file: aiaprep::Source::file(&out_dir),
-            reason: "output directory does not exist".into(),
-        }));
-    }
+            reason: format!("cannot create the output directory: {e}"),
+        })
+    })?;
     let counter = Arc::new(Counter {
         done: AtomicUsize::new(0),
         failed: AtomicUsize::new(0),

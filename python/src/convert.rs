@@ -33,6 +33,19 @@ pub fn cards<'py>(py: Python<'py>, h: &Header) -> PyResult<Bound<'py, PyList>> {
     Ok(list)
 }
 
+/// The header of a map whose pixels are float32 with NaN for missing (as read): the
+/// storage keywords of an integer file (BLANK, BSCALE, BZERO) dropped, `BITPIX = -32`.
+pub fn float_header(h: &Header) -> Header {
+    let mut h = h.clone();
+    for k in ["BLANK", "BSCALE", "BZERO"] {
+        h.remove(k);
+    }
+    if h.contains("BITPIX") {
+        h.set("BITPIX", Value::Int(-32), None);
+    }
+    h
+}
+
 /// aiapy's `missing`: `None` = the image minimum, NaN = missing, else the value (DN).
 pub fn missing(m: Option<f64>) -> Missing {
     match m {

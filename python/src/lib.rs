@@ -30,19 +30,19 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
 pyo3::create_exception!(
-    _native,
+    aiaprep._native,
     InputError,
     PyValueError,
     "Bad input: not an AIA level-1 image, a missing or invalid keyword, not the full disk, an unusable PSF or pointing table, an invalid option."
 );
 pyo3::create_exception!(
-    _native,
+    aiaprep._native,
     BackendUnavailableError,
     PyRuntimeError,
     "The backend asked for (backend='cuda') is not available: no driver, NVRTC, cuFFT or device."
 );
 pyo3::create_exception!(
-    _native,
+    aiaprep._native,
     GpuError,
     PyRuntimeError,
     "A GPU operation failed (driver, NVRTC, cuFFT, out of device memory)."
@@ -60,17 +60,16 @@ pub(crate) fn py_err(e: Error) -> PyErr {
     }
 }
 
-fn invalid(msg: impl Into<String>) -> PyErr {
+pub(crate) fn invalid(msg: impl Into<String>) -> PyErr {
     InputError::new_err(msg.into())
 }
 
 /// The engines for a backend choice, made once per process and choice (a GPU engine keeps
 /// its compiled kernels, plans and buffers between calls).
 pub(crate) fn engines(backend: &str, register_on_cpu: bool) -> PyResult<Arc<Engines>> {
-    static CACHE: OnceLock<Mutex<HashMap<(String, bool), Arc<Engines>>>> = OnceLock::new();
-    let b: Backend = backend
-        .parse()
-        .map_err(|e: String| PyValueError::new_err(e))?;
+    type Cache = Mutex<HashMap<(String, bool), Arc<Engines>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let b: Backend = backend.parse().map_err(invalid)?;
     let key = (format!("{b:?}"), register_on_cpu);
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
     if let Some(e) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
@@ -105,7 +104,7 @@ fn source_of(name: Option<String>) -> Source {
 
 fn pointing_table(csv: Option<String>, path: Option<String>) -> PyResult<Option<PointingTable>> {
     match (csv, path) {
-        (Some(_), Some(_)) => Err(PyValueError::new_err(
+        (Some(_), Some(_)) => Err(invalid(
             "give the pointing table as CSV text or as a path, not both",
         )),
         (Some(text), None) => PointingTable::parse_csv(&text, Source::memory())
@@ -159,7 +158,7 @@ fn update_pointing<'py>(
     let h = Header::parse(header);
     let src = source_of(source);
     let table = pointing_table(table_csv, table_path)?
-        .ok_or_else(|| PyValueError::new_err("update_pointing needs a pointing table"))?;
+        .ok_or_else(|| invalid("update_pointing needs a pointing table"))?;
     // The header rule reads the shape, never the pixels: a broadcast view of one value.
     let one = [0f32; 1];
     let cell =
@@ -169,6 +168,14 @@ fn update_pointing<'py>(
     let (new, _row, warnings) = pointing::updated_header(view, &table).map_err(py_err)?;
     Ok((convert::cards(py, &new)?, warnings))
 }
+
+/// What [`process`] returns: pixels, cards, warnings, info.
+type Processed<'py> = (
+    Bound<'py, PyAny>,
+    Bound<'py, pyo3::types::PyList>,
+    Vec<String>,
+    Bound<'py, PyDict>,
+);
 
 /// What [`process`] runs, in aiapy's order: pointing → deconvolve → register → normalise.
 struct Steps {
@@ -217,17 +224,12 @@ fn process<'py>(
     backend: &str,
     register_on_cpu: bool,
     prep_history: bool,
-) -> PyResult<(
-    Bound<'py, PyAny>,
-    Bound<'py, pyo3::types::PyList>,
-    Vec<String>,
-    Bound<'py, PyDict>,
-)> {
+) -> PyResult<Processed<'py>> {
     let int16 = match dtype {
         "float32" | "f32" => false,
         "int16" | "i16" => true,
         other => {
-            return Err(PyValueError::new_err(format!(
+            return Err(invalid(format!(
                 "dtype must be 'float32' or 'int16', not {other:?}"
             )))
         }
@@ -236,7 +238,7 @@ fn process<'py>(
         let psf = match psf {
             Some(p) => PsfSource::Array {
                 psf: p.as_array().to_owned().into(),
-                label: "array".into(),
+                label: "(numpy array)".into(),
             },
             None => {
                 let mut o = PsfOptions {
@@ -259,9 +261,7 @@ fn process<'py>(
     };
     let register = if register {
         Some(RegisterOptions {
-            interpolation: interpolation
-                .parse()
-                .map_err(|e: String| PyValueError::new_err(e))?,
+            interpolation: interpolation.parse().map_err(invalid)?,
             missing: convert::missing(missing),
             check_full_disk,
         })
@@ -390,7 +390,8 @@ fn run(view: MapView<'_>, steps: &Steps, engines: &Engines) -> aiaprep::Result<O
 }
 
 /// A FITS file's image as `prep` reads it (`fits::read`: cfitsio, the crate's RICE
-/// decoder, BSCALE/BZERO applied, BLANK → NaN): `(float32 pixels, cards, the header as FITS records)`.
+/// decoder, BSCALE/BZERO applied, BLANK → NaN): `(float32 pixels, cards, the header as FITS records)`: the cards describe
+/// float32 pixels (`BITPIX = -32`, no BLANK/BSCALE/BZERO), the records are the file's.
 #[pyfunction]
 fn read<'py>(
     py: Python<'py>,
@@ -401,7 +402,37 @@ fn read<'py>(
     String,
 )> {
     let map = py.detach(|| fits::read(&path)).map_err(py_err)?;
-    let cards = convert::cards(py, &map.header)?;
+    let cards = convert::cards(py, &convert::float_header(&map.header))?;
+    let records: String = map.header.cards().iter().map(|c| c.record()).collect();
+    Ok((map.data.into_pyarray(py), cards, records))
+}
+
+/// The embedded default image of `prep --demo`: a deterministic synthetic level-1 AIA
+/// frame (`size`², binned from 4096² geometry; channel `channel` Å): `(float32 pixels,
+/// cards, FITS records)`.
+#[pyfunction]
+#[pyo3(signature = (size = 4096, *, seed = 2011, channel = 171))]
+fn demo<'py>(
+    py: Python<'py>,
+    size: usize,
+    seed: u64,
+    channel: u32,
+) -> PyResult<(
+    Bound<'py, numpy::PyArray2<f32>>,
+    Bound<'py, pyo3::types::PyList>,
+    String,
+)> {
+    if !(16..=16384).contains(&size) {
+        return Err(invalid("size must be in 16..=16384"));
+    }
+    let opts = aiaprep::synth::SynthOptions {
+        size,
+        seed,
+        channel,
+        ..Default::default()
+    };
+    let map = py.detach(|| aiaprep::synth::level1(&opts));
+    let cards = convert::cards(py, &convert::float_header(&map.header))?;
     let records: String = map.header.cards().iter().map(|c| c.record()).collect();
     Ok((map.data.into_pyarray(py), cards, records))
 }
@@ -441,6 +472,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(process, m)?)?;
     m.add_function(wrap_pyfunction!(quicklook_png, m)?)?;
     m.add_function(wrap_pyfunction!(read, m)?)?;
+    m.add_function(wrap_pyfunction!(demo, m)?)?;
     m.add_function(wrap_pyfunction!(_input_address, m)?)?;
     m.add_class::<batch::Batch>()?;
     m.add_function(wrap_pyfunction!(batch::start_batch, m)?)?;

@@ -8,7 +8,7 @@
 
 use ndarray::{Array2, ArrayView2};
 use numpy::{PyArrayDescrMethods, PyReadonlyArray2, PyUntypedArray, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use rayon::prelude::*;
 
@@ -111,7 +111,7 @@ pub fn pixels<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>, name: &str) -> PyRe
         ))
     })?;
     if arr.ndim() != 2 {
-        return Err(PyValueError::new_err(format!(
+        return Err(crate::invalid(format!(
             "{name}: expected a 2-D image, got {} dimensions",
             arr.ndim()
         )));
@@ -119,7 +119,7 @@ pub fn pixels<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>, name: &str) -> PyRe
     let dtype = arr.dtype();
     let native = dtype.is_native_byteorder().unwrap_or(true);
     let kind = Kind::of(dtype.kind(), dtype.itemsize()).ok_or_else(|| {
-        PyValueError::new_err(format!(
+        crate::invalid(format!(
             "{name}: unsupported dtype {} (real numbers: float32/64, signed or unsigned integers)",
             dtype
         ))
@@ -149,9 +149,8 @@ pub fn pixels<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>, name: &str) -> PyRe
         }
         Array2::from_shape_vec((ny, nx), buf)
     });
-    out.map(Pixels::Converted).map_err(|e| {
-        PyValueError::new_err(format!("{name}: cannot convert a {ny}×{nx} array: {e}"))
-    })
+    out.map(Pixels::Converted)
+        .map_err(|e| crate::invalid(format!("{name}: cannot convert a {ny}×{nx} array: {e}")))
 }
 
 /// The address of the first element the engines will read (for the tests' no-copy check).
