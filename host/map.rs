@@ -183,29 +183,28 @@ impl AiaMap {
 
     /// `(nx, ny)` = (columns, rows).
     pub fn shape_xy(&self) -> (usize, usize) {
-        let (ny, nx) = self.data.dim();
-        (nx, ny)
+        self.view().shape_xy()
     }
 
     /// The checked geometry of this map.
     pub fn geometry(&self) -> Result<Geometry> {
-        Geometry::from_header(&self.header, self.shape_xy(), &self.source)
+        self.view().geometry()
     }
 
     /// The channel (`WAVELNTH`, Å) as an integer.
     pub fn wavelength(&self) -> Result<u32> {
-        wavelength(&self.header, &self.source)
+        self.view().wavelength()
     }
 
     /// Check that the header describes an AIA image (`TELESCOP` contains "AIA" or
     /// `INSTRUME` starts with "AIA").
     pub fn check_is_aia(&self) -> Result<()> {
-        check_is_aia(&self.header, &self.source)
+        self.view().check_is_aia()
     }
 
     /// The processing level `LVL_NUM`, if present.
     pub fn level(&self) -> Option<f64> {
-        self.header.get_f64("LVL_NUM")
+        self.view().level()
     }
 
     /// Borrow this map ([`MapView`]), as the engines take it.

@@ -4,18 +4,15 @@ pointing table, and the aiapy comparisons the Rust parity tests also make.
 Inputs come from the repository's tests/data; random images use fixed seeds.
 """
 
-import csv
 import os
 import pathlib
+import sys
 import warnings
 
 import numpy as np
 import pytest
 
-import astropy.units as u
 from astropy.io import fits
-from astropy.table import QTable
-from astropy.time import Time
 
 import sunpy.map
 
@@ -63,52 +60,19 @@ def synthetic_map(n=256, roll_deg=-0.137, seed=11, dtype=np.float32, nans=True):
     return sunpy.map.Map(data, h)
 
 
-def read_table(path):
-    """The CSV pointing table as the astropy QTable aiapy's get_pointing_table returns
-    (the conversion of tests/parity/make_pointing_fixtures.py)."""
-
-    def parse_time(s):
-        s = s.strip()
-        if s.endswith("_TAI") or s.endswith("_UTC"):
-            body, scale = s.rsplit("_", 1)
-            date, tod = body.split("_")
-            return Time(date.replace(".", "-") + "T" + tod, format="isot", scale=scale.lower()).utc
-        return Time(s.rstrip("Z").replace(" ", "T"), format="isot", scale="utc")
-
-    def value(s):
-        s = s.strip()
-        return np.nan if s == "" or s.lower() in ("nan", "missing", "--") else float(s)
-
-    lines = [l for l in path.read_text().splitlines() if l.strip() and not l.lstrip().startswith("#")]
-    rows = list(csv.reader(lines, skipinitialspace=True))
-    names = [n.strip().upper() for n in rows[0]]
-    body = rows[1:]
-    cols = {
-        "T_START": Time([parse_time(r[names.index("T_START")]) for r in body]),
-        "T_STOP": Time([parse_time(r[names.index("T_STOP")]) for r in body]),
-    }
-    units = {"X0": u.pix, "Y0": u.pix, "IMSCALE": u.arcsec / u.pix, "INSTROT": u.deg}
-    for i, n in enumerate(names):
-        parts = n.split("_")
-        if len(parts) == 3 and parts[0] == "A" and parts[2] in units:
-            cols[n] = np.array([value(r[i]) for r in body]) * units[parts[2]]
-    return QTable(cols)
+# The pointing-table reader and the full-frame header of the Rust pointing fixtures
+# (tests/parity/make_pointing_fixtures.py): one definition for both test suites.
+sys.path.insert(0, str(ROOT / "tests" / "parity"))
+from make_pointing_fixtures import full_frame_map as _zero_full_frame_map  # noqa: E402
+from make_pointing_fixtures import read_table  # noqa: E402,F401
 
 
 def full_frame_map(seed=5):
-    """The real header in its 4096² full-frame form (as tests/pointing.rs builds it), with
-    seeded random pixels: what aiapy 0.10's update_pointing accepts."""
-    m = sunpy.map.Map(REAL)
-    meta = dict(m.meta)
-    meta["naxis1"] = meta["naxis2"] = 4096
-    meta["cdelt1"] = meta["cdelt2"] = meta["imscl_mp"]
-    meta["crpix1"] = meta["x0_mp"] + 1.0
-    meta["crpix2"] = meta["y0_mp"] + 1.0
-    th = np.deg2rad(meta["crota2"])
-    meta["pc1_1"], meta["pc1_2"] = np.cos(th), -np.sin(th)
-    meta["pc2_1"], meta["pc2_2"] = np.sin(th), np.cos(th)
+    """The real header in its 4096² full-frame form (what aiapy 0.10's update_pointing
+    accepts), with seeded random pixels."""
+    m = _zero_full_frame_map()
     data = np.random.default_rng(seed).uniform(0, 1000, (4096, 4096)).astype(np.float32)
-    return sunpy.map.Map(data, meta)
+    return sunpy.map.Map(data, m.meta)
 
 
 def register_difference(ours, theirs, input_data):
