@@ -17,8 +17,8 @@
 //! // A synthetic level-1 frame (a real one: aiaprep::fits::read(path)?).
 //! let l1 = aiaprep::synth::level1(&aiaprep::synth::SynthOptions { size: 128, ..Default::default() });
 //! // Level 1.6: deconvolve on the level-1 grid, then register to level 1.5.
-//! let d = engines.deconvolve.deconvolve(&l1, &DeconvolveOptions { iterations: 5, ..Default::default() })?;
-//! let l15 = engines.register.register(&d, &RegisterOptions::default())?;
+//! let d = engines.deconvolve.deconvolve(l1.view(), &DeconvolveOptions { iterations: 5, ..Default::default() })?;
+//! let l15 = engines.register.register(d.view(), &RegisterOptions::default())?;
 //! assert_eq!(l15.header.get_f64("LVL_NUM"), Some(1.5));
 //! assert_eq!(l15.header.get_f64("CROTA2"), Some(0.0)); // solar north up
 //! # Ok::<(), aiaprep::Error>(())

@@ -11,7 +11,7 @@
 //! // The CPU engine; Backend::Auto would take a GPU when there is one.
 //! let engines = select_engines(&EngineOptions { backend: Backend::Cpu, ..Default::default() })?;
 //! let l1 = aiaprep::synth::level1(&aiaprep::synth::SynthOptions { size: 128, ..Default::default() });
-//! let l15 = engines.register.register(&l1, &Default::default())?;
+//! let l15 = engines.register.register(l1.view(), &Default::default())?;
 //! assert_eq!(l15.header.get_f64("LVL_NUM"), Some(1.5));
 //! # Ok::<(), aiaprep::Error>(())
 //! ```
