@@ -20,12 +20,16 @@ use std::time::{Duration, Instant};
 use aiaprep::batch::{self, BatchOptions, Progress, Record, Shard, Status};
 
 use aiaprep::deconvolve::{DeconvolveOptions, PsfSource};
+use aiaprep::degradation::CorrectionTable;
 use aiaprep::engine::{select_engines, Backend, EngineOptions, Engines};
 use aiaprep::fits::{self, Compression, OutputType, WriteOptions};
+use aiaprep::pipeline::UncertaintyRequest;
 use aiaprep::pipeline::{self, PrepOptions};
 use aiaprep::pointing::PointingTable;
 use aiaprep::psf::PsfOptions;
+use aiaprep::quicklook::{QuicklookOptions, Stretch};
 use aiaprep::register::{Interpolation, Missing, RegisterOptions};
+use aiaprep::uncertainty::{ErrorOptions, ErrorTable};
 use aiaprep::{Error, Source};
 use clap::{Parser, ValueEnum};
 
@@ -39,6 +43,12 @@ enum Dtype {
 enum Compress {
     None,
     Rice,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum QuicklookStretch {
+    Asinh,
+    Log,
 }
 
 /// SDO/AIA level 1 → level 1.5 preparation (aiapy `update_pointing` + `register`
@@ -74,9 +84,35 @@ struct Cli {
     /// Register on the CPU even when the GPU deconvolves (the mixed flow).
     #[arg(long, value_parser = ["cpu", "same"], default_value = "same")]
     register_on: String,
-    /// Write a log-scaled PNG quicklook beside each output.
+    /// Write a PNG quicklook beside each output, in the channel's SDO/AIA colour table.
     #[arg(long)]
     quicklook: bool,
+    /// Longest side of the quicklook in pixels (block-averaged down; 0 = full size).
+    #[arg(long, default_value_t = 1024)]
+    quicklook_size: usize,
+    /// Quicklook stretch between the 0.5 % and 99.9 % levels: asinh or log.
+    #[arg(long, value_enum, default_value = "asinh")]
+    quicklook_stretch: QuicklookStretch,
+    /// Write the per-pixel uncertainty (aiapy estimate_error) as a second image HDU
+    /// (EXTNAME UNCERTAINTY) of each output.
+    #[arg(long)]
+    uncertainty: bool,
+    /// The error table of --uncertainty (SolarSoft aia_V*_error_table.txt); default: the
+    /// built-in V3 table (the one aiapy downloads).
+    #[arg(long)]
+    error_table: Option<PathBuf>,
+    /// --uncertainty: add the pre-flight photometric calibration error.
+    #[arg(long, conflicts_with = "error_eve")]
+    error_preflight: bool,
+    /// --uncertainty: add the EVE-normalised calibration error.
+    #[arg(long)]
+    error_eve: bool,
+    /// --uncertainty: add the CHIANTI atomic-data error.
+    #[arg(long)]
+    error_chianti: bool,
+    /// --uncertainty: number of measurements averaged into each pixel (aiapy n_sample).
+    #[arg(long, default_value_t = 1.0)]
+    error_n_sample: f64,
     /// Deconvolve with the instrument PSF (Richardson–Lucy) before register ("level 1.6").
     #[arg(long)]
     deconvolve: bool,
@@ -100,6 +136,14 @@ struct Cli {
     /// Divide by EXPTIME after register (output in DN/s).
     #[arg(long)]
     normalize_exposure: bool,
+    /// Correct for the instrument's degradation after register (aiapy correct_degradation),
+    /// with the table of --correction-table.
+    #[arg(long, requires = "correction_table")]
+    correct_degradation: bool,
+    /// The degradation correction table: a SolarSoft aia_V*_response_table.txt, or a CSV
+    /// export of JSOC's aia.response.
+    #[arg(long)]
+    correction_table: Option<PathBuf>,
     /// Skip the full-disk check (cut-outs; register still assumes a full-frame geometry).
     #[arg(long)]
     no_full_disk_check: bool,
@@ -373,6 +417,30 @@ fn build(cli: &Cli) -> Result<(PrepOptions, Engines), Error> {
         Some(p) => Some(Arc::new(PointingTable::read_csv(p)?)),
         None => None,
     };
+    let correct_degradation = match (&cli.correction_table, cli.correct_degradation) {
+        (Some(p), true) => Some(Arc::new(CorrectionTable::read(p)?)),
+        _ => None,
+    };
+    let uncertainty = if cli.uncertainty {
+        let table = match &cli.error_table {
+            Some(p) => ErrorTable::read(p)?,
+            None => ErrorTable::default_v3(),
+        };
+        let options = ErrorOptions {
+            n_sample: cli.error_n_sample,
+            include_preflight: cli.error_preflight,
+            include_eve: cli.error_eve,
+            include_chianti: cli.error_chianti,
+            compare_idl: false,
+        };
+        options.check()?;
+        Some(UncertaintyRequest {
+            table: Arc::new(table),
+            options,
+        })
+    } else {
+        None
+    };
     let deconvolve = if cli.deconvolve {
         let psf = match &cli.psf {
             Some(p) => {
@@ -406,6 +474,8 @@ fn build(cli: &Cli) -> Result<(PrepOptions, Engines), Error> {
         },
         deconvolve,
         pointing,
+        correct_degradation,
+        uncertainty,
         normalize_exposure: cli.normalize_exposure,
         write: WriteOptions {
             dtype: match cli.dtype {
@@ -419,7 +489,14 @@ fn build(cli: &Cli) -> Result<(PrepOptions, Engines), Error> {
             overwrite: cli.overwrite,
             scaling: None,
         },
-        quicklook: cli.quicklook,
+        quicklook: cli.quicklook.then_some(QuicklookOptions {
+            size: cli.quicklook_size,
+            stretch: match cli.quicklook_stretch {
+                QuicklookStretch::Asinh => Stretch::Asinh,
+                QuicklookStretch::Log => Stretch::Log,
+            },
+            channel: None,
+        }),
     };
     if let (Some(dir), true) = (&cli.save_psf, cli.deconvolve) {
         save_model_psfs(cli, dir, &opts, &engines)?;
@@ -564,7 +641,7 @@ fn run_demo(cli: &Cli) -> Result<(), Error> {
     line("prep total", o.times.total());
     println!("  input  {}", input.display());
     println!("  output {}", output.display());
-    if opts.quicklook {
+    if opts.quicklook.is_some() {
         println!("  quicklook {}", output.with_extension("png").display());
     }
     Ok(())

@@ -174,9 +174,10 @@ fn status_of(e: &Error) -> AiaprepStatus {
     match e {
         Error::Io { .. } => AiaprepErrIo,
         Error::Fits { .. } | Error::NotAia { .. } => AiaprepErrFormat,
-        Error::MissingKeyword { .. } | Error::BadKeyword { .. } | Error::Pointing { .. } => {
-            AiaprepErrKeyword
-        }
+        Error::MissingKeyword { .. }
+        | Error::BadKeyword { .. }
+        | Error::Pointing { .. }
+        | Error::Table { .. } => AiaprepErrKeyword,
         Error::NotFullDisk { .. } => AiaprepErrNotFullDisk,
         Error::OutputExists { .. } | Error::WouldOverwriteInput { .. } => AiaprepErrOutputExists,
         Error::NoPsfModel { .. } | Error::Shape { .. } | Error::BadPsf { .. } => AiaprepErrPsf,
@@ -535,6 +536,115 @@ pub unsafe extern "C" fn aiaprep_register(
         };
         let res = c.engines.register.register(m.view(), &r).map_err(lib)?;
         put(out, AiaprepMap { map: res })
+    })
+}
+
+/// Divide a map by its channel's degradation factor at its `DATE-OBS` (aiapy
+/// `correct_degradation`) into a new map; the factor (dimensionless) is also written to
+/// `factor` when it is not NULL. `table` is the path of a SolarSoft
+/// `aia_V*_response_table.txt` or of a CSV export of JSOC's `aia.response`. The header
+/// records the factor (`DEGRADAT`), the table (`DEGRTAB`) and its version (`DEGRVER`).
+///
+/// # Safety
+/// `map` must be a valid handle; `table` a NUL-terminated string; `factor` NULL or valid
+/// for one write; `out` valid for one write.
+#[no_mangle]
+pub unsafe extern "C" fn aiaprep_correct_degradation(
+    map: *const AiaprepMap,
+    table: *const c_char,
+    factor: *mut f64,
+    out: *mut *mut AiaprepMap,
+) -> AiaprepStatus {
+    guard(|| {
+        let m = map_ref(map)?;
+        let p = path_arg(table, "table")?;
+        let t = std::sync::Arc::new(crate::degradation::CorrectionTable::read(&p).map_err(lib)?);
+        let div = crate::pipeline::Division::new(m.view(), Some(&t), false).map_err(lib)?;
+        let d = div.divisor().unwrap_or(1.0);
+        let mut r = AiaMap::new(
+            crate::pipeline::divided(m.data.view(), d),
+            m.header.clone(),
+            m.source.clone(),
+        );
+        div.record(&mut r.header);
+        if !factor.is_null() {
+            *factor = d;
+        }
+        put(out, AiaprepMap { map: r })
+    })
+}
+
+/// Options of [`aiaprep_estimate_error`] (aiapy `estimate_error`'s keywords).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct AiaprepErrorOptions {
+    /// Measurements averaged into each pixel (> 0; default 1).
+    pub n_sample: f64,
+    /// Non-zero: add the pre-flight calibration error.
+    pub include_preflight: i32,
+    /// Non-zero: add the EVE-normalised calibration error (not with `include_preflight`).
+    pub include_eve: i32,
+    /// Non-zero: add the CHIANTI atomic-data error.
+    pub include_chianti: i32,
+}
+
+/// The default [`AiaprepErrorOptions`]: `n_sample` 1, no calibration terms.
+#[no_mangle]
+pub extern "C" fn aiaprep_error_options_default() -> AiaprepErrorOptions {
+    AiaprepErrorOptions {
+        n_sample: 1.0,
+        include_preflight: 0,
+        include_eve: 0,
+        include_chianti: 0,
+    }
+}
+
+/// The 1-σ uncertainty of every pixel of `map` (its values taken as counts in DN, not
+/// divided by the exposure time), aiapy's `estimate_error`, as a new map of the same shape
+/// and header (`EXTNAME = 'UNCERTAINTY'`, the error table and options recorded). `table` is
+/// the path of a SolarSoft `aia_V*_error_table.txt`, or NULL for the built-in V3 table;
+/// `opts` NULL for the defaults.
+///
+/// # Safety
+/// `map` must be a valid handle; `table` NULL or a NUL-terminated string; `opts` NULL or
+/// valid; `out` valid for one write.
+#[no_mangle]
+pub unsafe extern "C" fn aiaprep_estimate_error(
+    map: *const AiaprepMap,
+    table: *const c_char,
+    opts: *const AiaprepErrorOptions,
+    out: *mut *mut AiaprepMap,
+) -> AiaprepStatus {
+    guard(|| {
+        use crate::uncertainty::{ErrorOptions, ErrorTable};
+        let m = map_ref(map)?;
+        let t = if table.is_null() {
+            ErrorTable::default_v3()
+        } else {
+            ErrorTable::read(&path_arg(table, "table")?).map_err(lib)?
+        };
+        let o = opts
+            .as_ref()
+            .copied()
+            .unwrap_or_else(|| aiaprep_error_options_default());
+        let eo = ErrorOptions {
+            n_sample: o.n_sample,
+            include_preflight: o.include_preflight != 0,
+            include_eve: o.include_eve != 0,
+            include_chianti: o.include_chianti != 0,
+            compare_idl: false,
+        };
+        eo.check().map_err(lib)?;
+        let ch = m.wavelength().map_err(lib)?;
+        let e = t.channel(ch).map_err(lib)?;
+        let data = crate::cpu::uncertainty::estimate_error_map(m.data.view(), &e, &eo);
+        let header = crate::uncertainty::uncertainty_header(&m.header, &t, &eo, ch);
+        put(
+            out,
+            AiaprepMap {
+                map: AiaMap::new(data, header, m.source.clone()),
+            },
+        )
     })
 }
 

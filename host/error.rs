@@ -89,6 +89,17 @@ pub enum Error {
         line: Option<usize>,
         reason: String,
     },
+    /// A calibration table (degradation correction, error table) that cannot be used;
+    /// `line` is 1-based and `column` the column's name, when known.
+    #[error("{file}{}: {what}{}: {reason}", line.map(|l| format!(":{l}")).unwrap_or_default(), column.as_ref().map(|c| format!(", column {c}")).unwrap_or_default())]
+    Table {
+        file: Source,
+        /// What the table is ("correction table", "error table").
+        what: &'static str,
+        line: Option<usize>,
+        column: Option<String>,
+        reason: String,
+    },
     /// The requested backend is not available (no driver, no NVRTC, no device, ...).
     #[error("backend unavailable: {reason}")]
     BackendUnavailable { reason: String },
@@ -117,6 +128,7 @@ impl Error {
             | Error::Shape { file, .. }
             | Error::BadPsf { file, .. }
             | Error::Pointing { file, .. }
+            | Error::Table { file, .. }
             | Error::Gpu { file, .. } => Some(file),
             Error::BackendUnavailable { .. } => None,
         }
@@ -148,6 +160,7 @@ impl Error {
             | Error::Shape { file, .. }
             | Error::BadPsf { file, .. }
             | Error::Pointing { file, .. }
+            | Error::Table { file, .. }
             | Error::Gpu { file, .. } => Some(file),
             Error::BackendUnavailable { .. } => None,
         };

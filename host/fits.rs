@@ -209,7 +209,18 @@ pub struct WriteReport {
 /// # Ok::<(), aiaprep::Error>(())
 /// ```
 pub fn write(map: &AiaMap, path: &Path, opts: &WriteOptions) -> Result<WriteReport> {
-    write_with(map, path, opts, true).map(|(report, _)| report)
+    write_with(map, path, opts, true, &[]).map(|(report, _)| report)
+}
+
+/// [`write()`] with float32 image extensions after the image (e.g. the uncertainty map),
+/// in the same file, written as atomically.
+pub fn write_with_extensions(
+    map: &AiaMap,
+    path: &Path,
+    opts: &WriteOptions,
+    extensions: &[Extension<'_>],
+) -> Result<WriteReport> {
+    write_with(map, path, opts, true, extensions).map(|(report, _)| report)
 }
 
 /// [`write()`], choosing who encodes RICE_1 int16 tiles (`own_rice`: this crate, else
@@ -219,6 +230,7 @@ pub(crate) fn write_with(
     path: &Path,
     opts: &WriteOptions,
     own_rice: bool,
+    extensions: &[Extension<'_>],
 ) -> Result<(WriteReport, bool)> {
     let file = Source::file(path);
     if let Some((bscale, bzero)) = opts.scaling {
@@ -256,7 +268,17 @@ pub(crate) fn write_with(
         }
         OutputType::F32 => (write::Encoded::F32(slice), write::stats_f32(slice)),
     };
-    write_encoded(&map.header, nx, ny, pixels, stats, path, opts, own_rice)
+    write_encoded(
+        &map.header,
+        nx,
+        ny,
+        pixels,
+        stats,
+        path,
+        opts,
+        own_rice,
+        extensions,
+    )
 }
 
 /// Writes pixels already in the file's encoding, with their statistics (the part of
@@ -271,6 +293,7 @@ fn write_encoded(
     path: &Path,
     opts: &WriteOptions,
     own_rice: bool,
+    extensions: &[Extension<'_>],
 ) -> Result<(WriteReport, bool)> {
     let layout = write::Layout {
         nx,
@@ -280,7 +303,7 @@ fn write_encoded(
         stats: Some(stats),
         own_rice,
     };
-    let written = write::write_atomically(path, opts.overwrite, &layout, &pixels);
+    let written = write::write_atomically(path, opts.overwrite, &layout, &pixels, extensions);
     if let write::Encoded::I16 { data, .. } = pixels {
         crate::buffers::recycle_i16(data); // reused by the next write in a batch
     }
@@ -296,6 +319,18 @@ fn write_encoded(
 }
 
 pub use crate::int16::{Int16Pixels, PixelStats};
+
+/// A float32 image extension written after the image of an output file (the uncertainty
+/// map): `EXTNAME = name`, the non-structural cards of `header`, the pixels (NaN = missing).
+#[derive(Debug, Clone, Copy)]
+pub struct Extension<'a> {
+    /// `EXTNAME`.
+    pub name: &'a str,
+    /// Cards passed through (structural ones are made from the data).
+    pub header: &'a Header,
+    /// Pixels, `[row, col]`.
+    pub data: ArrayView2<'a, f32>,
+}
 pub use stored::{stored_header_f32, stored_header_i16};
 
 /// f32 values (physical units; NaN = missing) encoded as [`write()`] stores them for
@@ -335,6 +370,18 @@ pub fn write_int16(
     path: &Path,
     opts: &WriteOptions,
 ) -> Result<WriteReport> {
+    write_int16_with_extensions(header, source, pixels, path, opts, &[])
+}
+
+/// [`write_int16`] with float32 image extensions after the image.
+pub fn write_int16_with_extensions(
+    header: &Header,
+    source: &Source,
+    pixels: Int16Pixels,
+    path: &Path,
+    opts: &WriteOptions,
+    extensions: &[Extension<'_>],
+) -> Result<WriteReport> {
     let file = Source::file(path);
     output::preflight(path, source.path(), opts.overwrite)?;
     let (ny, nx) = pixels.data.dim();
@@ -349,7 +396,7 @@ pub fn write_int16(
         data,
         scaling: pixels.scaling,
     };
-    write_encoded(header, nx, ny, encoded, stats, path, opts, true).map(|(r, _)| r)
+    write_encoded(header, nx, ny, encoded, stats, path, opts, true, extensions).map(|(r, _)| r)
 }
 
 /// Write a float32 image (a plain primary HDU; NaN stays NaN) with `header`'s
@@ -378,5 +425,5 @@ pub fn write_image_f32(
         stats: None,
         own_rice: true,
     };
-    write::write_atomically(path, overwrite, &layout, &write::Encoded::F32(slice)).map(|_| ())
+    write::write_atomically(path, overwrite, &layout, &write::Encoded::F32(slice), &[]).map(|_| ())
 }

@@ -44,13 +44,16 @@ pub mod map;
 pub mod time;
 
 // The semantics of each operation: options, checks, shared rules, output headers.
+pub mod caltable;
 pub mod deconvolve;
+pub mod degradation;
 pub mod int16;
 pub mod normalize;
 pub mod pointing;
 pub mod psf;
 pub mod register;
 pub mod synth;
+pub mod uncertainty;
 
 // Formats.
 pub mod fits;

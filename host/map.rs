@@ -10,6 +10,9 @@ use ndarray::{Array2, ArrayView2};
 use crate::error::{Error, Result, Source};
 use crate::header::{Header, Value};
 
+/// The ten AIA channels (Å): the EUV channels, then 1600, 1700 (UV) and 4500 (visible).
+pub const AIA_CHANNELS: [u32; 10] = [94, 131, 171, 193, 211, 304, 335, 1600, 1700, 4500];
+
 /// An AIA image in memory.
 ///
 /// Pixels are `f32` in data numbers (DN) as stored (BZERO/BSCALE applied); missing

@@ -82,11 +82,7 @@ pub fn normalized_header(h: &mut crate::header::Header, t: f64) {
     if h.contains("PIXLUNIT") {
         h.set("PIXLUNIT", Value::Str(NORMALIZED_UNIT.into()), None);
     }
-    for key in DN_STATISTICS {
-        if let Some(v) = h.get_f64(key).filter(|v| v.is_finite()) {
-            h.set_f64(key, v / t, None);
-        }
-    }
+    divide_statistics(h, t);
     h.set_f64("EXPTIME", 1.0, None);
     h.set_f64(
         KEY_ORIGINAL_EXPTIME,
@@ -98,6 +94,16 @@ pub fn normalized_header(h: &mut crate::header::Header, t: f64) {
         crate::VERSION,
         crate::header::format_float(t)
     ));
+}
+
+/// Divide the DN-valued statistics keywords of `h` (`DATAMIN`, `DATAMAX`, `DATAMEAN`,
+/// `DATAMEDN`, `DATARMS`, `DATACENT`, `DATAPnn`) by `d`, as the data are divided.
+pub fn divide_statistics(h: &mut crate::header::Header, d: f64) {
+    for key in DN_STATISTICS {
+        if let Some(v) = h.get_f64(key).filter(|v| v.is_finite()) {
+            h.set_f64(key, v / d, None);
+        }
+    }
 }
 
 /// Exposure-normalised copy of a map (DN/s); see [`normalize_exposure_in_place`] for what

@@ -10,13 +10,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::deconvolve::DeconvolveOptions;
+use crate::degradation::{self, CorrectionTable, Degradation};
 use crate::engine::Engines;
 use crate::error::{Error, Result, Source};
 use crate::fits::{self, WriteOptions};
 use crate::map::{AiaMap, MapView};
 use crate::normalize;
 use crate::pointing::{self, PointingTable};
+use crate::quicklook::QuicklookOptions;
 use crate::register::{self, Plan, RegisterOptions};
+use crate::uncertainty::{ChannelErrors, ErrorOptions, ErrorTable};
 
 /// A prepared image, ready for [`store`]: f32 pixels, or int16 pixels the engine already
 /// encoded ([`crate::engine::Engine::prep_int16`]).
@@ -24,6 +27,15 @@ use crate::register::{self, Plan, RegisterOptions};
 pub enum Prepared {
     /// A map with f32 pixels (the writer converts them as asked).
     Map(AiaMap),
+    /// A map with its uncertainty image (f32, same shape and unit) and that image's header.
+    WithUncertainty {
+        /// The map.
+        map: AiaMap,
+        /// The 1-σ uncertainty of each pixel.
+        uncertainty: ndarray::Array2<f32>,
+        /// Its header ([`crate::uncertainty::uncertainty_header`]).
+        header: crate::header::Header,
+    },
     /// Encoded int16 pixels with the output header.
     Int16 {
         /// The output header.
@@ -50,12 +62,40 @@ pub struct PrepOptions {
     pub deconvolve: Option<DeconvolveOptions>,
     /// Update the pointing from this master pointing table first.
     pub pointing: Option<Arc<PointingTable>>,
+    /// Divide by the degradation factor of this correction table after register (aiapy
+    /// `correct_degradation`).
+    pub correct_degradation: Option<Arc<CorrectionTable>>,
     /// Divide by EXPTIME after register (DN/s).
     pub normalize_exposure: bool,
+    /// Write the per-pixel uncertainty (aiapy `estimate_error`) as a second image HDU of the
+    /// output (`EXTNAME = 'UNCERTAINTY'`).
+    pub uncertainty: Option<UncertaintyRequest>,
     /// Output type, compression, overwrite.
     pub write: WriteOptions,
-    /// Write a log-scaled PNG beside the output.
-    pub quicklook: bool,
+    /// Write a PNG quicklook beside the output (the channel's colour table is used when
+    /// `channel` is `None`).
+    pub quicklook: Option<QuicklookOptions>,
+}
+
+/// An uncertainty map to write beside the data: of the registered counts (DN, before
+/// the degradation correction and the exposure normalisation), divided like the data.
+#[derive(Debug, Clone)]
+pub struct UncertaintyRequest {
+    /// The error table (gain, compression, calibration errors per channel).
+    pub table: Arc<ErrorTable>,
+    /// aiapy's options of `estimate_error`.
+    pub options: ErrorOptions,
+}
+
+impl UncertaintyRequest {
+    /// The table's entry for `map`'s channel, with the options checked: before any
+    /// compute, so that a bad request costs nothing.
+    fn check<'a>(&self, map: impl Into<MapView<'a>>) -> Result<(u32, ChannelErrors)> {
+        let map = map.into();
+        self.options.check()?;
+        let ch = map.wavelength()?;
+        Ok((ch, self.table.channel(ch)?))
+    }
 }
 
 /// Wall time of each stage of one image (zero for stages that did not run).
@@ -77,6 +117,8 @@ pub struct StageTimes {
     pub write: Duration,
     /// The quicklook PNG.
     pub quicklook: Duration,
+    /// The uncertainty map.
+    pub uncertainty: Duration,
 }
 
 impl StageTimes {
@@ -90,6 +132,7 @@ impl StageTimes {
             + self.normalize
             + self.write
             + self.quicklook
+            + self.uncertainty
     }
 
     /// `(name, duration)` of each stage that ran, in order.
@@ -103,6 +146,7 @@ impl StageTimes {
             ("normalize", self.normalize),
             ("write", self.write),
             ("quicklook", self.quicklook),
+            ("uncertainty", self.uncertainty),
         ]
         .into_iter()
         .filter(|(_, d)| !d.is_zero())
@@ -177,7 +221,104 @@ pub fn prep_map(
 ) -> Result<AiaMap> {
     let mut map = map;
     let plan = apply_pointing(&mut map, None, opts, times, warnings)?;
-    compute(map, &plan, opts, engines, times)
+    let div = Division::of(&map, opts)?;
+    compute(map, &plan, &div, None, opts, engines, times).map(|(m, _)| m)
+}
+
+/// What the registered pixels are divided by, in aiapy's order: the degradation factor,
+/// then the exposure time. Worked out from the level-1 header before any compute, so a
+/// missing keyword or a bad table costs nothing.
+#[derive(Debug, Clone, Default)]
+pub struct Division {
+    /// The degradation factor and its table.
+    pub degradation: Option<(Degradation, Arc<CorrectionTable>)>,
+    /// The exposure time (s).
+    pub exposure: Option<f64>,
+}
+
+impl Division {
+    /// The division `opts` asks of `map` (its channel, `DATE-OBS`, `EXPTIME`).
+    ///
+    /// Errors: those of [`CorrectionTable::degradation`], [`degradation::observation_time`],
+    /// [`normalize::exposure_time`], naming the input (or the table).
+    pub fn of<'a>(map: impl Into<MapView<'a>>, opts: &PrepOptions) -> Result<Division> {
+        Division::new(
+            map,
+            opts.correct_degradation.as_ref(),
+            opts.normalize_exposure,
+        )
+    }
+
+    /// The division by the degradation factor of `table` (if any) and by the exposure time
+    /// (if `normalize`), for `map`.
+    pub fn new<'a>(
+        map: impl Into<MapView<'a>>,
+        table: Option<&Arc<CorrectionTable>>,
+        normalize: bool,
+    ) -> Result<Division> {
+        let map = map.into();
+        let degradation = match table {
+            Some(table) => {
+                let t = degradation::observation_time(map.header, map.source)?;
+                let d = table.degradation(map.wavelength()?, t)?;
+                Some((d, table.clone()))
+            }
+            None => None,
+        };
+        let exposure = if normalize {
+            Some(normalize::exposure_time(map)?)
+        } else {
+            None
+        };
+        Ok(Division {
+            degradation,
+            exposure,
+        })
+    }
+
+    /// The one divisor (degradation factor × exposure time), `None` when nothing divides.
+    pub fn divisor(&self) -> Option<f64> {
+        match (&self.degradation, self.exposure) {
+            (None, None) => None,
+            (d, e) => Some(d.as_ref().map_or(1.0, |(d, _)| d.factor) * e.unwrap_or(1.0)),
+        }
+    }
+
+    /// The header records of the division, in order (degradation, then exposure).
+    pub fn record(&self, h: &mut crate::header::Header) {
+        if let Some((d, table)) = &self.degradation {
+            degradation::corrected_header(h, d, table);
+        }
+        if let Some(t) = self.exposure {
+            normalize::normalized_header(h, t);
+        }
+    }
+}
+
+/// Divide pixels by `d` in place: `v / d` in f64, rounded once to f32; NaN stays NaN.
+pub fn divide_in_place(data: &mut ndarray::Array2<f32>, d: f64) {
+    ndarray::Zip::from(data).par_for_each(|v| *v = (f64::from(*v) / d) as f32);
+}
+
+/// [`divide_in_place`] into a new array.
+pub fn divided(data: ndarray::ArrayView2<f32>, d: f64) -> ndarray::Array2<f32> {
+    ndarray::Zip::from(&data).par_map_collect(|v| (f64::from(*v) / d) as f32)
+}
+
+/// `(BSCALE, BZERO)` for int16 output of a header whose data were divided (degradation
+/// correction, exposure normalisation): `BSCALE = 1 / divisor` so that the stored integers
+/// are the DN values (see [`normalize::int16_scaling`]); `None` when nothing was divided.
+pub fn int16_scaling_of(h: &crate::header::Header) -> Option<(f64, f64)> {
+    let e = normalize::original_exptime(h);
+    let d = h
+        .get_f64(degradation::KEY_FACTOR)
+        .filter(|d| d.is_finite() && *d > 0.0);
+    match (e, d) {
+        (None, None) => None,
+        (e, d) => Some(normalize::int16_scaling(
+            e.unwrap_or(1.0) * d.unwrap_or(1.0),
+        )),
+    }
 }
 
 /// deconvolve → register → normalise with f32 pixels (after the pointing update; `plan`
@@ -185,10 +326,12 @@ pub fn prep_map(
 fn compute(
     map: AiaMap,
     plan: &Plan,
+    div: &Division,
+    errors: Option<(u32, ChannelErrors)>,
     opts: &PrepOptions,
     engines: &Engines,
     times: &mut StageTimes,
-) -> Result<AiaMap> {
+) -> Result<(AiaMap, Option<ndarray::Array2<f32>>)> {
     let mut map = map;
     let mut out = match &opts.deconvolve {
         // One engine does both: it may keep the image on its device in between.
@@ -218,12 +361,48 @@ fn compute(
     };
     // Done with the input's pixels: reused by the next read while a batch runs.
     crate::buffers::recycle_array(map.data);
-    if opts.normalize_exposure {
+    // The uncertainty of the registered counts (aiapy: of counts not divided by anything).
+    let mut unc = match (&opts.uncertainty, errors) {
+        (Some(u), Some((_, e))) => {
+            let t = Instant::now();
+            let m = engines
+                .register
+                .estimate_error(out.data.view(), &e, &u.options)?;
+            times.uncertainty = t.elapsed();
+            Some(m)
+        }
+        _ => None,
+    };
+    if let Some(d) = div.divisor() {
         let t = Instant::now();
-        normalize::normalize_exposure_in_place(&mut out)?;
+        divide_in_place(&mut out.data, d);
+        if let Some(u) = unc.as_mut() {
+            divide_in_place(u, d);
+        }
+        div.record(&mut out.header);
         times.normalize = t.elapsed();
     }
-    Ok(out)
+    Ok((out, unc))
+}
+
+/// The prepared result of [`compute`]: the map, with its uncertainty image if asked.
+fn prepared(
+    (map, unc): (AiaMap, Option<ndarray::Array2<f32>>),
+    opts: &PrepOptions,
+    errors: Option<(u32, ChannelErrors)>,
+) -> Prepared {
+    match (unc, &opts.uncertainty, errors) {
+        (Some(uncertainty), Some(u), Some((ch, _))) => {
+            let header =
+                crate::uncertainty::uncertainty_header(&map.header, &u.table, &u.options, ch);
+            Prepared::WithUncertainty {
+                map,
+                uncertainty,
+                header,
+            }
+        }
+        _ => Prepared::Map(map),
+    }
 }
 
 /// Prepare a map for [`store`]: as [`prep_map`], except that when one engine does
@@ -254,29 +433,34 @@ pub fn prepare_planned(
 ) -> Result<Prepared> {
     let mut map = map;
     let plan = apply_pointing(&mut map, plan, opts, times, warnings)?;
-    let int16 =
-        engines.one_engine() && opts.write.dtype == fits::OutputType::I16 && !opts.quicklook;
-    if !int16 {
-        return compute(map, &plan, opts, engines, times).map(Prepared::Map);
-    }
-    let normalize = if opts.normalize_exposure {
-        Some(normalize::exposure_time(&map)?)
-    } else {
-        None
+    let div = Division::of(&map, opts)?;
+    let errors = match &opts.uncertainty {
+        Some(u) => Some(u.check(&map)?),
+        None => None,
     };
-    let scaling = normalize.map(normalize::int16_scaling);
+    let int16 = engines.one_engine()
+        && opts.write.dtype == fits::OutputType::I16
+        && opts.quicklook.is_none()
+        && opts.uncertainty.is_none();
+    if !int16 {
+        let out = compute(map, &plan, &div, errors, opts, engines, times)?;
+        return Ok(prepared(out, opts, errors));
+    }
+    let divisor = div.divisor();
+    let scaling = divisor.map(normalize::int16_scaling);
     match engines.register.prep_int16(
         map.view(),
         opts.deconvolve.as_ref(),
         &plan,
         &opts.register,
-        normalize,
+        divisor,
         scaling,
     ) {
         Some(r) => {
-            let p = r?;
+            let mut p = r?;
             times.deconvolve = p.deconvolve;
             times.register = p.register;
+            div.record(&mut p.header);
             let source = map.source.clone();
             crate::buffers::recycle_array(map.data);
             Ok(Prepared::Int16 {
@@ -285,7 +469,10 @@ pub fn prepare_planned(
                 pixels: p.pixels,
             })
         }
-        None => compute(map, &plan, opts, engines, times).map(Prepared::Map),
+        None => {
+            let out = compute(map, &plan, &div, errors, opts, engines, times)?;
+            Ok(prepared(out, opts, errors))
+        }
     }
 }
 
@@ -364,8 +551,13 @@ pub fn store(
     times: &mut StageTimes,
 ) -> Result<()> {
     let history = history_line(engines, opts.write.dtype == fits::OutputType::I16);
-    let mut out = match out.into() {
-        Prepared::Map(m) => m,
+    let (mut out, unc) = match out.into() {
+        Prepared::Map(m) => (m, None),
+        Prepared::WithUncertainty {
+            map,
+            uncertainty,
+            header,
+        } => (map, Some((uncertainty, header))),
         Prepared::Int16 {
             mut header,
             source,
@@ -380,20 +572,37 @@ pub fn store(
     };
     out.header.push_history(&history);
     let mut wopts = opts.write;
-    if opts.normalize_exposure && wopts.dtype == fits::OutputType::I16 {
-        let e = normalize::original_exptime(&out.header).ok_or_else(|| Error::MissingKeyword {
-            file: out.source.clone(),
-            key: "EXPTIME (original, before normalisation)".into(),
-        })?;
-        wopts.scaling = Some(normalize::int16_scaling(e));
+    if wopts.dtype == fits::OutputType::I16 {
+        wopts.scaling = int16_scaling_of(&out.header);
+        if opts.normalize_exposure && normalize::original_exptime(&out.header).is_none() {
+            return Err(Error::MissingKeyword {
+                file: out.source.clone(),
+                key: "EXPTIME (original, before normalisation)".into(),
+            });
+        }
     }
     let t = Instant::now();
-    fits::write(&out, output, &wopts)?;
+    match &unc {
+        Some((u, h)) => {
+            let ext = fits::Extension {
+                name: "UNCERTAINTY",
+                header: h,
+                data: u.view(),
+            };
+            fits::write_with_extensions(&out, output, &wopts, &[ext])?
+        }
+        None => fits::write(&out, output, &wopts)?,
+    };
     times.write = t.elapsed();
-    if opts.quicklook {
+    if let Some(q) = &opts.quicklook {
         let t = Instant::now();
-        crate::quicklook::write_png(out.data.view(), &output.with_extension("png"))?;
+        let mut q = q.clone();
+        q.channel = q.channel.or_else(|| out.wavelength().ok());
+        crate::quicklook::write_png_with(out.data.view(), &output.with_extension("png"), &q)?;
         times.quicklook = t.elapsed();
+    }
+    if let Some((u, _)) = unc {
+        crate::buffers::recycle_array(u);
     }
     // Reused by the next register while a batch runs.
     crate::buffers::recycle_array(out.data);

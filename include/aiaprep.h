@@ -120,6 +120,18 @@ typedef struct AiaprepGeometry {
   double exptime;
 } AiaprepGeometry;
 
+// Options of [`aiaprep_estimate_error`] (aiapy `estimate_error`'s keywords).
+typedef struct AiaprepErrorOptions {
+  // Measurements averaged into each pixel (> 0; default 1).
+  double n_sample;
+  // Non-zero: add the pre-flight calibration error.
+  int32_t include_preflight;
+  // Non-zero: add the EVE-normalised calibration error (not with `include_preflight`).
+  int32_t include_eve;
+  // Non-zero: add the CHIANTI atomic-data error.
+  int32_t include_chianti;
+} AiaprepErrorOptions;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -205,6 +217,37 @@ enum AiaprepStatus aiaprep_register(const struct AiaprepContext *ctx,
                                     const struct AiaprepMap *map,
                                     const struct AiaprepRegisterOptions *opts,
                                     struct AiaprepMap **out);
+
+// Divide a map by its channel's degradation factor at its `DATE-OBS` (aiapy
+// `correct_degradation`) into a new map; the factor (dimensionless) is also written to
+// `factor` when it is not NULL. `table` is the path of a SolarSoft
+// `aia_V*_response_table.txt` or of a CSV export of JSOC's `aia.response`. The header
+// records the factor (`DEGRADAT`), the table (`DEGRTAB`) and its version (`DEGRVER`).
+//
+// # Safety
+// `map` must be a valid handle; `table` a NUL-terminated string; `factor` NULL or valid
+// for one write; `out` valid for one write.
+enum AiaprepStatus aiaprep_correct_degradation(const struct AiaprepMap *map,
+                                               const char *table,
+                                               double *factor,
+                                               struct AiaprepMap **out);
+
+// The default [`AiaprepErrorOptions`]: `n_sample` 1, no calibration terms.
+struct AiaprepErrorOptions aiaprep_error_options_default(void);
+
+// The 1-σ uncertainty of every pixel of `map` (its values taken as counts in DN, not
+// divided by the exposure time), aiapy's `estimate_error`, as a new map of the same shape
+// and header (`EXTNAME = 'UNCERTAINTY'`, the error table and options recorded). `table` is
+// the path of a SolarSoft `aia_V*_error_table.txt`, or NULL for the built-in V3 table;
+// `opts` NULL for the defaults.
+//
+// # Safety
+// `map` must be a valid handle; `table` NULL or a NUL-terminated string; `opts` NULL or
+// valid; `out` valid for one write.
+enum AiaprepStatus aiaprep_estimate_error(const struct AiaprepMap *map,
+                                          const char *table,
+                                          const struct AiaprepErrorOptions *opts,
+                                          struct AiaprepMap **out);
 
 // Write a map as FITS. `opts` may be NULL for the defaults.
 //

@@ -301,3 +301,93 @@ fn c_abi_on_the_gpu_restores_the_callers_context_cuda() {
     .join()
     .unwrap();
 }
+
+#[test]
+fn degradation_through_the_c_abi_matches_aiapy() {
+    use aiaprep::capi::*;
+    use std::ffi::CString;
+    use std::ptr::null_mut;
+    let ok = AiaprepStatus::AiaprepOk;
+    let input = CString::new(common::data("aia_171_level1_128px.fits").to_str().unwrap()).unwrap();
+    let table = root().join("tests/data/calibration/aia_V8_20171210_050627_response_table.txt");
+    let table = CString::new(table.to_str().unwrap()).unwrap();
+    // aiapy's factor for this map (tests/parity/make_degradation_fixtures.py).
+    let text =
+        std::fs::read_to_string(root().join("tests/parity/fixtures/degradation_map.txt")).unwrap();
+    let want: f64 = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let (mut map, mut out) = (null_mut(), null_mut());
+    let mut factor = 0.0f64;
+    // SAFETY: valid out-pointers and handles, as the C header documents.
+    unsafe {
+        assert_eq!(aiaprep_read(input.as_ptr(), &mut map), ok);
+        assert_eq!(
+            aiaprep_correct_degradation(map, table.as_ptr(), &mut factor, &mut out),
+            ok
+        );
+        assert!(((factor - want) / want).abs() < 1e-14, "{factor} vs {want}");
+        let (mut nx, mut ny) = (0usize, 0usize);
+        assert_eq!(aiaprep_map_dims(out, &mut nx, &mut ny), ok);
+        let got = std::slice::from_raw_parts(aiaprep_map_data(out), nx * ny);
+        let input_px = std::slice::from_raw_parts(aiaprep_map_data(map), nx * ny);
+        for (g, v) in got.iter().zip(input_px) {
+            assert_eq!(*g, (f64::from(*v) / want) as f32);
+        }
+        // A table that does not exist: a typed status and no output.
+        let missing = CString::new("/nonexistent/table.txt").unwrap();
+        let mut o2 = null_mut();
+        assert_eq!(
+            aiaprep_correct_degradation(map, missing.as_ptr(), std::ptr::null_mut(), &mut o2),
+            AiaprepStatus::AiaprepErrIo
+        );
+        assert!(o2.is_null());
+        aiaprep_map_free(out);
+        aiaprep_map_free(map);
+    }
+}
+
+#[test]
+fn uncertainty_through_the_c_abi_is_the_libraries() {
+    use aiaprep::capi::*;
+    use std::ffi::CString;
+    use std::ptr::null_mut;
+    let ok = AiaprepStatus::AiaprepOk;
+    let input = CString::new(common::data("aia_171_level1_128px.fits").to_str().unwrap()).unwrap();
+    let (mut map, mut out, mut bad) = (null_mut(), null_mut(), null_mut());
+    let m = aiaprep::fits::read(&common::data("aia_171_level1_128px.fits")).unwrap();
+    let table = aiaprep::uncertainty::ErrorTable::default_v3();
+    let e = table.channel(171).unwrap();
+    let mut o = aiaprep_error_options_default();
+    o.include_chianti = 1;
+    let eo = aiaprep::uncertainty::ErrorOptions {
+        include_chianti: true,
+        ..Default::default()
+    };
+    // SAFETY: valid out-pointers and handles, as the C header documents.
+    unsafe {
+        assert_eq!(aiaprep_read(input.as_ptr(), &mut map), ok);
+        assert_eq!(
+            aiaprep_estimate_error(map, std::ptr::null(), &o, &mut out),
+            ok
+        );
+        let (mut nx, mut ny) = (0usize, 0usize);
+        assert_eq!(aiaprep_map_dims(out, &mut nx, &mut ny), ok);
+        let got = std::slice::from_raw_parts(aiaprep_map_data(out), nx * ny);
+        for (g, c) in got.iter().zip(m.data.iter()) {
+            let want = aiaprep::uncertainty::estimate_error(f64::from(*c), &e, &eo) as f32;
+            assert!(
+                g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()),
+                "{g} vs {want}"
+            );
+        }
+        // EVE and pre-flight together: an argument error, no output.
+        o.include_eve = 1;
+        o.include_preflight = 1;
+        assert_eq!(
+            aiaprep_estimate_error(map, std::ptr::null(), &o, &mut bad),
+            AiaprepStatus::AiaprepErrArgument
+        );
+        assert!(bad.is_null());
+        aiaprep_map_free(out);
+        aiaprep_map_free(map);
+    }
+}

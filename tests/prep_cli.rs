@@ -542,3 +542,73 @@ fn jobs_sets_the_decode_and_encode_threads() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn degradation_correction_from_a_local_table() {
+    let dir = tmpdir("degr");
+    let ins = inputs(&dir, 1);
+    let table = common::data("calibration/aia_V8_20171210_050627_response_table.txt");
+    let (plain, corr) = (dir.join("plain"), dir.join("corr"));
+    assert_eq!(
+        run_cpu(&ins[0], &plain, &["--dtype", "f32"]).status.code(),
+        Some(0)
+    );
+    let r = run_cpu(
+        &ins[0],
+        &corr,
+        &[
+            "--dtype",
+            "f32",
+            "--correct-degradation",
+            "--correction-table",
+            s(&table),
+        ],
+    );
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let a = fits::read(&aiaprep::pipeline::output_path(&ins[0], &plain)).unwrap();
+    let b = fits::read(&aiaprep::pipeline::output_path(&ins[0], &corr)).unwrap();
+    // The factor of the input's channel at its DATE-OBS, from the same table.
+    let t = aiaprep::degradation::CorrectionTable::read(&table).unwrap();
+    let when =
+        aiaprep::degradation::observation_time(&a.header, &aiaprep::Source::memory()).unwrap();
+    let d = t.degradation(a.wavelength().unwrap(), when).unwrap().factor;
+    assert_eq!(b.header.get_f64("DEGRADAT"), Some(d));
+    assert_eq!(
+        b.header.get_str("DEGRTAB"),
+        Some("aia_V8_20171210_050627_response_table.txt")
+    );
+    for (x, y) in a.data.iter().zip(b.data.iter()) {
+        assert_eq!(x.is_nan(), y.is_nan());
+        if x.is_finite() {
+            assert_eq!(*y, (f64::from(*x) / d) as f32);
+        }
+    }
+    // Without a table: a usage error. A bad table: an error naming its line and column.
+    let r = run_cpu(&ins[0], &dir.join("u"), &["--correct-degradation"]);
+    assert_eq!(r.status.code(), Some(2));
+    let bad = dir.join("bad_table.txt");
+    let text = std::fs::read_to_string(&table).unwrap();
+    std::fs::write(
+        &bad,
+        text.replacen("2011-01-27T15:00:00.000", "2011-01-27T25:00:00.000", 1),
+    )
+    .unwrap();
+    let r = run_cpu(
+        &ins[0],
+        &dir.join("b"),
+        &["--correct-degradation", "--correction-table", s(&bad)],
+    );
+    assert_ne!(r.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("bad_table.txt:2: correction table, column T_STOP"),
+        "{err}"
+    );
+    assert!(!dir.join("b").exists() || std::fs::read_dir(dir.join("b")).unwrap().count() == 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

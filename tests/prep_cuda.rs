@@ -253,10 +253,22 @@ fn int16_encoded_on_the_device_is_the_writers_cuda() {
     }
     let dir = tmpdir("int16");
     let ins = common::synth_inputs(&dir, 2, 256, 700, 30);
+    let table = common::source_dir()
+        .join("tests/data/calibration/aia_V8_20171210_050627_response_table.txt");
+    let table = table.to_str().unwrap();
     for (tag, extra) in [
         ("reg", &[][..]),
         ("norm", &["--normalize-exposure"][..]),
         ("dec", &["--deconvolve", "--iterations", "5"][..]),
+        (
+            "degr",
+            &[
+                "--correct-degradation",
+                "--correction-table",
+                table,
+                "--normalize-exposure",
+            ][..],
+        ),
     ] {
         let (oi, of) = (
             dir.join(format!("{tag}-i16")),
@@ -273,8 +285,7 @@ fn int16_encoded_on_the_device_is_the_writers_cuda() {
         for p in &ins {
             let dev = fits::read(&stem_out(p, &oi)).unwrap();
             let f = fits::read(&stem_out(p, &of)).unwrap();
-            let scaling = aiaprep::normalize::original_exptime(&f.header)
-                .map(aiaprep::normalize::int16_scaling);
+            let scaling = aiaprep::pipeline::int16_scaling_of(&f.header);
             let host_path = dir.join(format!("{tag}-host.fits"));
             let opts = WriteOptions {
                 dtype: OutputType::I16,
@@ -336,7 +347,7 @@ fn prepare_encodes_int16_on_the_gpu_only_when_it_can_cuda() {
     assert!(matches!(run(Backend::Cuda, &int16), Prepared::Int16 { .. }));
     assert!(matches!(run(Backend::Cpu, &int16), Prepared::Map(_)));
     let quicklook = PrepOptions {
-        quicklook: true,
+        quicklook: Some(Default::default()),
         ..PrepOptions::default()
     };
     assert!(matches!(run(Backend::Cuda, &quicklook), Prepared::Map(_)));

@@ -102,7 +102,7 @@ type Computed = (usize, pipeline::Prepared, StageTimes, Vec<String>);
 
 enum Task {
     Decoded(usize, Box<pipeline::Loaded>),
-    Failed(usize, Error, StageTimes),
+    Failed(usize, Box<(Error, StageTimes)>),
 }
 
 /// Run a batch: `inputs` (already sharded) → outputs in `out_dir`.
@@ -212,7 +212,7 @@ pub fn run(
                 let t = Instant::now();
                 let job = match pipeline::load(&inputs[i], opts) {
                     Ok(l) => Task::Decoded(i, Box::new(l)),
-                    Err(e) => Task::Failed(i, e, StageTimes::default()),
+                    Err(e) => Task::Failed(i, Box::new((e, StageTimes::default()))),
                 };
                 add_busy(busy, t);
                 if dec_tx.send(job).is_err() {
@@ -376,7 +376,7 @@ impl Compute<'_> {
                 )
             };
             match job {
-                Task::Failed(i, e, times) => failed(i, times, e.to_string(), Vec::new()),
+                Task::Failed(i, f) => failed(i, f.1, f.0.to_string(), Vec::new()),
                 Task::Decoded(i, loaded) => {
                     if self.cancel.load(Ordering::SeqCst) {
                         continue; // recorded as cancelled

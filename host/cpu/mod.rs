@@ -12,6 +12,7 @@ pub(crate) mod resample;
 pub(crate) mod simd;
 pub(crate) mod spline;
 pub(crate) mod stats;
+pub mod uncertainty;
 
 pub use deconvolve::deconvolve;
 pub use register::register;

@@ -32,6 +32,7 @@ use crate::int16::{Int16Pixels, Int16Prep};
 use crate::map::{AiaMap, Geometry, MapView};
 use crate::psf::PsfOptions;
 use crate::register::{self, Plan, RegisterOptions};
+use crate::uncertainty::{ChannelErrors, ErrorOptions};
 
 pub use cpu::CpuEngine;
 #[cfg(feature = "cuda")]
@@ -87,6 +88,18 @@ pub trait Engine: Send + Sync {
     ) -> Result<Int16Pixels> {
         crate::fits::encode_int16(values, scaling)
     }
+    /// The 1-σ uncertainty (DN) of every pixel of `counts` (DN, not divided by the exposure
+    /// time), aiapy's `estimate_error` (see [`crate::uncertainty`]). The default is the
+    /// CPU body ([`crate::cpu::uncertainty::estimate_error_map`]).
+    fn estimate_error(
+        &self,
+        counts: ArrayView2<f32>,
+        e: &ChannelErrors,
+        opts: &ErrorOptions,
+    ) -> Result<Array2<f32>> {
+        opts.check()?;
+        Ok(crate::cpu::uncertainty::estimate_error_map(counts, e, opts))
+    }
     /// PSF deconvolution of a level-1 map (see [`crate::deconvolve`]).
     fn deconvolve(&self, map: MapView<'_>, opts: &DeconvolveOptions) -> Result<AiaMap>;
     /// Register a map to level 1.5 (see [`crate::register`]): its [`Plan`], then
@@ -121,8 +134,9 @@ pub trait Engine: Send + Sync {
         Ok((out, t_dec, t.elapsed()))
     }
     /// The compute of a `prep` whose output is int16 and whose pixels nothing else needs as
-    /// f32 (no quicklook): (deconvolve) → register → (divide by `normalize` seconds) →
-    /// int16 with `scaling`, converted — with its DATAMIN/DATAMAX/DATAMEAN — by the engine
+    /// f32 (no quicklook): (deconvolve) → register → (divide by `divisor`: the exposure
+    /// time and/or the degradation factor; the header records of the division are the
+    /// caller's) → int16 with `scaling`, converted — with its DATAMIN/DATAMAX/DATAMEAN — by the engine
     /// itself ([`Int16Pixels`]: the values and statistics the FITS writer would compute
     /// from the f32 result). `None` (the default) when the engine does not do that; the
     /// pipeline then converts while writing. The GPU engine does it on the device and
@@ -133,7 +147,7 @@ pub trait Engine: Send + Sync {
         _deconvolve: Option<&DeconvolveOptions>,
         _plan: &Plan,
         _register: &RegisterOptions,
-        _normalize: Option<f64>,
+        _divisor: Option<f64>,
         _scaling: Option<(f64, f64)>,
     ) -> Option<Result<Int16Prep>> {
         None

@@ -735,8 +735,8 @@ mod tests {
                 };
                 let ours = dir.join(format!("ours_{k}_{j}.fits"));
                 let theirs = dir.join(format!("cfitsio_{k}_{j}.fits"));
-                let (_, own) = write_with(&map, &ours, &opts, true).unwrap();
-                let (_, own2) = write_with(&map, &theirs, &opts, false).unwrap();
+                let (_, own) = write_with(&map, &ours, &opts, true, &[]).unwrap();
+                let (_, own2) = write_with(&map, &theirs, &opts, false, &[]).unwrap();
                 assert!(own && !own2, "{k}/{j}: the encoder was not the one used");
                 let (a, b) = (
                     std::fs::read(&ours).unwrap(),

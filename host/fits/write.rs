@@ -198,6 +198,7 @@ pub(crate) fn write_file(
     path: &Path,
     layout: &Layout<'_>,
     pixels: &Encoded<'_>,
+    extensions: &[super::Extension<'_>],
 ) -> Result<bool> {
     let mut f = Fits::create(tmp.path(), path)?;
     let (bitpix, is_float) = match pixels {
@@ -299,8 +300,47 @@ pub(crate) fn write_file(
         // SAFETY: TFLOAT is f32.
         Encoded::F32(data) => unsafe { f.write_pixels::<f32>(TFLOAT, data)? },
     }
+    for ext in extensions {
+        write_extension(&mut f, ext, layout.compress, path)?;
+    }
     f.close()?;
     Ok(own)
+}
+
+/// One float32 image extension: `EXTNAME` and the header's non-structural cards, then the
+/// pixels (NaN stays NaN); tile-compressed losslessly (GZIP_2, as float32 outputs) when the
+/// file is compressed.
+fn write_extension(
+    f: &mut Fits,
+    ext: &super::Extension<'_>,
+    compress: Compression,
+    path: &Path,
+) -> Result<()> {
+    let (ny, nx) = ext.data.dim();
+    check_shape(nx, ny, &crate::error::Source::file(path))?;
+    if compress == Compression::Rice {
+        f.set_compression(sys::GZIP_2 as c_int, true)?;
+    }
+    f.create_image(sys::FLOAT_IMG as c_int, nx, ny)?;
+    f.update_record(
+        "EXTNAME",
+        &card(
+            "EXTNAME",
+            Value::Str(ext.name.to_string()),
+            "name of this HDU",
+        ),
+    )?;
+    for rec in ext.header.passthrough_records() {
+        f.write_record(&rec)?;
+    }
+    f.set_scaling(1.0, 0.0)?;
+    let data = ext.data.as_standard_layout();
+    let slice = data.as_slice().ok_or_else(|| crate::error::Error::Shape {
+        file: crate::error::Source::file(path),
+        reason: format!("extension {} is not contiguous", ext.name),
+    })?;
+    // SAFETY: TFLOAT is f32.
+    unsafe { f.write_pixels::<f32>(TFLOAT, slice) }
 }
 
 /// Write the int16 pixels of the RICE_1 image HDU just created, one tile per row: the
@@ -360,9 +400,10 @@ pub(crate) fn write_atomically(
     overwrite: bool,
     layout: &Layout<'_>,
     pixels: &Encoded<'_>,
+    extensions: &[super::Extension<'_>],
 ) -> Result<bool> {
     let tmp = TempOutput::new(path)?;
-    let own = write_file(&tmp, path, layout, pixels)?;
+    let own = write_file(&tmp, path, layout, pixels, extensions)?;
     tmp.commit(path, overwrite)?;
     Ok(own)
 }

@@ -582,7 +582,9 @@ impl GpuEngine {
         };
         let p = self.process(Input::F32(map.data), &job)?;
         let missing = p.register.map(|o| o.missing).unwrap_or(f64::NAN);
-        let mut header = match (&sel, d) {
+        // The records of the division (exposure, degradation) are the caller's: it knows
+        // what the divisor is made of.
+        let header = match (&sel, d) {
             (Some(s), Some(o)) => register::level15_header(
                 &deconvolve::deconvolved_header(map, o, s),
                 plan,
@@ -591,9 +593,6 @@ impl GpuEngine {
             ),
             _ => register::level15_header(map.header, plan, r, missing),
         };
-        if let Some(t) = normalize {
-            crate::normalize::normalized_header(&mut header, t);
-        }
         Ok((p, header))
     }
 }

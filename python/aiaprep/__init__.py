@@ -38,6 +38,9 @@ __all__ = [
     "deconvolve",
     "psf",
     "normalize_exposure",
+    "correct_degradation",
+    "degradation",
+    "estimate_error",
     "prep",
     "prep_files",
     "quicklook",
@@ -150,6 +153,34 @@ def _table_csv(table) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _table_args(table, name) -> dict:
+    """A calibration table as the Rust side takes it: ``<name>_path`` for a path,
+    ``<name>_csv`` for an astropy table (as aiapy's ``get_correction_table`` returns)."""
+    if table is None:
+        return {}
+    if isinstance(table, (str, os.PathLike)):
+        return {f"{name}_path": os.fspath(table)}
+    return {f"{name}_csv": _any_table_csv(table)}
+
+
+def _any_table_csv(table) -> str:
+    """CSV text of an astropy table: times as UTC ISO with Z, quantities as their values."""
+    from astropy.time import Time
+
+    cols, names = [], list(table.colnames)
+    for n in names:
+        c = table[n]
+        if isinstance(c, Time):
+            vals = [s + "Z" for s in c.utc.isot]
+        else:
+            v = c.value if hasattr(c, "unit") and hasattr(c, "value") else c
+            if hasattr(v, "filled"):
+                v = v.filled(np.nan)
+            vals = [repr(float(x)) if isinstance(x, (float, np.floating)) else str(x) for x in np.asarray(v).tolist()]
+        cols.append(['"' + x.replace('"', '""') + '"' if "," in x else x for x in vals])
+    return "\n".join([",".join(names)] + [",".join(r) for r in zip(*cols)]) + "\n"
+
+
 def _run(m, **kw):
     data, cards, warns, info = _native.process(m.data, m.records, **kw)
     for w in warns:
@@ -247,6 +278,63 @@ def psf(channel, *, use_preflightcore=False, diffraction_orders=None, backend="a
     )
 
 
+def correct_degradation(smap, *, correction_table, header=None):
+    """Divide by the channel's degradation factor at the map's ``DATE-OBS``, as
+    ``aiapy.calibrate.correct_degradation``. ``correction_table``: the path of a SolarSoft
+    ``aia_V*_response_table.txt`` or of a CSV export of JSOC's ``aia.response``, or the
+    astropy table ``aiapy.calibrate.util.get_correction_table`` returns. The header records
+    the factor (``DEGRADAT``), the table (``DEGRTAB``) and its version (``DEGRVER``).
+    """
+    m = _maps.take(smap, header)
+    data, cards, _ = _run(m, backend="cpu", **_table_args(correction_table, "correction"))
+    return _maps.give(data, cards, m.kind)
+
+
+def degradation(channel, obstime, *, correction_table):
+    """The degradation factor of ``channel`` (Å) at ``obstime`` (an astropy Time or an ISO
+    string, UTC), as ``aiapy.calibrate.degradation`` (a float)."""
+    if hasattr(channel, "to_value"):
+        channel = channel.to_value("angstrom")
+    if hasattr(obstime, "utc"):
+        obstime = obstime.utc.isot + "Z"
+    return _native.degradation(int(round(float(channel))), str(obstime), **_table_args(correction_table, "correction"))
+
+
+def estimate_error(counts, channel, *, n_sample=1, include_preflight=False, include_eve=False,
+                   include_chianti=False, error_table=None, **kwargs):
+    """The 1-σ uncertainty of each pixel of ``counts`` (DN per pixel, *not* divided by the
+    exposure time), as ``aiapy.calibrate.estimate_error``: shot, dark, read, quantisation and
+    compression noise, plus the calibration terms asked for. ``error_table``: a path of a
+    SolarSoft ``aia_V*_error_table.txt``, the astropy table ``get_error_table`` returns, or
+    None for the built-in V3 table (the one aiapy downloads). ``compare_idl=True`` (aiapy's
+    hidden keyword) uses IDL's read noise. Returns float32 in the shape of ``counts`` (an
+    astropy Quantity in DN/pix when ``counts`` is one)."""
+    unit = None
+    if hasattr(counts, "unit") and hasattr(counts, "value"):
+        unit, counts = counts.unit, counts.value
+    if hasattr(channel, "to_value"):
+        channel = channel.to_value("angstrom")
+    arr = np.asarray(counts)
+    scalar = arr.ndim == 0
+    arr2 = arr.reshape(1, -1) if arr.ndim < 2 else arr.reshape(-1, arr.shape[-1]) if arr.ndim > 2 else arr
+    out = _native.estimate_error(
+        arr2,
+        int(round(float(channel))),
+        n_sample=float(n_sample),
+        include_preflight=bool(include_preflight),
+        include_eve=bool(include_eve),
+        include_chianti=bool(include_chianti),
+        compare_idl=bool(kwargs.get("compare_idl", False)),
+        **_table_args(error_table, "error"),
+    )
+    out = out.reshape((1,) if scalar else arr.shape)
+    if unit is not None:
+        import astropy.units as u
+
+        return out * (u.DN / u.pix)
+    return out
+
+
 def normalize_exposure(smap, *, header=None):
     """Divide by the exposure time (DN → DN/s): ``EXPTIME = 1``, the original in
     ``OEXPTIME``, ``BUNIT = 'DN/s'`` — aiapy's removed ``normalize_exposure`` (today's
@@ -258,19 +346,24 @@ def normalize_exposure(smap, *, header=None):
 
 def prep(smap_or_path, *, pointing_table=None, deconvolve=False, iterations=25, psf=None,
          clip_negative=True, use_preflightcore=False, missing=None, order=3, method="scipy",
-         normalize_exposure=False, dtype="float32", backend="auto", register_on_cpu=False,
-         header=None):
+         correct_degradation=False, correction_table=None,
+         normalize_exposure=False, uncertainty=False, error_table=None, n_sample=1,
+         include_preflight=False, include_eve=False, include_chianti=False,
+         dtype="float32", backend="auto", register_on_cpu=False, header=None):
     """The whole chain in aiapy's order — update_pointing → deconvolve → register →
-    normalize_exposure — in one call, on one engine (the image stays on the GPU between
+    correct_degradation → normalize_exposure — in one call, on one engine (the image stays on the GPU between
     stages). ``smap_or_path``: a sunpy map, an ``(array, header)`` pair or the path of a
     level-1 FITS file. The result's data and header are what ``prep`` writes for the same
     options (``dtype="int16"``: the stored integers, with BLANK/BSCALE/BZERO in the header).
+    ``uncertainty=True``: the map's ``uncertainty`` is the 1-σ uncertainty of each pixel
+    (an astropy ``StdDevUncertainty``, float32; ``estimate_error`` of the registered counts,
+    divided like the data) — the second HDU ``prep --uncertainty`` writes.
     """
     if isinstance(smap_or_path, (str, os.PathLike)):
         m, source = _read(smap_or_path)
     else:
         m, source = _maps.take(smap_or_path, header), None
-    data, cards, _ = _run(
+    data, cards, info = _run(
         m,
         source=source,
         **_pointing_args(pointing_table),
@@ -282,13 +375,44 @@ def prep(smap_or_path, *, pointing_table=None, deconvolve=False, iterations=25, 
         register=True,
         interpolation=_interpolation(order, method),
         missing=_missing(missing),
+        **_degradation_args(correct_degradation, correction_table),
+        **_uncertainty_args(uncertainty, error_table, n_sample, include_preflight, include_eve, include_chianti),
         normalize_exposure=bool(normalize_exposure),
         dtype=dtype,
         backend=backend,
         register_on_cpu=bool(register_on_cpu),
         prep_history=True,
     )
-    return _maps.give(data, cards, m.kind)
+    out = _maps.give(data, cards, m.kind)
+    if "uncertainty" in info:
+        if m.kind == "sunpy":
+            from astropy.nddata import StdDevUncertainty
+
+            out.uncertainty = StdDevUncertainty(info["uncertainty"])
+        else:
+            out = out + (info["uncertainty"],)
+    return out
+
+
+def _uncertainty_args(uncertainty, table, n_sample, include_preflight, include_eve, include_chianti) -> dict:
+    if not uncertainty:
+        return {}
+    return dict(
+        uncertainty=True,
+        n_sample=float(n_sample),
+        include_preflight=bool(include_preflight),
+        include_eve=bool(include_eve),
+        include_chianti=bool(include_chianti),
+        **_table_args(table, "error"),
+    )
+
+
+def _degradation_args(correct, table) -> dict:
+    if not correct:
+        return {}
+    if table is None:
+        raise InputError("invalid option: correct_degradation needs a correction_table (a local file or table)")
+    return _table_args(table, "correction")
 
 
 def _read(path):
@@ -332,8 +456,11 @@ def _inputs(inputs) -> list[str]:
 
 def prep_files(inputs, out_dir, *, pointing_table=None, deconvolve=False, iterations=25,
                psf=None, clip_negative=True, use_preflightcore=False, missing=None, order=3,
-               method="scipy", normalize_exposure=False, dtype="int16", compress="none",
-               overwrite=False, quicklook=False, backend="auto", register_on_cpu=False,
+               method="scipy", correct_degradation=False, correction_table=None,
+               normalize_exposure=False, uncertainty=False, error_table=None, n_sample=1,
+               include_preflight=False, include_eve=False, include_chianti=False,
+               dtype="int16", compress="none", overwrite=False, quicklook=False,
+               quicklook_size=1024, backend="auto", register_on_cpu=False,
                jobs=None, queue_depth=2, progress=True, report=None):
     """The batch pipeline of the ``prep`` command: read, compute and write overlapped,
     outputs ``<stem>_lev15.fits`` in ``out_dir`` appearing only when complete, complete
@@ -365,11 +492,14 @@ def prep_files(inputs, out_dir, *, pointing_table=None, deconvolve=False, iterat
         psf=None if psf is None else (os.fspath(psf) if isinstance(psf, (str, os.PathLike)) else _psf_array(psf)),
         interpolation=_interpolation(order, method),
         missing=_missing(missing),
+        **_degradation_args(correct_degradation, correction_table),
+        **_uncertainty_args(uncertainty, error_table, n_sample, include_preflight, include_eve, include_chianti),
         normalize_exposure=bool(normalize_exposure),
         dtype=dtype,
         compress=compress,
         overwrite=bool(overwrite),
         quicklook=bool(quicklook),
+        quicklook_size=int(quicklook_size),
         backend=backend,
         register_on_cpu=bool(register_on_cpu),
         jobs=jobs,
@@ -424,11 +554,29 @@ class QuickLook:
         Path(path).write_bytes(self.png)
 
 
-def quicklook(smap, *, header=None) -> QuickLook:
-    """A log-scaled greyscale quicklook of a map (solar north up), as ``prep --quicklook``
-    writes it; shown inline in a notebook, ``.png`` holds the PNG bytes."""
+def quicklook(smap, *, header=None, channel=None, size=1024, stretch="asinh") -> QuickLook:
+    """A quicklook of a map as ``prep --quicklook`` writes it: the channel's SDO/AIA colour
+    table (sunpy's ``sdoaia*`` maps; greyscale for an array without a channel), block-averaged
+    to ``size`` pixels on the longest side (0 = full size), an asinh (or ``"log"``) stretch
+    between the 0.5 % and 99.9 % levels, solar north up. Shown inline in a notebook;
+    ``.png`` holds the PNG bytes."""
     if isinstance(smap, np.ndarray) and header is None:
         data = smap
     else:
-        data = _maps.take(smap, header).data
-    return QuickLook(_native.quicklook_png(data))
+        m = _maps.take(smap, header)
+        data = m.data
+        if channel is None:
+            wl = _wavelength_of(m.records)
+            channel = wl
+    return QuickLook(_native.quicklook_png(data, channel=channel, size=int(size), stretch=stretch))
+
+
+def _wavelength_of(records: str):
+    for i in range(0, len(records), 80):
+        card = records[i:i + 80]
+        if card.startswith("WAVELNTH="):
+            try:
+                return int(round(float(card[10:].split("/")[0].strip())))
+            except ValueError:
+                return None
+    return None

@@ -11,7 +11,6 @@ use aiaprep::batch::{self, BatchOptions, BatchSummary, Progress, Record};
 use aiaprep::deconvolve::{DeconvolveOptions, PsfSource};
 use aiaprep::fits::{Compression, OutputType, WriteOptions};
 use aiaprep::pipeline::PrepOptions;
-use aiaprep::pointing::PointingTable;
 use aiaprep::psf::PsfOptions;
 use aiaprep::register::RegisterOptions;
 use numpy::PyReadonlyArray2;
@@ -124,8 +123,11 @@ impl Batch {
     deconvolve = false, iterations = 25, clip_negative = true,
     use_preflightcore = false, psf = None,
     interpolation = "spline", missing = None, check_full_disk = true,
+    correction_csv = None, correction_path = None,
+    uncertainty = false, error_csv = None, error_path = None, n_sample = 1.0,
+    include_preflight = false, include_eve = false, include_chianti = false,
     normalize_exposure = false, dtype = "int16", compress = "none", overwrite = false,
-    quicklook = false, backend = "auto", register_on_cpu = false,
+    quicklook = false, quicklook_size = 1024, backend = "auto", register_on_cpu = false,
     jobs = None, queue_depth = 2,
 ))]
 #[allow(clippy::too_many_arguments)]
@@ -142,11 +144,21 @@ pub fn start_batch(
     interpolation: &str,
     missing: Option<f64>,
     check_full_disk: bool,
+    correction_csv: Option<String>,
+    correction_path: Option<String>,
+    uncertainty: bool,
+    error_csv: Option<String>,
+    error_path: Option<String>,
+    n_sample: f64,
+    include_preflight: bool,
+    include_eve: bool,
+    include_chianti: bool,
     normalize_exposure: bool,
     dtype: &str,
     compress: &str,
     overwrite: bool,
     quicklook: bool,
+    quicklook_size: usize,
     backend: &str,
     register_on_cpu: bool,
     jobs: Option<usize>,
@@ -170,18 +182,8 @@ pub fn start_batch(
             )))
         }
     };
-    let pointing = match (pointing_csv, pointing_path) {
-        (Some(t), None) => {
-            Some(PointingTable::parse_csv(&t, aiaprep::Source::memory()).map_err(py_err)?)
-        }
-        (None, Some(p)) => Some(PointingTable::read_csv(std::path::Path::new(&p)).map_err(py_err)?),
-        (None, None) => None,
-        _ => {
-            return Err(invalid(
-                "give the pointing table as CSV text or as a path, not both",
-            ))
-        }
-    };
+    let pointing = crate::pointing_table(pointing_csv, pointing_path)?;
+    let correct_degradation = crate::correction_table(correction_csv, correction_path)?;
     let psf = match psf {
         // A numpy array (as aiaprep.deconvolve takes), else the path of a PSF FITS file.
         Some(obj) => match obj.extract::<PyReadonlyArray2<'_, f64>>() {
@@ -215,6 +217,17 @@ pub fn start_batch(
             psf,
         }),
         pointing: pointing.map(Arc::new),
+        correct_degradation: correct_degradation.map(Arc::new),
+        uncertainty: crate::error_request(
+            uncertainty,
+            error_csv,
+            error_path,
+            n_sample,
+            include_preflight,
+            include_eve,
+            include_chianti,
+            false,
+        )?,
         normalize_exposure,
         write: WriteOptions {
             dtype,
@@ -222,7 +235,10 @@ pub fn start_batch(
             overwrite,
             scaling: None,
         },
-        quicklook,
+        quicklook: quicklook.then_some(aiaprep::quicklook::QuicklookOptions {
+            size: quicklook_size,
+            ..Default::default()
+        }),
     };
     let engines = engines(backend, register_on_cpu)?;
     let mut bopts = BatchOptions::default();

@@ -16,14 +16,17 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use aiaprep::deconvolve::{DeconvolveOptions, PsfSource};
+use aiaprep::degradation::CorrectionTable;
 use aiaprep::engine::{select_engines, Backend, EngineOptions, Engines};
 use aiaprep::fits;
 use aiaprep::map::{AiaMap, MapView};
 use aiaprep::pipeline;
+use aiaprep::pipeline::UncertaintyRequest;
 use aiaprep::pointing::{self, PointingTable};
 use aiaprep::psf::PsfOptions;
 use aiaprep::register::RegisterOptions;
-use aiaprep::{normalize, Error, Header, Source};
+use aiaprep::uncertainty::{ErrorOptions, ErrorTable};
+use aiaprep::{Error, Header, Source};
 use numpy::{IntoPyArray, PyReadonlyArray2};
 use pyo3::exceptions::{PyFileExistsError, PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -102,19 +105,123 @@ fn source_of(name: Option<String>) -> Source {
     }
 }
 
-fn pointing_table(csv: Option<String>, path: Option<String>) -> PyResult<Option<PointingTable>> {
+/// A table given as CSV text or as a path (not both); `None` when neither.
+fn table_from<T>(
+    what: &str,
+    csv: Option<String>,
+    path: Option<String>,
+    parse: impl FnOnce(&str) -> aiaprep::Result<T>,
+    read: impl FnOnce(&std::path::Path) -> aiaprep::Result<T>,
+) -> PyResult<Option<T>> {
     match (csv, path) {
-        (Some(_), Some(_)) => Err(invalid(
-            "give the pointing table as CSV text or as a path, not both",
-        )),
-        (Some(text), None) => PointingTable::parse_csv(&text, Source::memory())
-            .map(Some)
-            .map_err(py_err),
-        (None, Some(p)) => PointingTable::read_csv(std::path::Path::new(&p))
-            .map(Some)
-            .map_err(py_err),
+        (Some(_), Some(_)) => Err(invalid(format!(
+            "give the {what} as CSV text or as a path, not both"
+        ))),
+        (Some(text), None) => parse(&text).map(Some).map_err(py_err),
+        (None, Some(p)) => read(std::path::Path::new(&p)).map(Some).map_err(py_err),
         (None, None) => Ok(None),
     }
+}
+
+pub(crate) fn correction_table(
+    csv: Option<String>,
+    path: Option<String>,
+) -> PyResult<Option<CorrectionTable>> {
+    table_from(
+        "correction table",
+        csv,
+        path,
+        |t| CorrectionTable::parse(t, Source::memory()),
+        CorrectionTable::read,
+    )
+}
+
+/// The uncertainty request of the Python options (`None` unless `uncertainty`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn error_request(
+    uncertainty: bool,
+    error_csv: Option<String>,
+    error_path: Option<String>,
+    n_sample: f64,
+    include_preflight: bool,
+    include_eve: bool,
+    include_chianti: bool,
+    compare_idl: bool,
+) -> PyResult<Option<UncertaintyRequest>> {
+    if !uncertainty {
+        return Ok(None);
+    }
+    let table = table_from(
+        "error table",
+        error_csv,
+        error_path,
+        |t| ErrorTable::parse(t, Source::memory()),
+        ErrorTable::read,
+    )?
+    .unwrap_or_else(ErrorTable::default_v3);
+    let options = ErrorOptions {
+        n_sample,
+        include_preflight,
+        include_eve,
+        include_chianti,
+        compare_idl,
+    };
+    options.check().map_err(py_err)?;
+    Ok(Some(UncertaintyRequest {
+        table: Arc::new(table),
+        options,
+    }))
+}
+
+/// aiapy's `estimate_error`: the 1-σ uncertainty (DN) of each of `counts` (DN, not
+/// divided by the exposure time) of `channel` (Å), float32.
+#[pyfunction]
+#[pyo3(signature = (
+    counts, channel, *, error_csv = None, error_path = None, n_sample = 1.0,
+    include_preflight = false, include_eve = false, include_chianti = false, compare_idl = false,
+))]
+#[allow(clippy::too_many_arguments)]
+fn estimate_error<'py>(
+    py: Python<'py>,
+    counts: &Bound<'py, PyAny>,
+    channel: u32,
+    error_csv: Option<String>,
+    error_path: Option<String>,
+    n_sample: f64,
+    include_preflight: bool,
+    include_eve: bool,
+    include_chianti: bool,
+    compare_idl: bool,
+) -> PyResult<Bound<'py, numpy::PyArray2<f32>>> {
+    let req = error_request(
+        true,
+        error_csv,
+        error_path,
+        n_sample,
+        include_preflight,
+        include_eve,
+        include_chianti,
+        compare_idl,
+    )?
+    .ok_or_else(|| invalid("no error request"))?;
+    let e = req.table.channel(channel).map_err(py_err)?;
+    let p = pixels::pixels(py, counts, "counts")?;
+    let view = p.view();
+    let out = py.detach(|| aiaprep::cpu::uncertainty::estimate_error_map(view, &e, &req.options));
+    Ok(out.into_pyarray(py))
+}
+
+pub(crate) fn pointing_table(
+    csv: Option<String>,
+    path: Option<String>,
+) -> PyResult<Option<PointingTable>> {
+    table_from(
+        "pointing table",
+        csv,
+        path,
+        |t| PointingTable::parse_csv(t, Source::memory()),
+        PointingTable::read_csv,
+    )
 }
 
 /// The model PSF of `channel` (Å) on a `size`² grid, `[row, col]`, peak at `[size/2,
@@ -142,6 +249,23 @@ fn psf<'py>(
         .detach(|| e.deconvolve.psf(channel, &opts))
         .map_err(py_err)?;
     Ok(a.into_pyarray(py))
+}
+
+/// The degradation factor of `channel` (Å) at `time` (ISO 8601, UTC): aiapy's
+/// `degradation`.
+#[pyfunction]
+#[pyo3(signature = (channel, time, *, correction_csv = None, correction_path = None))]
+fn degradation(
+    channel: u32,
+    time: &str,
+    correction_csv: Option<String>,
+    correction_path: Option<String>,
+) -> PyResult<f64> {
+    let table = correction_table(correction_csv, correction_path)?
+        .ok_or_else(|| invalid("degradation needs a correction table"))?;
+    let t = aiaprep::time::UtcTime::parse(time)
+        .map_err(|e| invalid(format!("invalid option: time '{time}': {e}")))?;
+    Ok(table.degradation(channel, t).map_err(py_err)?.factor)
 }
 
 /// The pointing update of a header (no pixels touched): `(cards, warnings)`.
@@ -177,11 +301,14 @@ type Processed<'py> = (
     Bound<'py, PyDict>,
 );
 
-/// What [`process`] runs, in aiapy's order: pointing → deconvolve → register → normalise.
+/// What [`process`] runs, in aiapy's order: pointing → deconvolve → register →
+/// degradation → exposure.
 struct Steps {
     pointing: Option<PointingTable>,
     deconvolve: Option<DeconvolveOptions>,
     register: Option<RegisterOptions>,
+    degradation: Option<Arc<CorrectionTable>>,
+    uncertainty: Option<UncertaintyRequest>,
     normalize: bool,
     int16: bool,
     prep_history: bool,
@@ -198,6 +325,9 @@ struct Steps {
     deconvolve = false, iterations = 25, clip_negative = true, psf = None,
     use_preflightcore = false, diffraction_orders = None,
     register = false, interpolation = "spline", missing = None, check_full_disk = true,
+    correction_csv = None, correction_path = None,
+    uncertainty = false, error_csv = None, error_path = None, n_sample = 1.0,
+    include_preflight = false, include_eve = false, include_chianti = false,
     normalize_exposure = false, dtype = "float32", backend = "auto", register_on_cpu = false,
     prep_history = false,
 ))]
@@ -219,6 +349,15 @@ fn process<'py>(
     interpolation: &str,
     missing: Option<f64>,
     check_full_disk: bool,
+    correction_csv: Option<String>,
+    correction_path: Option<String>,
+    uncertainty: bool,
+    error_csv: Option<String>,
+    error_path: Option<String>,
+    n_sample: f64,
+    include_preflight: bool,
+    include_eve: bool,
+    include_chianti: bool,
     normalize_exposure: bool,
     dtype: &str,
     backend: &str,
@@ -272,6 +411,17 @@ fn process<'py>(
         pointing: pointing_table(pointing_csv, pointing_path)?,
         deconvolve,
         register,
+        degradation: correction_table(correction_csv, correction_path)?.map(Arc::new),
+        uncertainty: error_request(
+            uncertainty,
+            error_csv,
+            error_path,
+            n_sample,
+            include_preflight,
+            include_eve,
+            include_chianti,
+            false,
+        )?,
         normalize: normalize_exposure,
         int16,
         prep_history,
@@ -289,8 +439,13 @@ fn process<'py>(
         pixels: out_pixels,
         header: out_header,
         warnings,
+        uncertainty,
     } = out.map_err(py_err)?;
     let info = PyDict::new(py);
+    if let Some((u, h)) = uncertainty {
+        info.set_item("uncertainty", u.into_pyarray(py))?;
+        info.set_item("uncertainty_header", convert::cards(py, &h)?)?;
+    }
     info.set_item("backend", engines.description.clone())?;
     info.set_item("seconds", seconds)?;
     info.set_item("borrowed", borrowed)?;
@@ -310,6 +465,8 @@ struct Output {
     pixels: OutPixels,
     header: Header,
     warnings: Vec<String>,
+    /// The uncertainty image and its header, when asked.
+    uncertainty: Option<(ndarray::Array2<f32>, Header)>,
 }
 
 fn run(view: MapView<'_>, steps: &Steps, engines: &Engines) -> aiaprep::Result<Output> {
@@ -347,14 +504,35 @@ fn run(view: MapView<'_>, steps: &Steps, engines: &Engines) -> aiaprep::Result<O
         (None, Some(r), Some(plan)) => Some(engines.register.register_planned(view, plan, r)?),
         _ => None,
     };
-    if steps.normalize {
-        out = Some(match out {
+    let div = pipeline::Division::new(view, steps.degradation.as_ref(), steps.normalize)?;
+    // The uncertainty of the counts before any division (aiapy), divided like the data.
+    let mut unc = match &steps.uncertainty {
+        Some(u) => {
+            u.options.check()?;
+            let ch = view.wavelength()?;
+            let e = u.table.channel(ch)?;
+            let counts = out.as_ref().map_or(view.data, |m| m.data.view());
+            Some((engines.register.estimate_error(counts, &e, &u.options)?, ch))
+        }
+        None => None,
+    };
+    if let (Some(d), Some((u, _))) = (div.divisor(), unc.as_mut()) {
+        pipeline::divide_in_place(u, d);
+    }
+    if let Some(d) = div.divisor() {
+        let mut m = match out {
             Some(mut m) => {
-                normalize::normalize_exposure_in_place(&mut m)?;
+                pipeline::divide_in_place(&mut m.data, d);
                 m
             }
-            None => normalize::normalize_exposure(view)?,
-        });
+            None => AiaMap::new(
+                pipeline::divided(view.data, d),
+                view.header.clone(),
+                view.source.clone(),
+            ),
+        };
+        div.record(&mut m.header);
+        out = Some(m);
     }
     let mut out = match out {
         Some(m) => m,
@@ -368,25 +546,41 @@ fn run(view: MapView<'_>, steps: &Steps, engines: &Engines) -> aiaprep::Result<O
             .push_history(&pipeline::history_line(engines, steps.int16));
     }
     if steps.int16 {
-        let scaling = if steps.normalize {
-            normalize::original_exptime(&out.header).map(normalize::int16_scaling)
-        } else {
-            None
-        };
+        let scaling = pipeline::int16_scaling_of(&out.header);
         let px = engines.register.to_int16(out.data.view(), scaling)?;
         let header = fits::stored_header_i16(&out.header, &px);
+        let uncertainty = uncertainty_of(unc, &out.header, steps);
         return Ok(Output {
             pixels: OutPixels::I16(px.data),
             header,
             warnings,
+            uncertainty,
         });
     }
+    let uncertainty = uncertainty_of(unc, &out.header, steps);
     let header = fits::stored_header_f32(&out);
     Ok(Output {
         pixels: OutPixels::F32(out.data),
         header,
         warnings,
+        uncertainty,
     })
+}
+
+/// The uncertainty image with its header (as `prep` writes the second HDU).
+fn uncertainty_of(
+    unc: Option<(ndarray::Array2<f32>, u32)>,
+    data_header: &Header,
+    steps: &Steps,
+) -> Option<(ndarray::Array2<f32>, Header)> {
+    match (unc, &steps.uncertainty) {
+        (Some((u, ch)), Some(req)) => {
+            let h =
+                aiaprep::uncertainty::uncertainty_header(data_header, &req.table, &req.options, ch);
+            Some((u, h))
+        }
+        _ => None,
+    }
 }
 
 /// A FITS file's image as `prep` reads it (`fits::read`: cfitsio, the crate's RICE
@@ -437,13 +631,34 @@ fn demo<'py>(
     Ok((map.data.into_pyarray(py), cards, records))
 }
 
-/// PNG bytes of the log-scaled quicklook of a 2-D image.
+/// PNG bytes of the quicklook of a 2-D image: `channel`'s SDO/AIA colour table (grey
+/// without one), longest side `size` (0 = full), `stretch` "asinh" or "log".
 #[pyfunction]
-fn quicklook_png<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+#[pyo3(signature = (data, *, channel = None, size = 1024, stretch = "asinh"))]
+fn quicklook_png<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyAny>,
+    channel: Option<u32>,
+    size: usize,
+    stretch: &str,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let opts = aiaprep::quicklook::QuicklookOptions {
+        size,
+        stretch: match stretch {
+            "asinh" => aiaprep::quicklook::Stretch::Asinh,
+            "log" => aiaprep::quicklook::Stretch::Log,
+            o => {
+                return Err(invalid(format!(
+                    "invalid option: stretch must be 'asinh' or 'log', not {o:?}"
+                )))
+            }
+        },
+        channel,
+    };
     let p = pixels::pixels(py, data, "data")?;
     let view = p.view();
     let bytes = py
-        .detach(|| aiaprep::quicklook::png_bytes(view))
+        .detach(|| aiaprep::quicklook::png_bytes_with(view, &opts))
         .map_err(py_err)?;
     Ok(PyBytes::new(py, &bytes))
 }
@@ -468,6 +683,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("GpuError", py.get_type::<GpuError>())?;
     m.add_function(wrap_pyfunction!(describe_backend, m)?)?;
     m.add_function(wrap_pyfunction!(psf, m)?)?;
+    m.add_function(wrap_pyfunction!(degradation, m)?)?;
+    m.add_function(wrap_pyfunction!(estimate_error, m)?)?;
     m.add_function(wrap_pyfunction!(update_pointing, m)?)?;
     m.add_function(wrap_pyfunction!(process, m)?)?;
     m.add_function(wrap_pyfunction!(quicklook_png, m)?)?;
