@@ -152,6 +152,7 @@ fn run() -> aiaprep::Result<()> {
                 missing: Missing::Min,
             }),
             normalize: None,
+            uncertainty: None,
             output: OutputKind::I16 { scaling: None },
             source: &map.source,
         };

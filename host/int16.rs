@@ -34,6 +34,21 @@ pub struct Int16Pixels {
     pub stats: PixelStats,
 }
 
+/// What an engine's `prep_with_uncertainty` returns: the f32 map (the division's header
+/// records are the caller's), its uncertainty image, and the deconvolution and register
+/// times.
+#[derive(Debug, Clone)]
+pub struct WithUncertainty {
+    /// The map.
+    pub map: crate::map::AiaMap,
+    /// The 1-σ uncertainty of each pixel, divided like the data.
+    pub uncertainty: ndarray::Array2<f32>,
+    /// Deconvolution time (zero when it did not run).
+    pub deconvolve: std::time::Duration,
+    /// Register time.
+    pub register: std::time::Duration,
+}
+
 /// What an engine's `prep_int16` returns: the output header (level 1.5, with the
 /// deconvolution and normalisation records), the encoded pixels, and the time of the
 /// deconvolution and of the rest.

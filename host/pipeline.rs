@@ -333,6 +333,25 @@ fn compute(
     times: &mut StageTimes,
 ) -> Result<(AiaMap, Option<ndarray::Array2<f32>>)> {
     let mut map = map;
+    // One engine that computes the uncertainty where the image is (the GPU: on the device).
+    if let (Some(u), Some((_, e)), true) = (&opts.uncertainty, errors, engines.one_engine()) {
+        if let Some(r) = engines.register.prep_with_uncertainty(
+            map.view(),
+            opts.deconvolve.as_ref(),
+            plan,
+            &opts.register,
+            div.divisor(),
+            &e,
+            &u.options,
+        ) {
+            let mut w = r?;
+            times.deconvolve = w.deconvolve;
+            times.register = w.register;
+            div.record(&mut w.map.header);
+            crate::buffers::recycle_array(map.data);
+            return Ok((w.map, Some(w.uncertainty)));
+        }
+    }
     let mut out = match &opts.deconvolve {
         // One engine does both: it may keep the image on its device in between.
         Some(d) if engines.one_engine() => {

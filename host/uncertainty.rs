@@ -446,6 +446,23 @@ impl ErrorRule {
         }
     }
 
+    /// The per-call constants, for a device kernel that applies the same rule:
+    /// `(gain, compress, √n_sample, read / √n, quantisation / √n, calibration fraction,
+    /// CHIANTI fraction, valid)`.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub(crate) fn parts(&self) -> (f64, f64, f64, f64, f64, f64, f64, bool) {
+        (
+            self.gain,
+            self.compress,
+            self.sn,
+            self.read,
+            self.quant,
+            self.fcal,
+            self.fchi,
+            self.valid,
+        )
+    }
+
     /// Whether √n_sample is exactly 1, so that the divisions by it can be left out
     /// ([`ErrorRule::eval_n`] with `UNIT = true`).
     #[inline]

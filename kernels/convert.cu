@@ -8,6 +8,8 @@
 //   f32_divide      x = (float)((double)x / t): exposure normalisation (DN -> DN/s)
 //   f32_clamp       x = min(max(x, lo), hi), NaN kept: register's clip when it can only be
 //                   known after resampling
+//   f32_estimate_error  out = the 1-sigma uncertainty of counts in (aiapy estimate_error;
+//                   aiaprep::uncertainty::ErrorRule: the same operations in the same order)
 //   stats_*         min / max / sum / count of the non-NaN (non-BLANK) values: per-block
 //                   partials, then stats_finalize on one block (deterministic, no atomics)
 //   hist_f32_keys   histogram of 11- or 10-bit digits of order-preserving f32 keys, for the
@@ -77,6 +79,41 @@ extern "C" __global__ void f32_clamp(float* x, long long n, float lo, float hi) 
         float v = x[i];
         x[i] = v < lo ? lo : (v > hi ? hi : v);
     }
+}
+
+// aiapy's estimate_error of one count value c (DN): the terms of ErrorRule::eval_n in its
+// order; `unit` leaves out the divisions by sqrt(n_sample) (x / 1 = x). Constants: dark
+// current 0.18 DN, quantisation 1/sqrt(12) DN, compression only from 25 DN.
+AIA_DEV float cv_estimate_error(float in, double gain, double compress, double sn, double read,
+                                double quant, double fcal, double fchi, int unit) {
+    const double dark = 0.18;
+    const double qrms = 0.2886751345948129;
+    double c = (double)in;
+    double shot = sqrt(c / gain) * gain;
+    if (!unit) shot = shot / sn;
+    double comp = shot / compress;
+    if (comp < qrms) comp = qrms;
+    if (c < 25.0) comp = 0.0;
+    if (!unit) comp = comp / sn;
+    double calib = fcal * c;
+    double chianti = fchi * c;
+    double s = __dmul_rn(shot, shot);
+    s = __dadd_rn(s, __dmul_rn(dark, dark));
+    s = __dadd_rn(s, __dmul_rn(read, read));
+    s = __dadd_rn(s, __dmul_rn(quant, quant));
+    s = __dadd_rn(s, __dmul_rn(comp, comp));
+    s = __dadd_rn(s, __dmul_rn(chianti, chianti));
+    s = __dadd_rn(s, __dmul_rn(calib, calib));
+    return (float)sqrt(s);
+}
+
+extern "C" __global__ void f32_estimate_error(const float* __restrict__ in,
+                                              float* __restrict__ out, long long n,
+                                              double gain, double compress, double sn,
+                                              double read, double quant, double fcal,
+                                              double fchi, int unit) {
+    for (long long i = aia_gid(); i < n; i += aia_gstride())
+        out[i] = cv_estimate_error(in[i], gain, compress, sn, read, quant, fcal, fchi, unit);
 }
 
 // Shared-memory tree reduction of AiaStats; block size a power of two <= AIA_BLOCK.

@@ -931,6 +931,93 @@ fn prep_body(d: &Device) {
 }
 test_device!(prep_body, prep_cpu, prep_cuda);
 
+/// The uncertainty map (aiapy `estimate_error`): the engine's element-wise pass equals the
+/// scalar rule (the CPU bit for bit; the GPU's double-precision kernel to 1e-12), and a
+/// `prep` with the uncertainty, the degradation correction and the exposure normalisation
+/// gives the CPU's data and uncertainty (the GPU computes it where the registered image is).
+fn uncertainty_body(d: &Device) {
+    use aiaprep::uncertainty::{estimate_error, ErrorOptions, ErrorTable};
+    let map = synth(384, 0.4, 0.6007);
+    let table = ErrorTable::default_v3();
+    let e = table.channel(171).unwrap();
+    for opts in [
+        ErrorOptions::default(),
+        ErrorOptions {
+            n_sample: 3.0,
+            include_eve: true,
+            include_chianti: true,
+            ..Default::default()
+        },
+    ] {
+        let got = d
+            .engine()
+            .estimate_error(map.data.view(), &e, &opts)
+            .unwrap();
+        for (g, c) in got.iter().zip(map.data.iter()) {
+            let w = estimate_error(f64::from(*c), &e, &opts) as f32;
+            if d.is_cpu() {
+                assert!(
+                    g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
+                    "{g} vs {w}"
+                );
+            } else {
+                assert_eq!(g.is_nan(), w.is_nan(), "{c}");
+                if w.is_finite() {
+                    assert!(((g - w) / w).abs() <= 1e-6, "{c}: {g} vs {w}");
+                }
+            }
+        }
+    }
+    let degr = aiaprep::degradation::CorrectionTable::read(
+        &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/calibration/aia_V8_20171210_050627_response_table.txt"),
+    )
+    .unwrap();
+    let opts = PrepOptions {
+        uncertainty: Some(pipeline::UncertaintyRequest {
+            table: Arc::new(table),
+            options: ErrorOptions::default(),
+        }),
+        correct_degradation: Some(Arc::new(degr)),
+        normalize_exposure: true,
+        ..Default::default()
+    };
+    let run = |engines: &Engines| {
+        let (mut times, mut warnings) = (StageTimes::default(), Vec::new());
+        match pipeline::prepare(map.clone(), &opts, engines, &mut times, &mut warnings).unwrap() {
+            pipeline::Prepared::WithUncertainty {
+                map, uncertainty, ..
+            } => (map, uncertainty),
+            other => panic!("no uncertainty: {other:?}"),
+        }
+    };
+    let (want, want_u) = run(&engines(Backend::Cpu, false));
+    assert!(want.header.get_f64("DEGRADAT").unwrap() > 0.0);
+    if d.is_cpu() {
+        // The uncertainty of the registered counts, divided like the data.
+        let reg = aiaprep::cpu::register(&map, &RegisterOptions::default()).unwrap();
+        let div =
+            want.header.get_f64("DEGRADAT").unwrap() * want.header.get_f64("OEXPTIME").unwrap();
+        for (u, c) in want_u.iter().zip(reg.data.iter()) {
+            let w = (estimate_error(f64::from(*c), &e, &ErrorOptions::default()) as f32 as f64
+                / div) as f32;
+            assert!(
+                u.to_bits() == w.to_bits() || (u.is_nan() && w.is_nan()),
+                "{u} vs {w}"
+            );
+        }
+        return;
+    }
+    let (got, got_u) = run(&engines(d.backend(), false));
+    assert_eq!(got.header, want.header);
+    let what = "prep with uncertainty";
+    let rel = relative_l2(&got.data, &want.data, what);
+    let rel_u = relative_l2(&got_u, &want_u, what);
+    eprintln!("PARITY {what}: relative L2 vs CPU: data {rel:e}, uncertainty {rel_u:e}");
+    assert!(rel <= 1e-5 && rel_u <= 1e-5, "{rel:e} {rel_u:e}");
+}
+test_device!(uncertainty_body, uncertainty_cpu, uncertainty_cuda);
+
 // ------------------------------------------------------------------ concurrent callers
 
 /// Several threads calling one engine at once (the batch compute stage with one worker
@@ -1151,6 +1238,7 @@ fn gpu_chain(
                 missing: Missing::Min,
             }),
             normalize: None,
+            uncertainty: None,
             output,
             source: &source,
         };

@@ -11,10 +11,11 @@ use super::{Engine, EngineOptions};
 use crate::deconvolve::DeconvolveOptions;
 use crate::error::Result;
 use crate::gpu::{device_count, GpuEngine};
-use crate::int16::{Int16Pixels, Int16Prep};
+use crate::int16::{Int16Pixels, Int16Prep, WithUncertainty};
 use crate::map::{AiaMap, Geometry, MapView};
 use crate::psf::PsfOptions;
 use crate::register::{Plan, RegisterOptions};
+use crate::uncertainty::{ChannelErrors, ErrorOptions};
 
 impl Engine for GpuEngine {
     fn name(&self) -> String {
@@ -64,6 +65,28 @@ impl Engine for GpuEngine {
     ) -> Option<Result<Int16Prep>> {
         Some(GpuEngine::prep_int16(
             self, map, d, plan, r, normalize, scaling,
+        ))
+    }
+    fn estimate_error(
+        &self,
+        counts: ArrayView2<f32>,
+        e: &ChannelErrors,
+        opts: &ErrorOptions,
+    ) -> Result<Array2<f32>> {
+        GpuEngine::estimate_error(self, counts, e, opts)
+    }
+    fn prep_with_uncertainty(
+        &self,
+        map: MapView<'_>,
+        d: Option<&DeconvolveOptions>,
+        plan: &Plan,
+        r: &RegisterOptions,
+        divisor: Option<f64>,
+        e: &ChannelErrors,
+        opts: &ErrorOptions,
+    ) -> Option<Result<WithUncertainty>> {
+        Some(GpuEngine::prep_with_uncertainty(
+            self, map, d, plan, r, divisor, e, opts,
         ))
     }
     fn concurrency(&self) -> usize {

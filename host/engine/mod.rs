@@ -28,7 +28,7 @@ use ndarray::{Array2, ArrayView2};
 
 use crate::deconvolve::DeconvolveOptions;
 use crate::error::{Error, Result};
-use crate::int16::{Int16Pixels, Int16Prep};
+use crate::int16::{Int16Pixels, Int16Prep, WithUncertainty};
 use crate::map::{AiaMap, Geometry, MapView};
 use crate::psf::PsfOptions;
 use crate::register::{self, Plan, RegisterOptions};
@@ -150,6 +150,26 @@ pub trait Engine: Send + Sync {
         _divisor: Option<f64>,
         _scaling: Option<(f64, f64)>,
     ) -> Option<Result<Int16Prep>> {
+        None
+    }
+    /// The compute of a `prep` with float32 output and the uncertainty map, when the engine
+    /// can keep the image where it is between the two (the GPU engine: on the device):
+    /// (deconvolve) → register → the uncertainty of the registered counts → both divided
+    /// by `divisor`. Returns the map (the division's header records are the caller's), the
+    /// uncertainty and the times of deconvolution and register; `None` (the default) when
+    /// the engine does not do that, and the pipeline registers then calls
+    /// [`Engine::estimate_error`].
+    #[allow(clippy::too_many_arguments)]
+    fn prep_with_uncertainty(
+        &self,
+        _map: MapView<'_>,
+        _deconvolve: Option<&DeconvolveOptions>,
+        _plan: &Plan,
+        _register: &RegisterOptions,
+        _divisor: Option<f64>,
+        _errors: &ChannelErrors,
+        _options: &ErrorOptions,
+    ) -> Option<Result<WithUncertainty>> {
         None
     }
     /// How many concurrent calls keep this engine busy: the batch compute stage runs this

@@ -74,8 +74,9 @@ use crate::register::{self, Interpolation, Missing, RegisterOptions};
 
 use super::buffer::{self, alloc};
 use super::convert::{
-    device_clamp, device_divide, device_f32_to_i16, device_f32_to_i16_scaled, device_i16_to_f32,
-    device_stats_f32, device_stats_i16, I16Scaling, Stats,
+    device_clamp, device_divide, device_estimate_error, device_f32_to_i16,
+    device_f32_to_i16_scaled, device_i16_to_f32, device_stats_f32, device_stats_i16, I16Scaling,
+    Stats,
 };
 use super::deconvolve::{
     deconvolve_device, otf_from_device_psf, otf_from_psf, DeconvolveParams, DeviceOtf,
@@ -169,9 +170,12 @@ pub struct Job<'a> {
     pub deconvolve: Option<DeconvolveJob<'a>>,
     /// Register to level 1.5.
     pub register: Option<RegisterJob<'a>>,
-    /// Divide by this exposure time in seconds after register (DN → DN/s), as
-    /// [`crate::normalize::normalize_exposure`] does.
+    /// Divide by this after register (the exposure time in seconds, times the degradation
+    /// factor), as the pipeline's division.
     pub normalize: Option<f64>,
+    /// The uncertainty of the registered counts (before the division, then divided like
+    /// the data), computed on the device with this rule and returned as f32.
+    pub uncertainty: Option<crate::uncertainty::ErrorRule>,
     /// The pixel type to return.
     pub output: OutputKind,
     /// The file the image came from (error messages).
@@ -219,6 +223,8 @@ pub struct DeviceTimes {
 pub struct Processed {
     /// The output pixels.
     pub pixels: Pixels,
+    /// The uncertainty image, when the job asked for it.
+    pub uncertainty: Option<Array2<f32>>,
     /// What register did, when it ran.
     pub register: Option<RegisterOutcome>,
     /// Device time per stage.
@@ -491,9 +497,21 @@ impl GpuEngine {
                 outcome = Some(o);
             }
             let m_reg = tm.mark()?;
+            let mut unc = match &job.uncertainty {
+                Some(rule) => {
+                    let n = img.len();
+                    let mut u = alloc::<f32>(dev, n, "uncertainty")?;
+                    device_estimate_error(dev, &img.data, &mut u, n, rule)?;
+                    Some(u)
+                }
+                None => None,
+            };
             if let Some(t) = job.normalize {
                 let n = img.len();
                 device_divide(dev, &mut img.data, n, t)?;
+                if let Some(u) = unc.as_mut() {
+                    device_divide(dev, u, n, t)?;
+                }
             }
             let m_norm = tm.mark()?;
             let (onx, ony, on) = (img.nx, img.ny, img.len());
@@ -527,6 +545,14 @@ impl GpuEngine {
                     )
                 }
             };
+            let uncertainty = match unc {
+                Some(u) => {
+                    let mut v = crate::buffers::take_f32(on);
+                    buffer::download(dev, &u, &mut v, "uncertainty")?;
+                    Some(buffer::to_array(v, onx, ony)?)
+                }
+                None => None,
+            };
             let m_end = tm.mark()?;
             dev.synchronize()?;
             let times = DeviceTimes {
@@ -542,6 +568,7 @@ impl GpuEngine {
             };
             Ok(Processed {
                 pixels,
+                uncertainty,
                 register: outcome,
                 times,
             })
@@ -551,6 +578,7 @@ impl GpuEngine {
     /// A `prep`'s compute of one map — (deconvolve) → register → (normalise) → `output` —
     /// and its level-1.5 header (with the deconvolution record): what
     /// [`GpuEngine::register`], [`GpuEngine::deconvolve_register`] and [`GpuEngine::prep_int16`] run.
+    #[allow(clippy::too_many_arguments)]
     fn run_prep(
         &self,
         map: MapView<'_>,
@@ -559,6 +587,7 @@ impl GpuEngine {
         r: &RegisterOptions,
         normalize: Option<f64>,
         output: OutputKind,
+        uncertainty: Option<crate::uncertainty::ErrorRule>,
     ) -> Result<(Processed, crate::header::Header)> {
         let sel = match d {
             Some(o) => Some(deconvolve::select_psf(map, o)?),
@@ -578,6 +607,7 @@ impl GpuEngine {
             }),
             normalize,
             output,
+            uncertainty,
             source: map.source,
         };
         let p = self.process(Input::F32(map.data), &job)?;
@@ -773,6 +803,7 @@ impl GpuEngine {
             }),
             register: None,
             normalize: None,
+            uncertainty: None,
             output: OutputKind::F32,
             source: map.source,
         };
@@ -793,7 +824,7 @@ impl GpuEngine {
         r: &RegisterOptions,
     ) -> Result<(AiaMap, Duration, Duration)> {
         let map = map.into();
-        let (p, header) = self.run_prep(map, Some(d), plan, r, None, OutputKind::F32)?;
+        let (p, header) = self.run_prep(map, Some(d), plan, r, None, OutputKind::F32, None)?;
         let (t_dec, t_reg) = split_times(&p.times);
         let data = f32_pixels(p.pixels)?;
         Ok((AiaMap::new(data, header, map.source.clone()), t_dec, t_reg))
@@ -811,7 +842,15 @@ impl GpuEngine {
         scaling: Option<(f64, f64)>,
     ) -> Result<Int16Prep> {
         let map = map.into();
-        let (p, header) = self.run_prep(map, d, plan, r, normalize, OutputKind::I16 { scaling })?;
+        let (p, header) = self.run_prep(
+            map,
+            d,
+            plan,
+            r,
+            normalize,
+            OutputKind::I16 { scaling },
+            None,
+        )?;
         let (deconvolve, register) = split_times(&p.times);
         let Pixels::I16 { data, stats } = p.pixels else {
             return Err(gpu_err("GPU engine", "f32 pixels for an int16 job"));
@@ -825,6 +864,39 @@ impl GpuEngine {
             },
             deconvolve,
             register,
+        })
+    }
+
+    /// The compute of a `prep` with float32 output and the uncertainty map, on the device:
+    /// (deconvolve) → register → the uncertainty of the registered counts (the same rule
+    /// as [`crate::cpu::uncertainty::estimate_error_map`]) → both divided by `divisor` →
+    /// download. Returns the map (level-1.5 header; the division's records are the
+    /// caller's), the uncertainty image and the device times of deconvolution and register.
+    #[allow(clippy::too_many_arguments)]
+    pub fn prep_with_uncertainty<'a>(
+        &self,
+        map: impl Into<MapView<'a>>,
+        d: Option<&DeconvolveOptions>,
+        plan: &register::Plan,
+        r: &RegisterOptions,
+        divisor: Option<f64>,
+        e: &crate::uncertainty::ChannelErrors,
+        opts: &crate::uncertainty::ErrorOptions,
+    ) -> Result<crate::int16::WithUncertainty> {
+        let map = map.into();
+        opts.check()?;
+        let rule = crate::uncertainty::ErrorRule::new(e, opts);
+        let (p, header) = self.run_prep(map, d, plan, r, divisor, OutputKind::F32, Some(rule))?;
+        let (t_dec, t_reg) = split_times(&p.times);
+        let unc = p
+            .uncertainty
+            .ok_or_else(|| gpu_err("GPU engine", "no uncertainty image from the device"))?;
+        let data = f32_pixels(p.pixels)?;
+        Ok(crate::int16::WithUncertainty {
+            map: AiaMap::new(data, header, map.source.clone()),
+            uncertainty: unc,
+            deconvolve: t_dec,
+            register: t_reg,
         })
     }
 
@@ -854,6 +926,34 @@ impl GpuEngine {
         })
     }
 
+    /// The 1-σ uncertainty of every count of `counts` (DN), on the device (upload, the
+    /// element-wise rule, download): as [`crate::cpu::uncertainty::estimate_error_map`].
+    /// In a `prep` the pipeline uses [`GpuEngine::prep_with_uncertainty`] instead, which
+    /// computes it where the registered image already is.
+    pub fn estimate_error(
+        &self,
+        counts: ArrayView2<f32>,
+        e: &crate::uncertainty::ChannelErrors,
+        opts: &crate::uncertainty::ErrorOptions,
+    ) -> Result<Array2<f32>> {
+        opts.check()?;
+        let rule = crate::uncertainty::ErrorRule::new(e, opts);
+        let (ny, nx) = counts.dim();
+        let host = counts.as_standard_layout();
+        let host = host
+            .as_slice()
+            .ok_or_else(|| gpu_err("GPU uncertainty", "counts not contiguous"))?;
+        self.with_device("GPU uncertainty", |dev| {
+            let x = buffer::upload(dev, host, "counts")?;
+            let mut u = alloc::<f32>(dev, nx * ny, "uncertainty")?;
+            device_estimate_error(dev, &x, &mut u, nx * ny, &rule)?;
+            let mut v = crate::buffers::take_f32(nx * ny);
+            buffer::download(dev, &u, &mut v, "uncertainty")?;
+            dev.synchronize()?;
+            buffer::to_array(v, nx, ny)
+        })
+    }
+
     /// f32 → int16 as the FITS writer stores them, with their statistics, on the device.
     pub fn to_int16(
         &self,
@@ -865,6 +965,7 @@ impl GpuEngine {
             deconvolve: None,
             register: None,
             normalize: None,
+            uncertainty: None,
             output: OutputKind::I16 { scaling },
             source: &source,
         };
@@ -896,7 +997,7 @@ impl GpuEngine {
         opts: &RegisterOptions,
     ) -> Result<AiaMap> {
         let map = map.into();
-        let (p, header) = self.run_prep(map, None, plan, opts, None, OutputKind::F32)?;
+        let (p, header) = self.run_prep(map, None, plan, opts, None, OutputKind::F32, None)?;
         let data = f32_pixels(p.pixels)?;
         Ok(AiaMap::new(data, header, map.source.clone()))
     }

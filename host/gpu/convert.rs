@@ -147,6 +147,36 @@ pub(crate) fn device_divide(
     k::f32_divide(dev, cfg_1d(n), x, n as i64, t)
 }
 
+/// `out = ` the 1-σ uncertainty of every count of `x` (DN), on the device: the rule of
+/// `rule` ([`crate::uncertainty::ErrorRule`], the same operations in the same order; NaN
+/// everywhere for options the rule refuses).
+pub(crate) fn device_estimate_error(
+    dev: &GpuDevice,
+    x: &CudaSlice<f32>,
+    out: &mut CudaSlice<f32>,
+    n: usize,
+    rule: &crate::uncertainty::ErrorRule,
+) -> Result<()> {
+    let (gain, compress, sn, read, quant, fcal, fchi, valid) = rule.parts();
+    let gain = if valid { gain } else { f64::NAN };
+    let unit = i32::from(sn == 1.0);
+    k::f32_estimate_error(
+        dev,
+        cfg_1d(n),
+        x,
+        out,
+        n as i64,
+        gain,
+        compress,
+        sn,
+        read,
+        quant,
+        fcal,
+        fchi,
+        unit,
+    )
+}
+
 /// `x = min(max(x, lo), hi)` on the device, NaN kept.
 pub(crate) fn device_clamp(
     dev: &GpuDevice,
