@@ -15,8 +15,9 @@
 //!   [`crate::geometry`]);
 //! * pixels are `f32` (aiapy keeps the input dtype; int16 rounding is done by the writer);
 //! * `LVL_NUM ≠ 1` is not an error here (the pipeline warns, as aiapy does);
-//! * the header gets `CROTA2 = 0` and an identity PC matrix (aiapy leaves PC ≈ I up to
-//!   1e-17 and removes CROTA2), `XCEN`/`YCEN` and a HISTORY card.
+//! * the header gets `CROTA2 = 0` and no PC matrix, as JSOC's level-1.5 files (aiapy
+//!   writes PC ≈ I up to 1e-17 and removes CROTA2; the FITS standard forbids both),
+//!   `XCEN`/`YCEN` and a HISTORY card.
 //!
 //! Accuracy: ≤ 4e-7 of the data range from aiapy 0.10.2 (f32 pixels and coefficients),
 //! identical NaN masks (tests/register_parity.rs, also at 4096² on demand).
@@ -234,8 +235,8 @@ pub fn plan<'a>(map: impl Into<MapView<'a>>, opts: &RegisterOptions) -> Result<P
 
 /// The level-1.5 header of a registered map: `header` (the input's) with `LVL_NUM = 1.5`,
 /// `NAXIS1/2` of the output, `CDELT1/2` = the target scale (arcsec/px), `CRPIX1/2` =
-/// `(N + 1)/2` (1-based array centre), `CROTA2 = 0` and an identity PC matrix (CROTA1 and
-/// CD removed), `R_SUN = RSUN_OBS / CDELT1` (pixels), `XCEN`/`YCEN` = CRVAL (arcsec, when
+/// `(N + 1)/2` (1-based array centre), `CROTA2 = 0` with no PC matrix (JSOC's convention
+/// for level 1.5; PC, CD and CROTA1 removed), `R_SUN = RSUN_OBS / CDELT1` (pixels), `XCEN`/`YCEN` = CRVAL (arcsec, when
 /// present), and a HISTORY card naming the version, the interpolation, the missing value
 /// (`missing_used`, DN: the value the resampler used, shown for `Missing::Min`), the scale
 /// factor and the roll removed (degrees).
@@ -261,10 +262,12 @@ pub fn level15_header(
     for k in ["CD1_1", "CD1_2", "CD2_1", "CD2_2"] {
         h.remove(k);
     }
-    h.set_f64("PC1_1", 1.0, None);
-    h.set_f64("PC1_2", 0.0, None);
-    h.set_f64("PC2_1", 0.0, None);
-    h.set_f64("PC2_2", 1.0, None);
+    // The JSOC convention of level-1.5 files: CROTA2 = 0 and no PC matrix (the FITS
+    // standard forbids both; fitsverify refuses PCi_j with CROTA2). sunpy reads the same
+    // identity rotation from either.
+    for k in ["PC1_1", "PC1_2", "PC2_1", "PC2_2"] {
+        h.remove(k);
+    }
     h.set_f64(
         "R_SUN",
         g.rsun_obs / scale,
