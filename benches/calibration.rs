@@ -57,8 +57,8 @@ fn degradation(c: &mut Criterion) {
                 .expect("an epoch holds 2011")
                 .factor;
             // x / d then × d: the image stays the same size from one iteration to the next.
-            aiaprep::pipeline::divide_in_place(&mut map.data, d);
-            aiaprep::pipeline::divide_in_place(&mut map.data, 1.0 / d);
+            aiaprep::normalize::divide_in_place(&mut map.data, d);
+            aiaprep::normalize::divide_in_place(&mut map.data, 1.0 / d);
         })
     });
     g.finish();

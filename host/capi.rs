@@ -562,7 +562,7 @@ pub unsafe extern "C" fn aiaprep_correct_degradation(
         let div = crate::pipeline::Division::new(m.view(), Some(&t), false).map_err(lib)?;
         let d = div.divisor().unwrap_or(1.0);
         let mut r = AiaMap::new(
-            crate::pipeline::divided(m.data.view(), d),
+            crate::normalize::divided(m.data.view(), d),
             m.header.clone(),
             m.source.clone(),
         );

@@ -8,7 +8,7 @@
 //! For int16 output of normalised data, [`int16_scaling`] gives the `BSCALE`/`BZERO` that
 //! store the original DN values as the integers, so no precision is lost by normalising.
 
-use ndarray::Zip;
+use ndarray::{Array2, ArrayView2, Zip};
 
 use crate::error::{Error, Result};
 use crate::header::{Header, Value};
@@ -65,7 +65,7 @@ pub fn exposure_time<'a>(map: impl Into<MapView<'a>>) -> Result<f64> {
 /// Errors: as [`exposure_time`]; the map is unchanged then.
 pub fn normalize_exposure_in_place(map: &mut AiaMap) -> Result<f64> {
     let t = exposure_time(&*map)?;
-    Zip::from(&mut map.data).par_for_each(|v| *v = divide(*v, t));
+    divide_in_place(&mut map.data, t);
     normalized_header(&mut map.header, t);
     Ok(t)
 }
@@ -121,15 +121,26 @@ pub fn normalize_exposure<'a>(map: impl Into<MapView<'a>>) -> Result<AiaMap> {
     let map = map.into();
     // Check first so that a bad map costs nothing.
     let t = exposure_time(map)?;
-    let data = Zip::from(&map.data).par_map_collect(|v| divide(*v, t));
+    let data = divided(map.data, t);
     let mut header = map.header.clone();
     normalized_header(&mut header, t);
     Ok(AiaMap::new(data, header, map.source.clone()))
 }
 
-/// One pixel of the normalisation: `v / t` in f64, rounded once to f32.
-fn divide(v: f32, t: f64) -> f32 {
-    (f64::from(v) / t) as f32
+/// One pixel of a division: `v / d` in f64, rounded once to f32; NaN stays NaN.
+fn divide(v: f32, d: f64) -> f32 {
+    (f64::from(v) / d) as f32
+}
+
+/// Divide pixels by `d` in place (exposure normalisation, degradation correction, or both
+/// at once), each pixel as `v / d` in f64 rounded once to f32; NaN stays NaN.
+pub fn divide_in_place(data: &mut Array2<f32>, d: f64) {
+    Zip::from(data).par_for_each(|v| *v = divide(*v, d));
+}
+
+/// [`divide_in_place`] into a new array.
+pub fn divided(data: ArrayView2<f32>, d: f64) -> Array2<f32> {
+    Zip::from(&data).par_map_collect(|v| divide(*v, d))
 }
 
 /// `(BSCALE, BZERO)` for writing exposure-normalised data (DN/s) as int16 without losing

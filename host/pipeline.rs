@@ -295,16 +295,6 @@ impl Division {
     }
 }
 
-/// Divide pixels by `d` in place: `v / d` in f64, rounded once to f32; NaN stays NaN.
-pub fn divide_in_place(data: &mut ndarray::Array2<f32>, d: f64) {
-    ndarray::Zip::from(data).par_for_each(|v| *v = (f64::from(*v) / d) as f32);
-}
-
-/// [`divide_in_place`] into a new array.
-pub fn divided(data: ndarray::ArrayView2<f32>, d: f64) -> ndarray::Array2<f32> {
-    ndarray::Zip::from(&data).par_map_collect(|v| (f64::from(*v) / d) as f32)
-}
-
 /// `(BSCALE, BZERO)` for int16 output of a header whose data were divided (degradation
 /// correction, exposure normalisation): `BSCALE = 1 / divisor` so that the stored integers
 /// are the DN values (see [`normalize::int16_scaling`]); `None` when nothing was divided.
@@ -394,9 +384,9 @@ fn compute(
     };
     if let Some(d) = div.divisor() {
         let t = Instant::now();
-        divide_in_place(&mut out.data, d);
+        normalize::divide_in_place(&mut out.data, d);
         if let Some(u) = unc.as_mut() {
-            divide_in_place(u, d);
+            normalize::divide_in_place(u, d);
         }
         div.record(&mut out.header);
         times.normalize = t.elapsed();

@@ -517,16 +517,16 @@ fn run(view: MapView<'_>, steps: &Steps, engines: &Engines) -> aiaprep::Result<O
         None => None,
     };
     if let (Some(d), Some((u, _))) = (div.divisor(), unc.as_mut()) {
-        pipeline::divide_in_place(u, d);
+        aiaprep::normalize::divide_in_place(u, d);
     }
     if let Some(d) = div.divisor() {
         let mut m = match out {
             Some(mut m) => {
-                pipeline::divide_in_place(&mut m.data, d);
+                aiaprep::normalize::divide_in_place(&mut m.data, d);
                 m
             }
             None => AiaMap::new(
-                pipeline::divided(view.data, d),
+                aiaprep::normalize::divided(view.data, d),
                 view.header.clone(),
                 view.source.clone(),
             ),
