@@ -173,6 +173,11 @@ struct Cli {
     /// Images waiting between stages (each queue); bounds memory.
     #[arg(long, default_value_t = 2)]
     queue_depth: usize,
+    /// The most memory (MiB) reading one input or PSF file may need, from what its header
+    /// declares (pixels, compressed data, tile buffers); larger files fail with a typed error
+    /// before anything is allocated. The default fits 4096² and 8192² images.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1 << 24))]
+    max_input_mib: u64,
     /// Write a synthetic 4096² level-1 RICE file and prep it, printing each stage's time.
     #[arg(long)]
     demo: bool,
@@ -441,10 +446,13 @@ fn build(cli: &Cli) -> Result<(PrepOptions, Engines), Error> {
     } else {
         None
     };
+    let read_limits = fits::ReadLimits {
+        max_bytes: cli.max_input_mib << 20,
+    };
     let deconvolve = if cli.deconvolve {
         let psf = match &cli.psf {
             Some(p) => {
-                let (a, _) = fits::read_image_f64(p)?;
+                let a = fits::read_psf(p, &read_limits)?;
                 PsfSource::Array {
                     psf: Arc::new(a),
                     label: p
@@ -497,6 +505,7 @@ fn build(cli: &Cli) -> Result<(PrepOptions, Engines), Error> {
             },
             channel: None,
         }),
+        read_limits,
     };
     if let (Some(dir), true) = (&cli.save_psf, cli.deconvolve) {
         save_model_psfs(cli, dir, &opts, &engines)?;

@@ -7,7 +7,13 @@
 //!   `AIAPREP_ERR_INTERNAL`.
 //! - Handles (`AiaprepContext`, `AiaprepMap`) are opaque; each `*_new`/read/process call
 //!   returns a new handle the caller frees with the matching `*_free`. Input handles are
-//!   never modified.
+//!   never modified. An `out` pointer is set to NULL when the call fails, so freeing it
+//!   afterwards is always safe.
+//! - Enumerated values (`AiaprepBackend`, `AiaprepInterpolation`, the option codes) are
+//!   checked: a value outside the documented ones is `AIAPREP_ERR_ARGUMENT`, never undefined
+//!   behaviour. The backend is therefore passed as an `int32_t` (a Rust enum argument holding
+//!   an undeclared value would be undefined behaviour before any check could run), and
+//!   option structs are read through integer mirrors of their layout.
 //! - Pixels are `float` (f32), row-major `[row][col]` = `[y][x]`, NaN = missing; pixel
 //!   coordinates are 0-based, FITS `CRPIX` is 1-based, angles are degrees, plate scales
 //!   arcsec/pixel, distances metres.
@@ -86,7 +92,7 @@ pub enum AiaprepInterpolation {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct AiaprepRegisterOptions {
-    /// Interpolation.
+    /// Interpolation (another value than the enum's is `AIAPREP_ERR_ARGUMENT`).
     pub interpolation: AiaprepInterpolation,
     /// 0 = missing is min(data) (aiapy default); 1 = NaN; 2 = `missing_value`.
     pub missing_mode: i32,
@@ -96,11 +102,57 @@ pub struct AiaprepRegisterOptions {
     pub check_full_disk: i32,
 }
 
+/// [`AiaprepRegisterOptions`] as the integers a C caller may have stored: the library reads
+/// the caller's struct through this mirror, never as the Rust type, whose enum field
+/// holding an undeclared value (any `int` in C) would be undefined behaviour.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct RawRegisterOptions {
+    interpolation: i32,
+    missing_mode: i32,
+    missing_value: f64,
+    check_full_disk: i32,
+}
+
+// The mirror has the public struct's layout, field by field.
+const _: () = {
+    use std::mem::{align_of, offset_of, size_of};
+    type P = AiaprepRegisterOptions;
+    type R = RawRegisterOptions;
+    assert!(size_of::<AiaprepInterpolation>() == size_of::<i32>());
+    assert!(size_of::<P>() == size_of::<R>() && align_of::<P>() == align_of::<R>());
+    assert!(offset_of!(P, interpolation) == offset_of!(R, interpolation));
+    assert!(offset_of!(P, missing_mode) == offset_of!(R, missing_mode));
+    assert!(offset_of!(P, missing_value) == offset_of!(R, missing_value));
+    assert!(offset_of!(P, check_full_disk) == offset_of!(R, check_full_disk));
+};
+
+impl RawRegisterOptions {
+    /// The caller's options, or the defaults for NULL.
+    ///
+    /// # Safety
+    /// `opts` must be NULL or point to a (C-initialised) `AiaprepRegisterOptions`.
+    unsafe fn read(opts: *const AiaprepRegisterOptions) -> RawRegisterOptions {
+        if opts.is_null() {
+            let d = aiaprep_register_options_default();
+            RawRegisterOptions {
+                interpolation: d.interpolation as i32,
+                missing_mode: d.missing_mode,
+                missing_value: d.missing_value,
+                check_full_disk: d.check_full_disk,
+            }
+        } else {
+            opts.cast::<RawRegisterOptions>().read()
+        }
+    }
+}
+
 /// Deconvolution options. Fill with [`aiaprep_deconvolve_options_default`].
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct AiaprepDeconvolveOptions {
-    /// Richardson–Lucy iterations (default 25; 0 returns the input).
+    /// Richardson–Lucy iterations (default 25; 0 returns the input; above `INT32_MAX`, e.g.
+    /// a negative `int` stored here, is `AIAPREP_ERR_ARGUMENT`).
     pub iterations: u32,
     /// Non-zero: clip negative pixels to 0 first (default 1).
     pub clip_negative: i32,
@@ -112,9 +164,9 @@ pub struct AiaprepDeconvolveOptions {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct AiaprepWriteOptions {
-    /// 0 = int16 (default), 1 = float32.
+    /// 0 = int16 (default), 1 = float32 (another value is `AIAPREP_ERR_ARGUMENT`).
     pub dtype: i32,
-    /// 0 = uncompressed (default), 1 = RICE_1.
+    /// 0 = uncompressed (default), 1 = RICE_1 (another value is `AIAPREP_ERR_ARGUMENT`).
     pub compress: i32,
     /// Non-zero: replace an existing output.
     pub overwrite: i32,
@@ -155,6 +207,28 @@ pub struct AiaprepContext {
     engines: Engines,
 }
 
+/// The contexts alive in the process. The CPU path's caches are process-wide (the model
+/// OTFs of the deconvolution, 67 MB per 4096² entry, and the register's scratch buffers,
+/// 64 MiB each): when the last context is freed they are dropped too, so that a C host
+/// that freed every handle holds no aiaprep memory (a GPU engine's caches go with it).
+static LIVE_CONTEXTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl AiaprepContext {
+    fn new(engines: Engines) -> AiaprepContext {
+        LIVE_CONTEXTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        AiaprepContext { engines }
+    }
+}
+
+impl Drop for AiaprepContext {
+    fn drop(&mut self) {
+        if LIVE_CONTEXTS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+            crate::cpu::deconvolve::clear_otf_cache();
+            crate::buffers::release_scratch();
+        }
+    }
+}
+
 /// An opaque map handle: pixels plus header.
 pub struct AiaprepMap {
     map: AiaMap,
@@ -164,16 +238,28 @@ thread_local! {
     static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
 }
 
+/// Replace this thread's last error (`None`: clear it). `try_with`: during thread teardown
+/// (a call from a C thread-exit destructor) the slot may be gone, and `with` would panic
+/// outside any `catch_unwind`; the message is then dropped.
+fn store_error(msg: Option<CString>) {
+    let _ = LAST_ERROR.try_with(|e| {
+        if let Ok(mut slot) = e.try_borrow_mut() {
+            *slot = msg;
+        }
+    });
+}
+
 fn set_error(msg: &str) {
-    let c = CString::new(msg.replace('\0', " ")).unwrap_or_default();
-    LAST_ERROR.with(|e| *e.borrow_mut() = Some(c));
+    store_error(Some(
+        CString::new(msg.replace('\0', " ")).unwrap_or_default(),
+    ));
 }
 
 fn status_of(e: &Error) -> AiaprepStatus {
     use AiaprepStatus::*;
     match e {
         Error::Io { .. } => AiaprepErrIo,
-        Error::Fits { .. } | Error::NotAia { .. } => AiaprepErrFormat,
+        Error::Fits { .. } | Error::NotAia { .. } | Error::TooLarge { .. } => AiaprepErrFormat,
         Error::MissingKeyword { .. }
         | Error::BadKeyword { .. }
         | Error::Pointing { .. }
@@ -191,11 +277,16 @@ fn status_of(e: &Error) -> AiaprepStatus {
 /// the threads it computes on, and a host code that had another one current (or none)
 /// must find it so after the call.
 fn guard(f: impl FnOnce() -> Result<(), (AiaprepStatus, String)>) -> AiaprepStatus {
-    #[cfg(feature = "cuda")]
-    let _restore = crate::gpu::device::ContextGuard::save();
-    match catch_unwind(AssertUnwindSafe(f)) {
+    // The context guard is made and dropped inside catch_unwind too: nothing of the call
+    // can unwind into the C caller.
+    let run = || {
+        #[cfg(feature = "cuda")]
+        let _restore = crate::gpu::device::ContextGuard::save();
+        f()
+    };
+    match catch_unwind(AssertUnwindSafe(run)) {
         Ok(Ok(())) => {
-            LAST_ERROR.with(|e| *e.borrow_mut() = None);
+            store_error(None);
             AiaprepStatus::AiaprepOk
         }
         Ok(Err((s, msg))) => {
@@ -229,6 +320,19 @@ unsafe fn path_arg(p: *const c_char, what: &str) -> Result<PathBuf, (AiaprepStat
     Ok(PathBuf::from(s))
 }
 
+/// Check an output handle pointer and set `*out` to NULL, first thing in a call (so no work
+/// is done for a NULL `out`, and `*out` is NULL whenever the call fails).
+///
+/// # Safety
+/// `out` must be null or valid for writing one pointer.
+unsafe fn out_arg<T>(out: *mut *mut T) -> Result<(), (AiaprepStatus, String)> {
+    if out.is_null() {
+        return Err(arg("output pointer is NULL"));
+    }
+    *out = std::ptr::null_mut();
+    Ok(())
+}
+
 /// # Safety
 /// `out` must be null or valid for writing one pointer.
 unsafe fn put<T>(out: *mut *mut T, v: T) -> Result<(), (AiaprepStatus, String)> {
@@ -239,11 +343,30 @@ unsafe fn put<T>(out: *mut *mut T, v: T) -> Result<(), (AiaprepStatus, String)> 
     Ok(())
 }
 
+impl AiaprepMap {
+    /// A handle for `map`, its pixels in standard (C, row-major, contiguous) layout:
+    /// [`aiaprep_map_data`] promises `ny` rows of `nx` floats from its pointer, which a
+    /// strided or reversed array would break (reads outside the allocation).
+    fn new(mut map: AiaMap) -> AiaprepMap {
+        if !map.data.is_standard_layout() {
+            map.data = map.data.as_standard_layout().into_owned();
+        }
+        AiaprepMap { map }
+    }
+}
+
 /// The message of the last failed call on this thread (NULL if the last call succeeded).
 /// Valid until the next aiaprep call on this thread.
 #[no_mangle]
 pub extern "C" fn aiaprep_last_error() -> *const c_char {
-    LAST_ERROR.with(|e| e.borrow().as_ref().map_or(std::ptr::null(), |c| c.as_ptr()))
+    LAST_ERROR
+        .try_with(|e| {
+            e.try_borrow()
+                .ok()
+                .and_then(|m| m.as_ref().map(|c| c.as_ptr()))
+                .unwrap_or(std::ptr::null())
+        })
+        .unwrap_or(std::ptr::null())
 }
 
 /// The library version as a static NUL-terminated string.
@@ -253,41 +376,54 @@ pub extern "C" fn aiaprep_version() -> *const c_char {
     V.as_ptr().cast()
 }
 
-/// Create a context for a backend. `*out` receives the handle.
+/// Create a context for a backend (an [`AiaprepBackend`] value; another value is
+/// `AIAPREP_ERR_ARGUMENT`). `*out` receives the handle.
+///
+/// On failure `*out` is set to NULL (when `out` is not NULL).
 ///
 /// # Safety
 /// `out` must be valid for writing one pointer.
 #[no_mangle]
 pub unsafe extern "C" fn aiaprep_context_new(
-    backend: AiaprepBackend,
+    backend: i32,
     out: *mut *mut AiaprepContext,
 ) -> AiaprepStatus {
     guard(|| {
+        out_arg(out)?;
         let b = match backend {
-            AiaprepBackend::AiaprepBackendAuto => Backend::Auto,
-            AiaprepBackend::AiaprepBackendCpu => Backend::Cpu,
-            AiaprepBackend::AiaprepBackendCuda => Backend::Cuda,
+            x if x == AiaprepBackend::AiaprepBackendAuto as i32 => Backend::Auto,
+            x if x == AiaprepBackend::AiaprepBackendCpu as i32 => Backend::Cpu,
+            x if x == AiaprepBackend::AiaprepBackendCuda as i32 => Backend::Cuda,
+            k => {
+                return Err(arg(&format!(
+                    "backend {k} is not an AiaprepBackend (0, 1 or 2)"
+                )))
+            }
         };
         let opts = EngineOptions {
             backend: b,
             ..EngineOptions::from_env().map_err(lib)?
         };
         let engines = select_engines(&opts).map_err(lib)?;
-        put(out, AiaprepContext { engines })
+        put(out, AiaprepContext::new(engines))
     })
 }
 
-/// Free a context (NULL is ignored).
+/// Free a context (NULL is ignored). Freeing the last one also frees the process-wide CPU
+/// caches (deconvolution OTFs, register scratch buffers).
 ///
 /// # Safety
 /// `ctx` must be NULL or a handle from [`aiaprep_context_new`] not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn aiaprep_context_free(ctx: *mut AiaprepContext) {
     if !ctx.is_null() {
-        // dropping a GPU engine binds its context to free its buffers: restore the caller's
-        #[cfg(feature = "cuda")]
-        let _restore = crate::gpu::device::ContextGuard::save();
-        let _ = catch_unwind(AssertUnwindSafe(|| drop(Box::from_raw(ctx))));
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            // dropping a GPU engine binds its context to free its buffers: restore the
+            // caller's
+            #[cfg(feature = "cuda")]
+            let _restore = crate::gpu::device::ContextGuard::save();
+            drop(Box::from_raw(ctx));
+        }));
     }
 }
 
@@ -298,7 +434,7 @@ pub unsafe extern "C" fn aiaprep_context_free(ctx: *mut AiaprepContext) {
 #[no_mangle]
 pub unsafe extern "C" fn aiaprep_map_free(map: *mut AiaprepMap) {
     if !map.is_null() {
-        drop(Box::from_raw(map));
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(Box::from_raw(map))));
     }
 }
 
@@ -335,6 +471,8 @@ pub extern "C" fn aiaprep_write_options_default() -> AiaprepWriteOptions {
 
 /// Read a level-1 FITS file into a new map (checks: AIA image, geometry keywords).
 ///
+/// On failure `*out` is set to NULL (when `out` is not NULL).
+///
 /// # Safety
 /// `path` must be a NUL-terminated string; `out` valid for writing one pointer.
 #[no_mangle]
@@ -343,11 +481,12 @@ pub unsafe extern "C" fn aiaprep_read(
     out: *mut *mut AiaprepMap,
 ) -> AiaprepStatus {
     guard(|| {
+        out_arg(out)?;
         let p = path_arg(path, "path")?;
         let map = fits::read(&p).map_err(lib)?;
         map.check_is_aia().map_err(lib)?;
         map.geometry().map_err(lib)?;
-        put(out, AiaprepMap { map })
+        put(out, AiaprepMap::new(map))
     })
 }
 
@@ -400,11 +539,53 @@ fn wrap(
     let map = AiaMap::new(pixels, header_from_geometry(g, nx, ny), Source::memory());
     map.geometry().map_err(lib)?;
     // SAFETY: the caller promises `out` is valid for one pointer write.
-    unsafe { put(out, AiaprepMap { map }) }
+    unsafe { put(out, AiaprepMap::new(map)) }
+}
+
+/// The caller's `nx*ny` pixels of type `T` at `data`, checked (non-NULL, aligned, non-zero
+/// size, `nx*ny*size_of::<T>()` within `isize::MAX` as `slice::from_raw_parts` requires)
+/// and converted into a new vector, whose allocation failing is an error, not an abort.
+///
+/// # Safety
+/// `data` must be NULL or point to `nx*ny` values of `T`.
+unsafe fn caller_pixels<T: Copy>(
+    data: *const T,
+    nx: usize,
+    ny: usize,
+    convert: impl Fn(T) -> f32,
+) -> Result<Array2<f32>, (AiaprepStatus, String)> {
+    if data.is_null() {
+        return Err(arg("data is NULL"));
+    }
+    if !data.is_aligned() {
+        return Err(arg("data is not aligned for its element type"));
+    }
+    let n = nx
+        .checked_mul(ny)
+        .filter(|&n| n > 0)
+        .filter(|&n| {
+            n.checked_mul(std::mem::size_of::<T>())
+                .is_some_and(|b| b <= isize::MAX as usize)
+        })
+        .ok_or_else(|| arg(&format!("image size {nx} x {ny} is zero or too large")))?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        (
+            AiaprepStatus::AiaprepErrArgument,
+            format!("image size {nx} x {ny}: cannot allocate {n} pixels"),
+        )
+    })?;
+    // SAFETY: non-NULL, aligned, `n` elements within isize::MAX bytes; the caller promises
+    // they are readable.
+    let s = std::slice::from_raw_parts(data, n);
+    v.extend(s.iter().map(|&x| convert(x)));
+    Array2::from_shape_vec((ny, nx), v).map_err(|e| arg(&e.to_string()))
 }
 
 /// Copy caller-owned float pixels (`ny` rows of `nx`, row-major, NaN = missing) plus
 /// geometry keywords into a new map.
+///
+/// On failure `*out` is set to NULL (when `out` is not NULL).
 ///
 /// # Safety
 /// `data` must point to `nx*ny` floats; `geom` to a valid struct; `out` valid for one write.
@@ -417,17 +598,16 @@ pub unsafe extern "C" fn aiaprep_map_from_f32(
     out: *mut *mut AiaprepMap,
 ) -> AiaprepStatus {
     guard(|| {
-        if data.is_null() || nx == 0 || ny == 0 || nx.checked_mul(ny).is_none() {
-            return Err(arg("data is NULL or the size is zero/overflowing"));
-        }
-        let s = std::slice::from_raw_parts(data, nx * ny);
-        let a = Array2::from_shape_vec((ny, nx), s.to_vec()).map_err(|e| arg(&e.to_string()))?;
+        out_arg(out)?;
+        let a = caller_pixels(data, nx, ny, |x: f32| x)?;
         wrap(a, geom, out)
     })
 }
 
 /// Copy caller-owned int16 pixels (level-1 DN; `blank` marks missing pixels, e.g. −32768)
 /// plus geometry keywords into a new map.
+///
+/// On failure `*out` is set to NULL (when `out` is not NULL).
 ///
 /// # Safety
 /// `data` must point to `nx*ny` int16 values; `geom` to a valid struct; `out` valid for one write.
@@ -441,15 +621,14 @@ pub unsafe extern "C" fn aiaprep_map_from_i16(
     out: *mut *mut AiaprepMap,
 ) -> AiaprepStatus {
     guard(|| {
-        if data.is_null() || nx == 0 || ny == 0 || nx.checked_mul(ny).is_none() {
-            return Err(arg("data is NULL or the size is zero/overflowing"));
-        }
-        let s = std::slice::from_raw_parts(data, nx * ny);
-        let v: Vec<f32> = s
-            .iter()
-            .map(|&x| if x == blank { f32::NAN } else { f32::from(x) })
-            .collect();
-        let a = Array2::from_shape_vec((ny, nx), v).map_err(|e| arg(&e.to_string()))?;
+        out_arg(out)?;
+        let a = caller_pixels(data, nx, ny, |x: i16| {
+            if x == blank {
+                f32::NAN
+            } else {
+                f32::from(x)
+            }
+        })?;
         wrap(a, geom, out)
     })
 }
@@ -471,6 +650,8 @@ unsafe fn ctx_ref<'a>(
 /// Deconvolve a level-1 map with the instrument PSF of its channel into a new map.
 /// `opts` may be NULL for the defaults.
 ///
+/// On failure `*out` is set to NULL (when `out` is not NULL).
+///
 /// # Safety
 /// `ctx` and `map` must be valid handles; `opts` NULL or valid; `out` valid for one write.
 #[no_mangle]
@@ -481,12 +662,19 @@ pub unsafe extern "C" fn aiaprep_deconvolve(
     out: *mut *mut AiaprepMap,
 ) -> AiaprepStatus {
     guard(|| {
+        out_arg(out)?;
         let c = ctx_ref(ctx)?;
         let m = map_ref(map)?;
         let o = opts
             .as_ref()
             .copied()
             .unwrap_or_else(|| aiaprep_deconvolve_options_default());
+        if o.iterations > i32::MAX as u32 {
+            return Err(arg(&format!(
+                "iterations {} is negative (as a C int) or too large",
+                o.iterations as i32
+            )));
+        }
         let d = DeconvolveOptions {
             iterations: o.iterations as usize,
             clip_negative: o.clip_negative != 0,
@@ -496,11 +684,13 @@ pub unsafe extern "C" fn aiaprep_deconvolve(
             }),
         };
         let r = c.engines.deconvolve.deconvolve(m.view(), &d).map_err(lib)?;
-        put(out, AiaprepMap { map: r })
+        put(out, AiaprepMap::new(r))
     })
 }
 
 /// Register a map to level 1.5 into a new map. `opts` may be NULL for the defaults.
+///
+/// On failure `*out` is set to NULL (when `out` is not NULL).
 ///
 /// # Safety
 /// `ctx` and `map` must be valid handles; `opts` NULL or valid; `out` valid for one write.
@@ -512,30 +702,35 @@ pub unsafe extern "C" fn aiaprep_register(
     out: *mut *mut AiaprepMap,
 ) -> AiaprepStatus {
     guard(|| {
+        out_arg(out)?;
         let c = ctx_ref(ctx)?;
         let m = map_ref(map)?;
-        let o = opts
-            .as_ref()
-            .copied()
-            .unwrap_or_else(|| aiaprep_register_options_default());
+        let o = RawRegisterOptions::read(opts);
         let missing = match o.missing_mode {
             0 => Missing::Min,
             1 => Missing::Nan,
             2 => Missing::Value(o.missing_value),
             k => return Err(arg(&format!("missing_mode {k} is not 0, 1 or 2"))),
         };
+        use AiaprepInterpolation::*;
+        let interpolation = match o.interpolation {
+            x if x == AiaprepInterpNearest as i32 => Interpolation::Nearest,
+            x if x == AiaprepInterpLinear as i32 => Interpolation::Linear,
+            x if x == AiaprepInterpSpline as i32 => Interpolation::Spline,
+            x if x == AiaprepInterpKeys as i32 => Interpolation::Keys,
+            k => {
+                return Err(arg(&format!(
+                    "interpolation {k} is not an AiaprepInterpolation (0 to 3)"
+                )))
+            }
+        };
         let r = RegisterOptions {
-            interpolation: match o.interpolation {
-                AiaprepInterpolation::AiaprepInterpNearest => Interpolation::Nearest,
-                AiaprepInterpolation::AiaprepInterpLinear => Interpolation::Linear,
-                AiaprepInterpolation::AiaprepInterpSpline => Interpolation::Spline,
-                AiaprepInterpolation::AiaprepInterpKeys => Interpolation::Keys,
-            },
+            interpolation,
             missing,
             check_full_disk: o.check_full_disk != 0,
         };
         let res = c.engines.register.register(m.view(), &r).map_err(lib)?;
-        put(out, AiaprepMap { map: res })
+        put(out, AiaprepMap::new(res))
     })
 }
 
@@ -544,6 +739,8 @@ pub unsafe extern "C" fn aiaprep_register(
 /// `factor` when it is not NULL. `table` is the path of a SolarSoft
 /// `aia_V*_response_table.txt` or of a CSV export of JSOC's `aia.response`. The header
 /// records the factor (`DEGRADAT`), the table (`DEGRTAB`) and its version (`DEGRVER`).
+///
+/// On failure `*out` is set to NULL (when `out` is not NULL).
 ///
 /// # Safety
 /// `map` must be a valid handle; `table` a NUL-terminated string; `factor` NULL or valid
@@ -556,6 +753,7 @@ pub unsafe extern "C" fn aiaprep_correct_degradation(
     out: *mut *mut AiaprepMap,
 ) -> AiaprepStatus {
     guard(|| {
+        out_arg(out)?;
         let m = map_ref(map)?;
         let p = path_arg(table, "table")?;
         let t = std::sync::Arc::new(crate::degradation::CorrectionTable::read(&p).map_err(lib)?);
@@ -570,7 +768,7 @@ pub unsafe extern "C" fn aiaprep_correct_degradation(
         if !factor.is_null() {
             *factor = d;
         }
-        put(out, AiaprepMap { map: r })
+        put(out, AiaprepMap::new(r))
     })
 }
 
@@ -605,6 +803,8 @@ pub extern "C" fn aiaprep_error_options_default() -> AiaprepErrorOptions {
 /// the path of a SolarSoft `aia_V*_error_table.txt`, or NULL for the built-in V3 table;
 /// `opts` NULL for the defaults.
 ///
+/// On failure `*out` is set to NULL (when `out` is not NULL).
+///
 /// # Safety
 /// `map` must be a valid handle; `table` NULL or a NUL-terminated string; `opts` NULL or
 /// valid; `out` valid for one write.
@@ -617,6 +817,7 @@ pub unsafe extern "C" fn aiaprep_estimate_error(
 ) -> AiaprepStatus {
     guard(|| {
         use crate::uncertainty::{ErrorOptions, ErrorTable};
+        out_arg(out)?;
         let m = map_ref(map)?;
         let t = if table.is_null() {
             ErrorTable::default_v3()
@@ -641,9 +842,7 @@ pub unsafe extern "C" fn aiaprep_estimate_error(
         let header = crate::uncertainty::uncertainty_header(&m.header, &t, &eo, ch);
         put(
             out,
-            AiaprepMap {
-                map: AiaMap::new(data, header, m.source.clone()),
-            },
+            AiaprepMap::new(AiaMap::new(data, header, m.source.clone())),
         )
     })
 }
@@ -666,15 +865,15 @@ pub unsafe extern "C" fn aiaprep_write(
             .copied()
             .unwrap_or_else(|| aiaprep_write_options_default());
         let w = WriteOptions {
-            dtype: if o.dtype == 1 {
-                OutputType::F32
-            } else {
-                OutputType::I16
+            dtype: match o.dtype {
+                0 => OutputType::I16,
+                1 => OutputType::F32,
+                k => return Err(arg(&format!("dtype {k} is not 0 (int16) or 1 (float32)"))),
             },
-            compress: if o.compress == 1 {
-                Compression::Rice
-            } else {
-                Compression::None
+            compress: match o.compress {
+                0 => Compression::None,
+                1 => Compression::Rice,
+                k => return Err(arg(&format!("compress {k} is not 0 (none) or 1 (RICE_1)"))),
             },
             overwrite: o.overwrite != 0,
             scaling: None,
@@ -829,7 +1028,7 @@ mod tests {
         let mut out = std::ptr::null_mut();
         unsafe {
             assert_eq!(
-                aiaprep_context_new(AiaprepBackend::AiaprepBackendCpu, &mut ctx),
+                aiaprep_context_new(AiaprepBackend::AiaprepBackendCpu as i32, &mut ctx),
                 AiaprepOk
             );
             assert_eq!(
@@ -904,7 +1103,7 @@ mod tests {
             );
             assert!(last_error().contains("CDELT1"));
             assert_eq!(
-                aiaprep_context_new(AiaprepBackend::AiaprepBackendCpu, &mut ctx),
+                aiaprep_context_new(AiaprepBackend::AiaprepBackendCpu as i32, &mut ctx),
                 AiaprepOk
             );
             assert!(aiaprep_last_error().is_null(), "success clears the message");
@@ -915,6 +1114,83 @@ mod tests {
             );
             aiaprep_context_free(ctx);
             aiaprep_map_free(std::ptr::null_mut());
+        }
+    }
+
+    /// Values a C caller can store that no Rust enum holds are argument errors (not
+    /// undefined behaviour), and a failed call sets `*out` to NULL whatever it held.
+    #[test]
+    fn undeclared_enum_values_and_sizes_are_argument_errors() {
+        let m = crate::synth::level1(&crate::synth::SynthOptions {
+            size: 64,
+            ..Default::default()
+        });
+        let geom = geometry_of(&m);
+        let px: Vec<f32> = m.data.iter().copied().collect();
+        let mut stale = 0u8;
+        let stale_map = (&mut stale as *mut u8).cast::<AiaprepMap>();
+        let mut ctx = stale_map.cast::<AiaprepContext>();
+        let mut map = std::ptr::null_mut();
+        unsafe {
+            assert_eq!(aiaprep_context_new(7, &mut ctx), AiaprepErrArgument);
+            assert!(last_error().contains("backend 7"));
+            assert!(ctx.is_null(), "*out cleared on failure");
+            assert_eq!(
+                aiaprep_context_new(AiaprepBackend::AiaprepBackendCpu as i32, &mut ctx),
+                AiaprepOk
+            );
+            // nx*ny fits a usize but not its size in bytes: rejected before any read.
+            let mut out = stale_map;
+            assert_eq!(
+                aiaprep_map_from_f32(px.as_ptr(), usize::MAX / 2, 1, &geom, &mut out),
+                AiaprepErrArgument
+            );
+            assert!(last_error().contains("too large"));
+            assert!(out.is_null());
+            assert_eq!(
+                aiaprep_map_from_f32(px.as_ptr(), 64, 64, &geom, &mut map),
+                AiaprepOk
+            );
+            // An interpolation of 42, as C may store in the enum field: read as an integer.
+            let raw = RawRegisterOptions {
+                interpolation: 42,
+                ..RawRegisterOptions::read(std::ptr::null())
+            };
+            let opts = (&raw as *const RawRegisterOptions).cast::<AiaprepRegisterOptions>();
+            let mut out = stale_map;
+            assert_eq!(
+                aiaprep_register(ctx, map, opts, &mut out),
+                AiaprepErrArgument
+            );
+            assert!(last_error().contains("interpolation 42"));
+            assert!(out.is_null());
+            let raw = RawRegisterOptions {
+                interpolation: AiaprepInterpolation::AiaprepInterpLinear as i32,
+                ..raw
+            };
+            let opts = (&raw as *const RawRegisterOptions).cast::<AiaprepRegisterOptions>();
+            assert_eq!(aiaprep_register(ctx, map, opts, &mut out), AiaprepOk);
+            aiaprep_map_free(out);
+            // A negative iteration count stored in the unsigned field.
+            let mut d = aiaprep_deconvolve_options_default();
+            d.iterations = -1i32 as u32;
+            let mut out = stale_map;
+            assert_eq!(
+                aiaprep_deconvolve(ctx, map, &d, &mut out),
+                AiaprepErrArgument
+            );
+            assert!(last_error().contains("iterations -1"));
+            assert!(out.is_null());
+            // Output codes other than 0 and 1.
+            let path = CString::new("/nonexistent-dir/never-written.fits").unwrap();
+            let mut w = aiaprep_write_options_default();
+            w.dtype = 2;
+            assert_eq!(aiaprep_write(map, path.as_ptr(), &w), AiaprepErrArgument);
+            w.dtype = 0;
+            w.compress = -1;
+            assert_eq!(aiaprep_write(map, path.as_ptr(), &w), AiaprepErrArgument);
+            aiaprep_map_free(map);
+            aiaprep_context_free(ctx);
         }
     }
 }

@@ -100,6 +100,18 @@ pub enum Error {
         column: Option<String>,
         reason: String,
     },
+    /// A file whose header declares an image or data unit that would need more memory than
+    /// the read limit ([`crate::fits::ReadLimits`]); nothing was allocated.
+    #[error("{file}: {what} would need {bytes} bytes, over the read limit of {limit} bytes (raise it with ReadLimits::max_bytes, prep --max-input-mib)")]
+    TooLarge {
+        file: Source,
+        /// What the header declares ("a 100000 x 100000 image as f32", ...).
+        what: String,
+        /// The bytes it would need.
+        bytes: u64,
+        /// The limit in force (bytes).
+        limit: u64,
+    },
     /// The requested backend is not available (no driver, no NVRTC, no device, ...).
     #[error("backend unavailable: {reason}")]
     BackendUnavailable { reason: String },
@@ -129,6 +141,7 @@ impl Error {
             | Error::BadPsf { file, .. }
             | Error::Pointing { file, .. }
             | Error::Table { file, .. }
+            | Error::TooLarge { file, .. }
             | Error::Gpu { file, .. } => Some(file),
             Error::BackendUnavailable { .. } => None,
         }
@@ -161,6 +174,7 @@ impl Error {
             | Error::BadPsf { file, .. }
             | Error::Pointing { file, .. }
             | Error::Table { file, .. }
+            | Error::TooLarge { file, .. }
             | Error::Gpu { file, .. } => Some(file),
             Error::BackendUnavailable { .. } => None,
         };

@@ -32,7 +32,7 @@
 mod cfitsio;
 mod output;
 mod read;
-mod rice;
+pub(crate) mod rice;
 mod stored;
 mod write;
 
@@ -56,7 +56,9 @@ pub const I16_MAX: i16 = i16::MAX;
 ///
 /// Errors: [`Error::Io`] when `path` is not a readable regular file; [`Error::Fits`]
 /// when it is not FITS, is truncated or cfitsio cannot decode it (the message names the
-/// file and gives cfitsio's reason); [`Error::NotAia`] when the file holds no 2-D image.
+/// file and gives cfitsio's reason); [`Error::NotAia`] when the file holds no 2-D image;
+/// [`Error::TooLarge`] when its header declares more than the default [`ReadLimits`]
+/// (1 GiB) — see [`read_limited`].
 ///
 /// ```no_run
 /// let map = aiaprep::fits::read(std::path::Path::new("aia.lev1.171A_2011_02_15.fits"))?;
@@ -66,7 +68,45 @@ pub const I16_MAX: i16 = i16::MAX;
 /// # Ok::<(), aiaprep::Error>(())
 /// ```
 pub fn read(path: &Path) -> Result<AiaMap> {
+    read_limited(path, &ReadLimits::default())
+}
+
+/// Caps on what reading one file may allocate, checked against what its header declares
+/// before anything is allocated: a file from an archive or a user that claims a
+/// 10⁵ × 10⁵ image, a tile of a billion pixels or a gigabyte heap gets
+/// [`Error::TooLarge`] (or [`Error::Fits`] when the file is shorter than its header
+/// says), not an allocation failure or a killed process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimits {
+    /// The most bytes one read may allocate (bytes): the decoded pixels (4 per pixel as
+    /// `f32`, 8 as `f64`) plus, for a tile-compressed image, its whole data unit (table
+    /// and heap, read in one piece) and a tile buffer of 8 bytes per tile pixel. Default
+    /// [`ReadLimits::DEFAULT_MAX_BYTES`].
+    pub max_bytes: u64,
+}
+
+impl ReadLimits {
+    /// 1 GiB: a 4096² level-1 image needs 64 MiB as `f32` (plus ≈ 20–30 MiB of RICE
+    /// data), an 8192² one 256 MiB (512 MiB as `f64`, e.g. a PSF), so both read with room
+    /// to spare.
+    pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
+}
+
+impl Default for ReadLimits {
+    fn default() -> ReadLimits {
+        ReadLimits {
+            max_bytes: ReadLimits::DEFAULT_MAX_BYTES,
+        }
+    }
+}
+
+/// [`read()`] with explicit [`ReadLimits`] (`read` uses the default, 1 GiB).
+///
+/// Errors: as for [`read()`], and [`Error::TooLarge`] when the header declares more than
+/// `limits` allow.
+pub fn read_limited(path: &Path, limits: &ReadLimits) -> Result<AiaMap> {
     let (mut f, info, header) = read::open_image(path)?;
+    read::check_limits(&mut f, &info, 4, limits)?;
     let data = read::read_f32(&mut f, &info)?;
     f.close()?;
     let source = Source::file(path);
@@ -119,9 +159,29 @@ pub fn is_complete_level15(path: &Path) -> bool {
 
 /// Read the first 2-D image HDU of a FITS file as `f64` (cfitsio converts, `BZERO` and
 /// `BSCALE` applied, undefined pixels NaN), with its header in uncompressed form. Used to
-/// load saved PSFs. Errors as for [`read()`].
+/// load saved PSFs (see [`read_psf`], which also checks the values).
+/// Errors as for [`read_limited`], with the default limits.
 pub fn read_image_f64(path: &Path) -> Result<(Array2<f64>, Header)> {
+    read_image_f64_limited(path, &ReadLimits::default())
+}
+
+/// Read a PSF saved as FITS (`prep --save-psf`, aiapy's `psf()` written with astropy, or
+/// any 2-D image) as `f64`, `[row, col]`, and check it can be used for deconvolution
+/// ([`crate::deconvolve::check_psf`]: not empty, every value finite and ≥ 0, positive sum).
+/// Its shape is checked against the image later, when it is used.
+///
+/// Errors: as for [`read_image_f64_limited`]; [`Error::BadPsf`] naming the file and the
+/// first offending value.
+pub fn read_psf(path: &Path, limits: &ReadLimits) -> Result<Array2<f64>> {
+    let (psf, _) = read_image_f64_limited(path, limits)?;
+    crate::deconvolve::check_psf(psf.view(), &Source::file(path))?;
+    Ok(psf)
+}
+
+/// [`read_image_f64`] with explicit [`ReadLimits`] (8 bytes per pixel count against them).
+pub fn read_image_f64_limited(path: &Path, limits: &ReadLimits) -> Result<(Array2<f64>, Header)> {
     let (mut f, info, header) = read::open_image(path)?;
+    read::check_limits(&mut f, &info, 8, limits)?;
     let data = read::read_f64(&mut f, &info)?;
     f.close()?;
     let data = read::to_array(data, &info, &Source::file(path))?;

@@ -91,10 +91,20 @@ impl Card {
         }
     }
 
-    /// The 80-character record for this card (the original text if unchanged).
+    /// The 80-character record for this card: the original text if unchanged, else
+    /// formatted. Always 80 printable ASCII characters (bytes): a read record that holds
+    /// anything else (bytes a FITS header may not hold, read as U+FFFD or control
+    /// characters) has each such character replaced by `?`.
     pub fn record(&self) -> String {
         if let Some(r) = &self.raw {
-            let mut r = r.clone();
+            let mut r: String = if r.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+                r.clone()
+            } else {
+                r.chars()
+                    .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
+                    .collect()
+            };
+            r.truncate(80);
             while r.len() < 80 {
                 r.push(' ');
             }
@@ -113,6 +123,8 @@ impl Card {
                         format!("{q:<20}")
                     }
                     Value::Int(i) => format!("{i:>20}"),
+                    // NaN and ±∞ have no FITS literal: an undefined value.
+                    Value::Float(f) if !f.is_finite() => " ".repeat(20),
                     Value::Float(f) => format!("{:>20}", format_float(*f)),
                     Value::Bool(b) => format!("{:>20}", if *b { "T" } else { "F" }),
                     Value::Undefined => " ".repeat(20),
@@ -142,11 +154,12 @@ fn is_commentary(key: &str) -> bool {
 }
 
 /// Format a real for a FITS value field: always with a decimal point or an exponent,
-/// round-trip exact (shortest representation).
+/// round-trip exact (shortest representation). FITS has no literal for NaN or ±∞: they
+/// format as the empty string, and a card holding one is written with an undefined (blank)
+/// value ([`Card::record`]) — never as a number it is not.
 pub fn format_float(f: f64) -> String {
     if !f.is_finite() {
-        // FITS has no NaN/Inf literal; callers should not write them. Keep something parseable.
-        return "0.0".to_string();
+        return String::new();
     }
     let a = f.abs();
     if a != 0.0 && !(1e-4..1e15).contains(&a) {
@@ -169,7 +182,11 @@ pub fn format_float(f: f64) -> String {
     }
 }
 
-pub(crate) fn parse_value_field(field: &str) -> (Value, Option<String>) {
+/// Type the value field of a card (the text after `= `): a quoted string, `T`/`F`, an
+/// integer, a real (`E` or `D` exponent), empty (undefined) or anything else kept verbatim
+/// ([`Value::Raw`]); with the comment after `/`, if any. Never fails.
+#[doc(hidden)]
+pub fn parse_value_field(field: &str) -> (Value, Option<String>) {
     let t = field.trim_start();
     if let Some(body) = t.strip_prefix('\'') {
         // String: find the closing quote, '' is an escaped quote.
@@ -464,6 +481,40 @@ mod tests {
         );
         let c = Card::parse(&rec);
         assert_eq!(c.record(), rec);
+    }
+
+    /// A non-finite real (found by the `header_cards` fuzz target: `1e999` reads as +∞,
+    /// which was written back as `0.0`) is written as an undefined value, never as a number.
+    #[test]
+    fn non_finite_reals_are_written_undefined() {
+        for v in [f64::INFINITY, f64::NEG_INFINITY, f64::NAN] {
+            let c = Card::new("CRPIX1", Value::Float(v), Some("c"));
+            let back = Card::parse(&c.record());
+            assert_eq!(back.value, Value::Undefined, "{v}: {:?}", c.record());
+        }
+        let h = Header::parse(&format!("{:<80}", "CRPIX1  =                1e999"));
+        assert_eq!(h.get("CRPIX1"), Some(&Value::Float(f64::INFINITY)));
+        // Read and unchanged: written as it was read.
+        assert!(h.cards()[0].record().contains("1e999"));
+    }
+
+    /// A read record with bytes a header may not hold (found by the `header_cards` fuzz
+    /// target: U+FFFD from undecodable bytes, NUL) is written as 80 ASCII characters, each
+    /// such character replaced by `?`.
+    #[test]
+    fn unprintable_read_records_are_written_as_80_ascii_characters() {
+        let h = Header::parse("\u{fffd}1p\0\0\0\0\0\u{fffd}J\u{fffd}\0\0\0\0\0");
+        let rec = h.cards()[0].record();
+        assert_eq!(rec.len(), 80);
+        assert_eq!(rec.chars().count(), 80);
+        assert!(
+            rec.starts_with("?1p?????") && rec.bytes().all(|b| (b' '..=b'~').contains(&b)),
+            "{rec:?}"
+        );
+        let long = format!("COMMENT {}", "\u{e9}".repeat(80));
+        let rec = Card::parse(&long).record();
+        assert_eq!((rec.len(), rec.chars().count()), (80, 80));
+        assert_eq!(&rec[8..], "?".repeat(72));
     }
 
     #[test]

@@ -70,8 +70,9 @@ pub mod capi;
 pub mod engine;
 pub mod pipeline;
 
-/// Numeric internals that the crate's own integration tests and benches hold against
-/// independent oracles (CPU resampler, statistics, FFT, Richardson–Lucy ratio; GPU device
+/// Numeric internals that the crate's own integration tests, benches and fuzz targets
+/// (`fuzz/`) hold against independent oracles (CPU resampler, statistics, FFT,
+/// Richardson–Lucy ratio, the RICE_1 tile codec, the card value parser; GPU device
 /// operations and the NVRTC compile path). Not part of the API: hidden, no stability.
 #[doc(hidden)]
 pub mod internals {
@@ -79,6 +80,8 @@ pub mod internals {
     pub use crate::cpu::fft2::Fft2;
     pub use crate::cpu::resample::{apply_deferred_clip, resample};
     pub use crate::cpu::stats::{nan_median_counted, summarize};
+    pub use crate::fits::rice::{decode_tile, encode_tile, validate_tile, TileError};
+    pub use crate::header::parse_value_field;
 
     /// GPU internals (feature `cuda`).
     #[cfg(feature = "cuda")]

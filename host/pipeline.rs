@@ -13,7 +13,7 @@ use crate::deconvolve::DeconvolveOptions;
 use crate::degradation::{self, CorrectionTable, Degradation};
 use crate::engine::Engines;
 use crate::error::{Error, Result, Source};
-use crate::fits::{self, WriteOptions};
+use crate::fits::{self, ReadLimits, WriteOptions};
 use crate::map::{AiaMap, MapView};
 use crate::normalize;
 use crate::pointing::{self, PointingTable};
@@ -75,6 +75,10 @@ pub struct PrepOptions {
     /// Write a PNG quicklook beside the output (the channel's colour table is used when
     /// `channel` is `None`).
     pub quicklook: Option<QuicklookOptions>,
+    /// Caps on what reading one input may allocate (default 1 GiB, which fits 4096² and
+    /// 8192² images); an input whose header declares more fails with
+    /// [`crate::Error::TooLarge`] before anything is allocated.
+    pub read_limits: ReadLimits,
 }
 
 /// An uncertainty map to write beside the data: of the registered counts (DN, before
@@ -525,7 +529,7 @@ pub struct Loaded {
 pub fn load(input: &Path, opts: &PrepOptions) -> Result<Loaded> {
     let mut times = StageTimes::default();
     let t = Instant::now();
-    let map = fits::read(input)?;
+    let map = fits::read_limited(input, &opts.read_limits)?;
     times.read = t.elapsed();
     let t = Instant::now();
     let (plan, warnings) = check_level1(&map, &opts.register)?;

@@ -266,12 +266,15 @@ pub(crate) fn parse_time(input: &str) -> std::result::Result<UtcTime, String> {
             return Err(format!("time of day '{tod}' out of range"));
         }
     }
+    // Nanoseconds in an i64 span 1677-09-21 to 2262-04-11: later or earlier years (the
+    // format allows 0000–9999) are an error, not an overflow.
     let naive = (days_from_civil(year, month, day) * S_PER_DAY
         + i64::from(hour) * 3600
         + i64::from(minute) * 60
         + i64::from(sec))
-        * NS_PER_S
-        + ns;
+    .checked_mul(NS_PER_S)
+    .and_then(|v| v.checked_add(ns))
+    .ok_or_else(|| format!("year {year} out of range (1678 to 2261)"))?;
     match scale {
         Scale::Utc => Ok(UtcTime(naive)),
         Scale::Tai => tai_to_utc(naive)
@@ -292,6 +295,25 @@ mod tests {
         assert_eq!(days_from_civil(1970, 1, 1), 0);
         assert_eq!(days_from_civil(2000, 3, 1), 11_017);
         assert_eq!(days_from_civil(2011, 2, 15), 15_020);
+    }
+
+    /// Years whose nanoseconds do not fit an i64 (found by the `time_parse` fuzz target:
+    /// "6011-03-07" overflowed) are an error; the ends of the range still parse.
+    #[test]
+    fn years_out_of_range_are_an_error() {
+        for s in [
+            "6011-03-07",
+            "9999-12-31T23:59:59.999999999",
+            "0000-01-01",
+            "1000.01.01_00:00:00_TAI",
+        ] {
+            let e = parse_time(s).unwrap_err();
+            assert!(e.contains("out of range"), "{s}: {e}");
+        }
+        for s in ["1678-01-01T00:00:00", "2261-12-31T23:59:59.999999999"] {
+            let t = parse_time(s).unwrap();
+            assert_eq!(parse_time(&t.to_string()).unwrap(), t, "{s}");
+        }
     }
 
     #[test]

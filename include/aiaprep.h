@@ -32,16 +32,6 @@ typedef enum AiaprepStatus {
   AIAPREP_ERR_INTERNAL = 9,
 } AiaprepStatus;
 
-// Backend choice for [`aiaprep_context_new`].
-typedef enum AiaprepBackend {
-  // GPU if usable, else CPU.
-  AIAPREP_BACKEND_AUTO = 0,
-  // CPU.
-  AIAPREP_BACKEND_CPU = 1,
-  // CUDA (error if unavailable).
-  AIAPREP_BACKEND_CUDA = 2,
-} AiaprepBackend;
-
 // Interpolation for [`AiaprepRegisterOptions`].
 typedef enum AiaprepInterpolation {
   // Nearest neighbour (scipy order 0).
@@ -54,6 +44,16 @@ typedef enum AiaprepInterpolation {
   AIAPREP_INTERP_KEYS = 3,
 } AiaprepInterpolation;
 
+// Backend choice for [`aiaprep_context_new`].
+typedef enum AiaprepBackend {
+  // GPU if usable, else CPU.
+  AIAPREP_BACKEND_AUTO = 0,
+  // CPU.
+  AIAPREP_BACKEND_CPU = 1,
+  // CUDA (error if unavailable).
+  AIAPREP_BACKEND_CUDA = 2,
+} AiaprepBackend;
+
 // An opaque context: the chosen backend and its caches.
 typedef struct AiaprepContext AiaprepContext;
 
@@ -62,7 +62,7 @@ typedef struct AiaprepMap AiaprepMap;
 
 // Register options. Fill with [`aiaprep_register_options_default`].
 typedef struct AiaprepRegisterOptions {
-  // Interpolation.
+  // Interpolation (another value than the enum's is `AIAPREP_ERR_ARGUMENT`).
   enum AiaprepInterpolation interpolation;
   // 0 = missing is min(data) (aiapy default); 1 = NaN; 2 = `missing_value`.
   int32_t missing_mode;
@@ -74,7 +74,8 @@ typedef struct AiaprepRegisterOptions {
 
 // Deconvolution options. Fill with [`aiaprep_deconvolve_options_default`].
 typedef struct AiaprepDeconvolveOptions {
-  // Richardson–Lucy iterations (default 25; 0 returns the input).
+  // Richardson–Lucy iterations (default 25; 0 returns the input; above `INT32_MAX`, e.g.
+  // a negative `int` stored here, is `AIAPREP_ERR_ARGUMENT`).
   uint32_t iterations;
   // Non-zero: clip negative pixels to 0 first (default 1).
   int32_t clip_negative;
@@ -84,9 +85,9 @@ typedef struct AiaprepDeconvolveOptions {
 
 // Write options. Fill with [`aiaprep_write_options_default`].
 typedef struct AiaprepWriteOptions {
-  // 0 = int16 (default), 1 = float32.
+  // 0 = int16 (default), 1 = float32 (another value is `AIAPREP_ERR_ARGUMENT`).
   int32_t dtype;
-  // 0 = uncompressed (default), 1 = RICE_1.
+  // 0 = uncompressed (default), 1 = RICE_1 (another value is `AIAPREP_ERR_ARGUMENT`).
   int32_t compress;
   // Non-zero: replace an existing output.
   int32_t overwrite;
@@ -143,13 +144,17 @@ const char *aiaprep_last_error(void);
 // The library version as a static NUL-terminated string.
 const char *aiaprep_version(void);
 
-// Create a context for a backend. `*out` receives the handle.
+// Create a context for a backend (an [`AiaprepBackend`] value; another value is
+// `AIAPREP_ERR_ARGUMENT`). `*out` receives the handle.
+//
+// On failure `*out` is set to NULL (when `out` is not NULL).
 //
 // # Safety
 // `out` must be valid for writing one pointer.
-enum AiaprepStatus aiaprep_context_new(enum AiaprepBackend backend, struct AiaprepContext **out);
+enum AiaprepStatus aiaprep_context_new(int32_t backend, struct AiaprepContext **out);
 
-// Free a context (NULL is ignored).
+// Free a context (NULL is ignored). Freeing the last one also frees the process-wide CPU
+// caches (deconvolution OTFs, register scratch buffers).
 //
 // # Safety
 // `ctx` must be NULL or a handle from [`aiaprep_context_new`] not yet freed.
@@ -172,12 +177,16 @@ struct AiaprepWriteOptions aiaprep_write_options_default(void);
 
 // Read a level-1 FITS file into a new map (checks: AIA image, geometry keywords).
 //
+// On failure `*out` is set to NULL (when `out` is not NULL).
+//
 // # Safety
 // `path` must be a NUL-terminated string; `out` valid for writing one pointer.
 enum AiaprepStatus aiaprep_read(const char *path, struct AiaprepMap **out);
 
 // Copy caller-owned float pixels (`ny` rows of `nx`, row-major, NaN = missing) plus
 // geometry keywords into a new map.
+//
+// On failure `*out` is set to NULL (when `out` is not NULL).
 //
 // # Safety
 // `data` must point to `nx*ny` floats; `geom` to a valid struct; `out` valid for one write.
@@ -189,6 +198,8 @@ enum AiaprepStatus aiaprep_map_from_f32(const float *data,
 
 // Copy caller-owned int16 pixels (level-1 DN; `blank` marks missing pixels, e.g. −32768)
 // plus geometry keywords into a new map.
+//
+// On failure `*out` is set to NULL (when `out` is not NULL).
 //
 // # Safety
 // `data` must point to `nx*ny` int16 values; `geom` to a valid struct; `out` valid for one write.
@@ -202,6 +213,8 @@ enum AiaprepStatus aiaprep_map_from_i16(const int16_t *data,
 // Deconvolve a level-1 map with the instrument PSF of its channel into a new map.
 // `opts` may be NULL for the defaults.
 //
+// On failure `*out` is set to NULL (when `out` is not NULL).
+//
 // # Safety
 // `ctx` and `map` must be valid handles; `opts` NULL or valid; `out` valid for one write.
 enum AiaprepStatus aiaprep_deconvolve(const struct AiaprepContext *ctx,
@@ -210,6 +223,8 @@ enum AiaprepStatus aiaprep_deconvolve(const struct AiaprepContext *ctx,
                                       struct AiaprepMap **out);
 
 // Register a map to level 1.5 into a new map. `opts` may be NULL for the defaults.
+//
+// On failure `*out` is set to NULL (when `out` is not NULL).
 //
 // # Safety
 // `ctx` and `map` must be valid handles; `opts` NULL or valid; `out` valid for one write.
@@ -223,6 +238,8 @@ enum AiaprepStatus aiaprep_register(const struct AiaprepContext *ctx,
 // `factor` when it is not NULL. `table` is the path of a SolarSoft
 // `aia_V*_response_table.txt` or of a CSV export of JSOC's `aia.response`. The header
 // records the factor (`DEGRADAT`), the table (`DEGRTAB`) and its version (`DEGRVER`).
+//
+// On failure `*out` is set to NULL (when `out` is not NULL).
 //
 // # Safety
 // `map` must be a valid handle; `table` a NUL-terminated string; `factor` NULL or valid
@@ -240,6 +257,8 @@ struct AiaprepErrorOptions aiaprep_error_options_default(void);
 // and header (`EXTNAME = 'UNCERTAINTY'`, the error table and options recorded). `table` is
 // the path of a SolarSoft `aia_V*_error_table.txt`, or NULL for the built-in V3 table;
 // `opts` NULL for the defaults.
+//
+// On failure `*out` is set to NULL (when `out` is not NULL).
 //
 // # Safety
 // `map` must be a valid handle; `table` NULL or a NUL-terminated string; `opts` NULL or

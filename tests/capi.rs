@@ -162,6 +162,51 @@ fn c_program_matches_rust_api() {
     std::fs::remove_dir_all(&tmp).unwrap();
 }
 
+/// tests/c/abi_errors.c: the error paths of every exported function through the C ABI (NULL
+/// for each pointer argument, undeclared enum and option values, zero/overflowing/misaligned
+/// caller pixels, missing, non-FITS, truncated and non-AIA files, missing keywords, outputs
+/// that exist, are the input or cannot be created), each with its documented status, a
+/// message and a NULL `out`; and one success path. Also run under valgrind by
+/// scripts/memcheck.sh.
+#[test]
+fn c_error_paths_return_the_documented_statuses() {
+    let (dir, tmp) = cdylib_and_tmpdir("c-errors");
+    let exe = tmp.join("abi_errors");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let st = Command::new(&cc)
+        .args(["-std=c99", "-Wall", "-Wextra", "-Werror"])
+        .arg(root().join("tests/c/abi_errors.c"))
+        .arg("-I")
+        .arg(root().join("include"))
+        .args(link_args(&dir, &exe))
+        .arg("-lm")
+        .status()
+        .expect("run cc");
+    assert!(st.success(), "cc failed on tests/c/abi_errors.c");
+
+    let work = tmp.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let r = Command::new(&exe)
+        .arg(common::data(""))
+        .arg(&work)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success(), "{stdout}{stderr}");
+    // "abi_errors: N checks, 0 failed": all of them ran.
+    let checks: usize = stdout
+        .strip_prefix("abi_errors: ")
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no summary line: {stdout}"));
+    assert!(checks >= 200, "only {checks} checks ran: {stdout}");
+    assert!(stdout.contains(" checks, 0 failed"), "{stdout}");
+    // It cleans up after itself: nothing left in its folder.
+    assert_eq!(std::fs::read_dir(&work).unwrap().count(), 0);
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
+
 /// The Fortran compiler: `FC` if set, else `gfortran` on `PATH`, else the one that
 /// `scripts/fortran-toolchain.sh` unpacks into `.fortran/` (no root needed on Debian).
 fn fortran_compiler() -> Option<PathBuf> {
@@ -259,7 +304,7 @@ fn c_abi_on_the_gpu_restores_the_callers_context_cuda() {
         // SAFETY: valid out-pointers and handles, as the C header documents.
         unsafe {
             assert_eq!(
-                aiaprep_context_new(AiaprepBackend::AiaprepBackendCuda, &mut ctx),
+                aiaprep_context_new(AiaprepBackend::AiaprepBackendCuda as i32, &mut ctx),
                 ok
             );
             assert!(

@@ -254,7 +254,7 @@ pub fn run(
                 add_busy(busy, t);
                 let (status, error) = match r {
                     Ok(()) => (Status::Done, None),
-                    Err(e) => (Status::Failed, Some(e.to_string())),
+                    Err(e) => (Status::Failed, Some(input_error(&inputs[i], &e))),
                 };
                 finish(
                     i,
@@ -326,6 +326,20 @@ pub fn run(
     }
 }
 
+/// The message of an input's failure, naming the input: as it is when it does (nearly
+/// every error names the file it is about), else with the input in front — an input's
+/// channel or time missing from a table (pointing, correction, error table) is an error
+/// about the table, named after the table (or `<memory>` for a built-in one).
+fn input_error(input: &Path, e: &Error) -> String {
+    let msg = e.to_string();
+    let shown = input.display().to_string();
+    if msg.contains(&shown) {
+        msg
+    } else {
+        format!("{shown}: {msg}")
+    }
+}
+
 /// Adds the time since `t` to a busy counter (nanoseconds).
 fn add_busy(counter: &AtomicU64, t: Instant) {
     let ns = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
@@ -376,7 +390,9 @@ impl Compute<'_> {
                 )
             };
             match job {
-                Task::Failed(i, f) => failed(i, f.1, f.0.to_string(), Vec::new()),
+                Task::Failed(i, f) => {
+                    failed(i, f.1, input_error(&self.inputs[i], &f.0), Vec::new())
+                }
                 Task::Decoded(i, loaded) => {
                     if self.cancel.load(Ordering::SeqCst) {
                         continue; // recorded as cancelled
@@ -403,10 +419,38 @@ impl Compute<'_> {
                                 break;
                             }
                         }
-                        Err(e) => failed(i, times, e.to_string(), warnings),
+                        Err(e) => failed(i, times, input_error(&self.inputs[i], &e), warnings),
                     }
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A failure is reported with its input, also when the error is about something else
+    /// (a table without the input's channel).
+    #[test]
+    fn failures_name_their_input() {
+        let input = Path::new("in/aia_1.fits");
+        let about_input = Error::MissingKeyword {
+            file: Source::file(input),
+            key: "CRPIX1".into(),
+        };
+        assert_eq!(
+            input_error(input, &about_input),
+            "in/aia_1.fits: missing keyword CRPIX1"
+        );
+        let about_table = Error::InvalidOption {
+            file: Source::memory(),
+            reason: "channel 195 Å is not an AIA channel".into(),
+        };
+        assert_eq!(
+            input_error(input, &about_table),
+            "in/aia_1.fits: <memory>: invalid option: channel 195 Å is not an AIA channel"
+        );
     }
 }

@@ -232,6 +232,9 @@ impl Fits {
     pub(crate) fn find_image(&mut self) -> Result<std::result::Result<ImageInfo, c_int>> {
         let mut hdu: c_int = 1;
         loop {
+            if hdu > 1 {
+                self.check_next_header(hdu)?;
+            }
             let mut hdutype: c_int = 0;
             let mut status = 0;
             // SAFETY: open handle, out-pointers to locals.
@@ -243,11 +246,181 @@ impl Fits {
             self.check(status, &format!("move to HDU {hdu}"))?;
             if hdutype == sys::IMAGE_HDU as c_int {
                 if let Some(info) = self.image_info()? {
+                    // Opening a tile-compressed HDU leaves notes on cfitsio's message stack
+                    // ("could not find column ZZERO", …) although it succeeded: drop them,
+                    // so that a later error's message does not carry them.
+                    drain_messages();
                     return Ok(Ok(info));
                 }
             }
             hdu += 1;
         }
+    }
+
+    /// `n` bytes of the file from byte `start`, through cfitsio's handle or, where it
+    /// refuses (a block the file ends inside), directly; `None` when neither can.
+    fn peek(&mut self, start: u64, n: usize) -> Option<Vec<u8>> {
+        if let Ok(b) = self.read_bytes(start, n) {
+            return Some(b);
+        }
+        drain_messages();
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = std::fs::File::open(self.file.path()?).ok()?;
+        f.seek(SeekFrom::Start(start)).ok()?;
+        let mut b = vec![0u8; n];
+        f.read_exact(&mut b).ok()?;
+        Some(b)
+    }
+
+    /// Before cfitsio moves to HDU `hdu` (the one after the current HDU): read its header
+    /// ourselves and, for a table, check what cfitsio would otherwise trust as it parses it:
+    ///
+    /// - the mandatory cards the standard puts first, which cfitsio reads by position
+    ///   (`BITPIX = 8`, `NAXIS = 2`, `NAXIS1`, `NAXIS2`, `PCOUNT`, `GCOUNT = 1`, `TFIELDS`
+    ///   ≤ 999; plain integers, printable ASCII). cfitsio's own check of some of them
+    ///   (`ffgttb`) compares where it means to assign, so on a bad value it goes on with an
+    ///   unset `TFIELDS` and allocates its column descriptors from it (found by the
+    ///   `psf_file` fuzz target: requests of 10¹⁴ descriptors);
+    /// - for a tile-compressed image (`ZIMAGE = T`), `ZNAXIS` and every `ZNAXISn` and
+    ///   `ZTILEn` (plain integers; tiles ≥ 1 pixel) and, with RICE, `ZVAL1` and `ZVAL2` (≥ 1):
+    ///   cfitsio divides by the tile size and the block size when it opens the HDU (zeros
+    ///   were divisions by zero, SIGFPE, found the same way).
+    ///
+    /// A header that cannot be read here is left to cfitsio to report.
+    fn check_next_header(&mut self, hdu: c_int) -> Result<()> {
+        const BLOCK: usize = 2880;
+        let Ok((_, _, start)) = self.hdu_address() else {
+            return Ok(());
+        };
+        let len = self
+            .file
+            .path()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map_or(0, |m| m.len());
+        // The header's blocks up to its END (cfitsio parses a header cut short too), at
+        // most 1000 (36 000 cards).
+        let mut head: Vec<u8> = Vec::new();
+        for b in 0..1000u64 {
+            let at = start + b * BLOCK as u64;
+            let n = len.saturating_sub(at).min(BLOCK as u64) as usize;
+            if n < 80 {
+                break;
+            }
+            let Some(block) = self.peek(at, n) else {
+                break;
+            };
+            let ended = block
+                .chunks_exact(80)
+                .any(|c| c.starts_with(b"END") && c[3..].iter().all(|&x| x == b' '));
+            head.extend_from_slice(&block[..n - n % 80]);
+            if ended || n < BLOCK {
+                break;
+            }
+        }
+        if head.len() < 80 {
+            return Ok(());
+        }
+        let cards: Vec<&[u8]> = head.chunks_exact(80).collect();
+        let blank = [b' '; 80];
+        let card = |i: usize| cards.get(i).copied().unwrap_or(&blank);
+        let xtension = String::from_utf8_lossy(card(0));
+        // As cfitsio reads the name: quotes, then leading blanks ignored.
+        let name = xtension
+            .strip_prefix("XTENSION= ")
+            .map(|v| v.trim_start().trim_start_matches('\'').trim_start());
+        let is_table = name.is_some_and(|v| {
+            ["TABLE", "BINTABLE", "A3DTABLE", "3DTABLE"]
+                .iter()
+                .any(|t| v.starts_with(t))
+        });
+        if !is_table {
+            return Ok(());
+        }
+        // A plain integer value field: digits, then blanks or a comment.
+        let plain_int = |c: &[u8]| -> Option<u64> {
+            let v = std::str::from_utf8(&c[10..]).ok()?;
+            let v = v.split('/').next()?.trim();
+            (!v.is_empty() && v.len() <= 18 && v.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| v.parse().ok())
+                .flatten()
+        };
+        let shown = |c: &[u8]| -> String {
+            String::from_utf8_lossy(c)
+                .chars()
+                .map(|ch| if (' '..='~').contains(&ch) { ch } else { '?' })
+                .collect::<String>()
+                .trim_end()
+                .to_string()
+        };
+        let bad = |reason: String| Error::Fits {
+            file: self.file.clone(),
+            reason: format!("HDU {hdu}: {reason}"),
+        };
+        // The standard's mandatory cards of a table, in order, with their ranges.
+        for (i, key, range, what) in [
+            (1, "BITPIX", 8..=8, "8"),
+            (2, "NAXIS", 2..=2, "2"),
+            (3, "NAXIS1", 0..=u64::MAX, "≥ 0"),
+            (4, "NAXIS2", 0..=u64::MAX, "≥ 0"),
+            (5, "PCOUNT", 0..=u64::MAX, "≥ 0"),
+            (6, "GCOUNT", 1..=1, "1"),
+            (7, "TFIELDS", 0..=999, "from 0 to 999"),
+        ] {
+            let c = card(i);
+            let ok = &c[..10] == format!("{key:<8}= ").as_bytes()
+                && c.iter().all(|&b| (b' '..=b'~').contains(&b))
+                && plain_int(c).is_some_and(|v| range.contains(&v));
+            if !ok {
+                return Err(bad(format!(
+                    "card {} of a table header must be {key} (an integer {what}), not '{}'",
+                    i + 1,
+                    shown(c)
+                )));
+            }
+        }
+        // A tile-compressed image's axes and tiles (checked in any table: a duplicate
+        // ZIMAGE card could make it one for cfitsio).
+        // ZNAXIS, and every ZNAXISn and ZTILEn card (all of them: cfitsio may find a later
+        // duplicate first); with RICE, every ZVAL1 and ZVAL2 (block size and bytes a pixel,
+        // which cfitsio divides by as it opens the HDU).
+        let rice = cards.iter().any(|c| {
+            c.starts_with(b"ZCMPTYPE= ") && {
+                let v = String::from_utf8_lossy(&c[10..]).to_ascii_uppercase();
+                v.contains("RICE")
+            }
+        });
+        for c in &cards {
+            let key = String::from_utf8_lossy(&c[..8]).trim_end().to_string();
+            let (min, max) = if rice && (key == "ZVAL1" || key == "ZVAL2") {
+                (1, 1 << 20)
+            } else if key == "ZNAXIS" {
+                (0, 999)
+            } else if let Some(n) = key.strip_prefix("ZNAXIS") {
+                if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+                    continue;
+                }
+                (0, u64::MAX)
+            } else if let Some(n) = key.strip_prefix("ZTILE") {
+                if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+                    continue;
+                }
+                (1, u64::MAX)
+            } else {
+                continue;
+            };
+            if &c[8..10] != b"= " || !plain_int(c).is_some_and(|v| (min..=max).contains(&v)) {
+                return Err(bad(format!(
+                    "{key} must be an integer from {min}{}, not '{}'",
+                    if max == u64::MAX {
+                        String::new()
+                    } else {
+                        format!(" to {max}")
+                    },
+                    shown(c)
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn image_info(&mut self) -> Result<Option<ImageInfo>> {
@@ -438,6 +611,103 @@ impl Fits {
         };
         self.check(status, "read pixels")?;
         Ok(anynul != 0)
+    }
+
+    /// Rows (tiles) and columns of the current HDU's table (a tile-compressed image is a
+    /// binary table underneath).
+    pub(crate) fn table_shape(&mut self) -> Result<(i64, c_int)> {
+        let mut status = 0;
+        let (mut ncols, mut nrows): (c_int, sys::LONGLONG) = (0, 0);
+        // SAFETY: open handle, out-pointers to locals.
+        unsafe {
+            sys::ffgncl(self.ptr, &mut ncols, &mut status);
+            sys::ffgnrwll(self.ptr, &mut nrows, &mut status);
+        }
+        self.check(status, "read the tile table's shape")?;
+        Ok((nrows, ncols))
+    }
+
+    /// The heap of the current binary table: its start (from the start of the file) and the
+    /// bytes from there to the end of the data unit, as the header declares them (`THEAP`,
+    /// default `NAXIS1 × NAXIS2`; `PCOUNT`).
+    pub(crate) fn heap_range(&mut self) -> Result<(u64, u64)> {
+        let (rows, _) = self.table_shape()?;
+        let (_, start, end) = self.hdu_address()?;
+        let table = self.key_i64("NAXIS1")?.unwrap_or(0).saturating_mul(rows);
+        let theap = self.key_i64("THEAP")?.unwrap_or(table);
+        let theap = u64::try_from(theap).unwrap_or(u64::MAX);
+        let heap_start = start.saturating_add(theap);
+        Ok((heap_start, end.saturating_sub(heap_start)))
+    }
+
+    /// The variable-length array descriptor of `row` in column `col` (both 1-based):
+    /// (elements, byte offset in the heap), as stored (`ffgdesll`; not checked).
+    pub(crate) fn descriptor(&mut self, col: c_int, row: i64) -> Result<(i64, i64)> {
+        let (mut len, mut off): (sys::LONGLONG, sys::LONGLONG) = (0, 0);
+        let mut status = 0;
+        // SAFETY: open handle, out-pointers to locals (cfitsio checks col and row).
+        unsafe { sys::ffgdesll(self.ptr, col, row, &mut len, &mut off, &mut status) };
+        self.check(status, &format!("read the descriptor of tile {row}"))?;
+        Ok((len, off))
+    }
+
+    /// For a tile-compressed image: check that every variable-length array descriptor of
+    /// every column points inside the table's heap, before cfitsio decodes tiles — cfitsio
+    /// allocates a tile's compressed bytes from its descriptor's length before it reads
+    /// them, so a forged length (2³² − 1, say) would be a 4 GB allocation. One `ffgdesll`
+    /// per tile and column (only the cfitsio path needs this: the crate's RICE decoder
+    /// bounds every tile by the data it has read).
+    pub(crate) fn check_descriptors(&mut self) -> Result<()> {
+        let (nrows, ncols) = self.table_shape()?;
+        let (_, heap) = self.heap_range()?;
+        let heap = i64::try_from(heap).unwrap_or(i64::MAX);
+        for col in 1..=ncols {
+            let (mut typecode, mut repeat, mut width): (c_int, sys::LONGLONG, sys::LONGLONG) =
+                (0, 0, 0);
+            let mut status = 0;
+            // SAFETY: open handle, out-pointers to locals.
+            unsafe {
+                sys::ffgtclll(
+                    self.ptr,
+                    col,
+                    &mut typecode,
+                    &mut repeat,
+                    &mut width,
+                    &mut status,
+                )
+            };
+            self.check(status, &format!("read the type of column {col}"))?;
+            if typecode >= 0 {
+                continue;
+            }
+            // Bytes per element of the array (cfitsio type codes); 8 for any other.
+            let elem: i64 = match -typecode {
+                1 | 11 | 12 | 14 | 16 => 1,
+                20 | 21 => 2,
+                30 | 31 | 41 | 42 => 4,
+                163 => 16,
+                _ => 8,
+            };
+            for row in 1..=nrows {
+                let (len, off) = self.descriptor(col, row)?;
+                let inside = len >= 0
+                    && off >= 0
+                    && len
+                        .checked_mul(elem)
+                        .and_then(|b| b.checked_add(off))
+                        .is_some_and(|last| last <= heap);
+                if !inside {
+                    return Err(Error::Fits {
+                        file: self.file.clone(),
+                        reason: format!(
+                            "tile {row}, column {col}: its descriptor ({len} elements at heap offset {off}) lies outside the {}-byte heap",
+                            heap.max(0)
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Ask for tile compression of the next image created (`fits_set_compression_type`;

@@ -5,8 +5,9 @@ use std::path::Path;
 use ndarray::Array2;
 
 use super::cfitsio::{Fits, ImageInfo, TDOUBLE, TFLOAT};
+use super::ReadLimits;
 use crate::error::{Error, Result, Source};
-use crate::header::Header;
+use crate::header::{Header, Value};
 
 fn io_error(file: &Source, reason: String) -> Error {
     Error::Io {
@@ -60,6 +61,65 @@ fn first_image(mut f: Fits, file: Source) -> Result<(Fits, ImageInfo, Header)> {
     Ok((f, info, header))
 }
 
+/// Check what reading the current image (found by [`Fits::find_image`]) will allocate
+/// against `limits`, from what its header declares, before anything is allocated: the
+/// pixels as `elem`-byte values and, for a tile-compressed image, its data unit (table and
+/// heap) and a tile buffer. A data unit that ends past the end of the file is
+/// [`Error::Fits`] (truncated) whatever the limit.
+pub(crate) fn check_limits(
+    f: &mut Fits,
+    info: &ImageInfo,
+    elem: u64,
+    limits: &ReadLimits,
+) -> Result<()> {
+    let file = f.file.clone();
+    let (_, start, end) = f.hdu_address()?;
+    if let Some(path) = file.path() {
+        let len = std::fs::metadata(path)
+            .map_err(|e| io_error(&file, format!("cannot read: {e}")))?
+            .len();
+        if end > len {
+            return Err(Error::Fits {
+                file,
+                reason: format!(
+                    "truncated: the header declares a data unit ending at byte {end}, the file has {len} bytes"
+                ),
+            });
+        }
+    }
+    let pixels = (info.nx as u64).saturating_mul(info.ny as u64);
+    let mut bytes = pixels.saturating_mul(elem);
+    let mut what = format!("a {} x {} image as {}-byte values", info.nx, info.ny, elem);
+    if info.compressed {
+        let tile_pixels = ["ZTILE1", "ZTILE2"]
+            .iter()
+            .enumerate()
+            .map(|(i, k)| match f.keyword(k).ok().flatten() {
+                Some(Value::Int(v)) => u64::try_from(v).unwrap_or(u64::MAX),
+                Some(_) => u64::MAX,
+                // Defaults: row tiles.
+                None => [info.nx as u64, 1][i],
+            })
+            .fold(1u64, u64::saturating_mul);
+        let unit = end.saturating_sub(start);
+        bytes = bytes
+            .saturating_add(unit)
+            .saturating_add(tile_pixels.saturating_mul(8));
+        what = format!(
+            "{what}, with a {unit}-byte compressed data unit and {tile_pixels}-pixel tiles"
+        );
+    }
+    if bytes > limits.max_bytes {
+        return Err(Error::TooLarge {
+            file,
+            what,
+            bytes,
+            limit: limits.max_bytes,
+        });
+    }
+    Ok(())
+}
+
 /// Read the current image as `f32`: `BZERO`/`BSCALE` applied, undefined pixels (integer
 /// `BLANK`, tile `ZBLANK`, floating NaN) as NaN, all by cfitsio (`ffgpv` with `TFLOAT`).
 ///
@@ -75,6 +135,10 @@ pub(crate) fn read_f32(f: &mut Fits, info: &ImageInfo) -> Result<Vec<f32>> {
         if let Some(v) = super::rice::read_f32(f)? {
             return Ok(v);
         }
+    }
+    if info.compressed {
+        f.check_descriptors()?;
+        super::rice::check_for_cfitsio(f)?;
     }
     // Every element is written by cfitsio: a recycled buffer (in a batch) will do.
     let mut out = crate::buffers::take_f32(info.nx * info.ny);
@@ -94,6 +158,10 @@ fn null_check(info: &ImageInfo) -> bool {
 
 /// Read the current image as `f64` (cfitsio converts; undefined pixels NaN).
 pub(crate) fn read_f64(f: &mut Fits, info: &ImageInfo) -> Result<Vec<f64>> {
+    if info.compressed {
+        f.check_descriptors()?;
+        super::rice::check_for_cfitsio(f)?;
+    }
     let mut out = crate::buffers::zeroed::<f64>(info.nx * info.ny);
     let null = null_check(info).then_some(f64::NAN);
     // SAFETY: TDOUBLE is f64.

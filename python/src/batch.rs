@@ -193,7 +193,7 @@ pub fn start_batch(
             },
             Err(_) => {
                 let p: PathBuf = obj.extract()?;
-                let (a, _) = aiaprep::fits::read_image_f64(&p).map_err(py_err)?;
+                let a = aiaprep::fits::read_psf(&p, &Default::default()).map_err(py_err)?;
                 PsfSource::Array {
                     psf: a.into(),
                     label: p.display().to_string(),
@@ -239,6 +239,8 @@ pub fn start_batch(
             size: quicklook_size,
             ..Default::default()
         }),
+        // The library's default cap (1 GiB, which fits 4096² and 8192² images).
+        read_limits: Default::default(),
     };
     let engines = engines(backend, register_on_cpu)?;
     let mut bopts = BatchOptions::default();

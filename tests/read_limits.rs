@@ -1,0 +1,482 @@
+//! Bounded resources on bad input: a file whose header claims dimensions, tiles, rows or a
+//! heap that would need more memory than the read limit (`fits::ReadLimits`, default 1 GiB)
+//! or more bytes than the file holds gets a typed error naming the file before anything is
+//! allocated; the default still reads an 8192² image; saved PSFs are checked as they are read.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use aiaprep::fits::{self, Compression, ReadLimits, WriteOptions};
+use aiaprep::{AiaMap, Error, Header, Source, Value};
+use ndarray::Array2;
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("aiaprep-limits-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// `bytes` (a FITS file) with the value of card `key` (in any HDU) replaced by `value`
+/// (right-aligned in columns 11–30, as fixed-format integers are).
+fn with_card(bytes: &[u8], key: &str, value: &str) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let name = format!("{key:<8}= ");
+    let mut hits = 0;
+    for rec in out.chunks_exact_mut(80) {
+        if rec.starts_with(name.as_bytes()) {
+            let field = format!("{value:>20}");
+            assert!(field.len() <= 70);
+            rec[10..10 + field.len()].copy_from_slice(field.as_bytes());
+            // Blank the rest of the value field (a comment after '/' is dropped).
+            for b in &mut rec[10 + field.len()..] {
+                *b = b' ';
+            }
+            hits += 1;
+        }
+    }
+    assert_eq!(hits, 1, "{key} found {hits} times");
+    out
+}
+
+fn patched(dir: &Path, name: &str, src: &str, cards: &[(&str, &str)]) -> PathBuf {
+    let mut bytes = std::fs::read(common::data(src)).unwrap();
+    for (k, v) in cards {
+        bytes = with_card(&bytes, k, v);
+    }
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn names(e: &Error, p: &Path) {
+    assert!(
+        e.to_string().contains(&p.display().to_string()),
+        "error does not name {}: {e}",
+        p.display()
+    );
+}
+
+fn too_large(r: aiaprep::Result<AiaMap>, p: &Path) -> (u64, u64) {
+    match r {
+        Err(e @ Error::TooLarge { .. }) => {
+            names(&e, p);
+            let Error::TooLarge { bytes, limit, .. } = e else {
+                unreachable!()
+            };
+            assert!(bytes > limit);
+            (bytes, limit)
+        }
+        other => panic!("{}: expected TooLarge, got {other:?}", p.display()),
+    }
+}
+
+fn truncated(r: aiaprep::Result<AiaMap>, p: &Path) {
+    match r {
+        Err(e @ Error::Fits { .. }) => {
+            names(&e, p);
+            assert!(
+                e.to_string().contains("truncated")
+                    || e.to_string()
+                        .contains("number of table rows != the number of tiles"),
+                "{e}"
+            );
+        }
+        other => panic!("{}: expected a Fits error, got {other:?}", p.display()),
+    }
+}
+
+/// Tile-compressed headers that claim a huge image or huge tiles: `TooLarge`, with the size
+/// that was claimed, before the pixels (or cfitsio's tile buffers) are allocated. Under the
+/// default limit the same files without the claim read.
+#[test]
+fn claimed_dimensions_and_tiles_over_the_limit_are_refused_before_allocation() {
+    let dir = tmpdir("claims");
+    let src = "rice_int16_64x48.fits";
+    assert!(fits::read(&common::data(src)).is_ok());
+    // A 100000 × 100000 image (40 GB as f32), in tiles of 100000 × 2084 so that the
+    // table's 48 rows are still one per tile (cfitsio checks that when it opens the HDU).
+    let p = patched(
+        &dir,
+        "huge_image.fits",
+        src,
+        &[
+            ("ZNAXIS1", "100000"),
+            ("ZNAXIS2", "100000"),
+            ("ZTILE1", "100000"),
+            ("ZTILE2", "2084"),
+        ],
+    );
+    let (bytes, limit) = too_large(fits::read(&p), &p);
+    assert!(bytes >= 100_000 * 100_000 * 4, "{bytes}");
+    assert_eq!(limit, ReadLimits::DEFAULT_MAX_BYTES);
+    // Tiles of 2⁴⁰ pixels (the fast decoder refuses the layout; cfitsio would allocate a
+    // tile buffer of that size).
+    let p = patched(&dir, "huge_tile.fits", src, &[("ZTILE1", "1099511627776")]);
+    let (bytes, _) = too_large(fits::read(&p), &p);
+    assert!(bytes >= 8 << 40, "{bytes}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Headers that claim more rows (tiles), a larger heap or a larger image than the file
+/// holds: a `Fits` error before the data unit is read (cfitsio itself refuses a table
+/// whose rows are not one per tile; the rest is ours: "truncated").
+#[test]
+fn claimed_rows_heap_and_pixels_past_the_end_of_the_file_are_refused() {
+    let dir = tmpdir("past-end");
+    for (name, src, cards) in [
+        (
+            "rows.fits",
+            "rice_int16_64x48.fits",
+            &[("NAXIS2", "1000000000")][..],
+        ),
+        (
+            "heap.fits",
+            "rice_int16_64x48.fits",
+            &[("PCOUNT", "1099511627776")][..],
+        ),
+        (
+            "plain.fits",
+            "plain_float32_25x17.fits",
+            &[("NAXIS1", "20000"), ("NAXIS2", "20000")][..],
+        ),
+    ] {
+        let p = patched(&dir, name, src, cards);
+        truncated(fits::read(&p), &p);
+        // The f64 reader (PSFs) checks the same way.
+        match fits::read_image_f64(&p) {
+            Err(e @ Error::Fits { .. }) => names(&e, &p),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The limit is an option: the real 128² AIA file reads under the default, and a limit
+/// below what it needs (128² × 4 bytes of pixels + the compressed data unit) refuses it,
+/// naming it, both in the library and in `prep` (`--max-input-mib`). The f64 reader counts
+/// 8 bytes a pixel.
+#[test]
+fn the_limit_is_an_option() {
+    let p = common::data("aia_171_level1_128px.fits");
+    let m = fits::read(&p).unwrap();
+    assert_eq!(m.shape_xy(), (128, 128));
+    let need = 128 * 128 * 4;
+    let small = ReadLimits {
+        max_bytes: need - 1,
+    };
+    let (bytes, limit) = too_large(fits::read_limited(&p, &small), &p);
+    assert!(bytes >= need && limit == need - 1);
+    let enough = ReadLimits {
+        max_bytes: 4 * need,
+    };
+    assert!(fits::read_limited(&p, &enough).is_ok());
+    // 8 bytes a pixel (the file is a plain image: no data unit counted besides).
+    let f64_limit = ReadLimits {
+        max_bytes: 2 * need - 1,
+    };
+    assert!(matches!(
+        fits::read_image_f64_limited(&p, &f64_limit),
+        Err(Error::TooLarge { .. })
+    ));
+}
+
+/// An 8192² tile-compressed image (a constant, so the file is small) reads under the
+/// default limit; a 256 MiB limit (its pixels alone as f32) refuses it.
+#[test]
+fn the_default_limit_reads_8192_squared() {
+    let dir = tmpdir("8192");
+    let p = dir.join("big.fits");
+    let mut h = Header::new();
+    h.set("TELESCOP", Value::Str("SDO/AIA".into()), None);
+    let map = AiaMap::new(
+        Array2::from_elem((8192, 8192), 1234.0f32),
+        h,
+        Source::memory(),
+    );
+    let opts = WriteOptions {
+        compress: Compression::Rice,
+        ..Default::default()
+    };
+    fits::write(&map, &p, &opts).unwrap();
+    drop(map);
+    assert!(std::fs::metadata(&p).unwrap().len() < 8 << 20);
+    let m = fits::read(&p).unwrap();
+    assert_eq!(m.shape_xy(), (8192, 8192));
+    assert!(m.data.iter().all(|&v| v == 1234.0));
+    drop(m);
+    let limit = ReadLimits {
+        max_bytes: 256 << 20,
+    };
+    too_large(fits::read_limited(&p, &limit), &p);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `fits::read_psf`: a PSF file with a negative, a NaN or only zeros is refused with
+/// `BadPsf` naming the file and the value; a good one reads as written.
+#[test]
+fn psf_files_are_checked_as_they_are_read() {
+    let dir = tmpdir("psf");
+    let write = |name: &str, a: &Array2<f32>| {
+        let p = dir.join(name);
+        let opts = WriteOptions {
+            dtype: fits::OutputType::F32,
+            ..Default::default()
+        };
+        fits::write(
+            &AiaMap::new(a.clone(), Header::new(), Source::memory()),
+            &p,
+            &opts,
+        )
+        .unwrap();
+        p
+    };
+    let good = Array2::from_shape_fn((9, 7), |(r, c)| {
+        (-(((r as f32 - 4.0).powi(2) + (c as f32 - 3.0).powi(2)) / 3.0)).exp()
+    });
+    let p = write("good.fits", &good);
+    let psf = fits::read_psf(&p, &ReadLimits::default()).unwrap();
+    assert_eq!(psf.dim(), (9, 7));
+    for (a, b) in psf.iter().zip(good.iter()) {
+        assert_eq!(*a, f64::from(*b));
+    }
+    for (name, r, c, v, want) in [
+        ("negative.fits", 2, 3, -1e-3f32, "negative value"),
+        ("nan.fits", 5, 1, f32::NAN, "non-finite value"),
+    ] {
+        let mut a = good.clone();
+        a[[r, c]] = v;
+        let p = write(name, &a);
+        match fits::read_psf(&p, &ReadLimits::default()) {
+            Err(e @ Error::BadPsf { .. }) => {
+                names(&e, &p);
+                let msg = e.to_string();
+                assert!(
+                    msg.contains(want) && msg.contains(&format!("[{r}, {c}]")),
+                    "{msg}"
+                );
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    let p = write("zero.fits", &Array2::zeros((4, 4)));
+    assert!(matches!(
+        fits::read_psf(&p, &ReadLimits::default()),
+        Err(Error::BadPsf { .. })
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Byte offset of the data unit of HDU `k` (0-based) of a FITS file.
+fn data_start(bytes: &[u8], k: usize) -> usize {
+    let mut hdu = 0;
+    let mut at = 0;
+    while at + 80 <= bytes.len() {
+        let card = &bytes[at..at + 80];
+        if card.starts_with(b"END") && card[3..].iter().all(|&c| c == b' ') {
+            let data = (at + 80).div_ceil(2880) * 2880;
+            if hdu == k {
+                return data;
+            }
+            // Skip this HDU's data (none in the primary HDU of these files).
+            hdu += 1;
+            at = data;
+            continue;
+        }
+        at += 80;
+    }
+    panic!("no HDU {k}");
+}
+
+/// A tile descriptor that claims 2³² − 1 bytes (found by the `rice_table` fuzz target:
+/// cfitsio allocated that before reading the tile): a `Fits` error naming the tile, from
+/// both readers (the crate's decoder and cfitsio's, which the f64 reader uses), with no
+/// such allocation. A descriptor pointing past the heap likewise.
+#[test]
+fn forged_tile_descriptors_are_refused_before_cfitsio_allocates() {
+    let dir = tmpdir("descriptors");
+    let src = std::fs::read(common::data("rice_int16_64x48.fits")).unwrap();
+    let table = data_start(&src, 1);
+    for (name, len, off) in [("len.fits", u32::MAX, 0u32), ("off.fits", 16, 1 << 30)] {
+        let mut b = src.clone();
+        // Tile 3's descriptor (1PB: two big-endian 32-bit integers, length then offset).
+        let d = table + 2 * 8;
+        b[d..d + 4].copy_from_slice(&len.to_be_bytes());
+        b[d + 4..d + 8].copy_from_slice(&off.to_be_bytes());
+        let p = dir.join(name);
+        std::fs::write(&p, &b).unwrap();
+        for r in [
+            fits::read(&p).map(|_| ()),
+            fits::read_image_f64(&p).map(|_| ()),
+        ] {
+            match r {
+                Err(e @ Error::Fits { .. }) => {
+                    names(&e, &p);
+                    let msg = e.to_string();
+                    assert!(msg.contains("tile 3") && msg.contains("outside"), "{msg}");
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A tile whose Rice code runs past its bytes in a zero run (found by the `rice_table`
+/// fuzz target: cfitsio's decoder follows a zero run past the end of the tile's buffer
+/// before it checks, a read fault when the run reaches unmapped memory): refused with a
+/// `Fits` error naming the tile by both readers, before cfitsio decodes anything.
+#[test]
+fn a_tile_whose_code_overruns_is_refused_before_cfitsio_reads_it() {
+    let dir = tmpdir("overrun");
+    let src = std::fs::read(common::data("rice_int16_64x48.fits")).unwrap();
+    let table = data_start(&src, 1);
+    let desc = |t: usize| {
+        let d = table + t * 8;
+        let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
+        (be(&src[d..d + 4]), be(&src[d + 4..d + 8]))
+    };
+    let rows = 48;
+    let heap = table + rows * 8;
+    let (len, off) = desc(4);
+    assert!(len > 4);
+    let mut b = src.clone();
+    // Tile 5: its first pixel, then the code "fs = 0" and nothing but zero bits.
+    let t = heap + off;
+    b[t + 2] = 0x10;
+    for x in &mut b[t + 3..t + len] {
+        *x = 0;
+    }
+    let p = dir.join("overrun.fits");
+    std::fs::write(&p, &b).unwrap();
+    for r in [
+        fits::read(&p).map(|_| ()),
+        fits::read_image_f64(&p).map(|_| ()),
+    ] {
+        match r {
+            Err(e @ Error::Fits { .. }) => {
+                names(&e, &p);
+                let msg = e.to_string();
+                assert!(msg.contains("RICE_1 tile 5"), "{msg}");
+                assert!(msg.contains("runs past the tile's bytes"), "{msg}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Table headers whose TFIELDS (10¹⁴, or 1000) or NAXIS1 (not an integer) cfitsio would
+/// mishandle (found by the `psf_file` fuzz target: cfitsio's check of those values does
+/// not stop it, and it allocates its column descriptors from an unset TFIELDS): refused
+/// before cfitsio parses that header, naming the HDU; the standard's 999 passes.
+#[test]
+fn table_headers_cfitsio_would_mishandle_are_refused_before_it_parses_them() {
+    let dir = tmpdir("tfields");
+    let p = patched(
+        &dir,
+        "tfields.fits",
+        "rice_int16_64x48.fits",
+        &[("TFIELDS", "100000000000000")],
+    );
+    for r in [
+        fits::read(&p).map(|_| ()),
+        fits::read_header(&p).map(|_| ()),
+    ] {
+        match r {
+            Err(e @ Error::Fits { .. }) => {
+                names(&e, &p);
+                assert!(
+                    e.to_string()
+                        .contains("HDU 2: card 8 of a table header must be TFIELDS"),
+                    "{e}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // Values cfitsio mishandles, and a 4th card of garbage (the fuzzer's third find).
+    for (name, key, value) in [
+        ("tfields1000.fits", "TFIELDS", "1000"),
+        ("naxis1.fits", "NAXIS1", "\u{ff}\u{ff}8"),
+        ("naxis2.fits", "NAXIS2", "-48"),
+        ("pcount.fits", "PCOUNT", "1.5"),
+    ] {
+        let p = patched(&dir, name, "rice_int16_64x48.fits", &[(key, value)]);
+        fits_error_with(&p, &format!("must be {key}"));
+    }
+    let edited = |name: &str, src: &str, card: &[u8; 10], edit: &dyn Fn(&mut Vec<u8>, usize)| {
+        let mut b = std::fs::read(common::data(src)).unwrap();
+        let at = b.windows(10).position(|w| w == card).expect("card");
+        edit(&mut b, at);
+        let p = dir.join(name);
+        std::fs::write(&p, &b).unwrap();
+        p
+    };
+    let garbage = |b: &mut Vec<u8>, at: usize| {
+        for (k, x) in b[at..at + 80].iter_mut().enumerate() {
+            *x = (k as u8).wrapping_mul(151) | 0x80;
+        }
+    };
+    let src = "rice_int16_64x48.fits";
+    fits_error_with(
+        &edited("garbage.fits", src, b"NAXIS1  = ", &garbage),
+        "card 4",
+    );
+    // The same in a file that ends inside that header (the fourth find).
+    let cut = |b: &mut Vec<u8>, at: usize| {
+        garbage(b, at);
+        b.truncate(at + 300);
+    };
+    fits_error_with(
+        &edited("garbage_cut.fits", src, b"NAXIS1  = ", &cut),
+        "card 4",
+    );
+    // A 5th card named NAXIS2 without a value (the fuzzer's second find).
+    let no_value = |b: &mut Vec<u8>, at: usize| b[at + 8..at + 10].copy_from_slice(b"  ");
+    fits_error_with(
+        &edited("naxis2_no_value.fits", src, b"NAXIS2  = ", &no_value),
+        "card 5 of a table header must be NAXIS2",
+    );
+    // Tiles of 0 pixels (the fifth find: cfitsio divides by ZTILEn as it opens the HDU)
+    // and a RICE block size of 0 (the seventh: it divides by that too).
+    let tiles = "rice_int16_tiles_70x45.fits";
+    for (name, key, value) in [
+        ("ztile0.fits", "ZTILE2", "0"),
+        ("ztile_two.fits", "ZTILE2", "0    16"),
+        ("zval1.fits", "ZVAL1", "0"),
+    ] {
+        let p = patched(&dir, name, tiles, &[(key, value)]);
+        fits_error_with(&p, &format!("HDU 2: {key} must be an integer from 1"));
+    }
+    // A second ZTILE1 card with a string value (the sixth find).
+    let rename = |b: &mut Vec<u8>, at: usize| b[at..at + 8].copy_from_slice(b"ZTILE1  ");
+    fits_error_with(
+        &edited("ztile_string.fits", tiles, b"ZNAME1  = ", &rename),
+        "ZTILE1 must be an integer",
+    );
+    // 999 columns pass this check (cfitsio then finds no TFORM2 and says so).
+    let p = patched(
+        &dir,
+        "tfields999.fits",
+        "rice_int16_64x48.fits",
+        &[("TFIELDS", "999")],
+    );
+    let e = fits_error_with(&p, "");
+    assert!(!e.contains("must be TFIELDS"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `fits::read(p)` is a `Fits` error naming `p` whose message contains `text`; the message.
+fn fits_error_with(p: &Path, text: &str) -> String {
+    match fits::read(p) {
+        Err(e @ Error::Fits { .. }) => {
+            names(&e, p);
+            let msg = e.to_string();
+            assert!(msg.contains(text), "{}: {msg}", p.display());
+            msg
+        }
+        other => panic!("{}: {other:?}", p.display()),
+    }
+}
