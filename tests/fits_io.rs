@@ -996,6 +996,22 @@ fn stored_header_is_the_written_header() {
     let mut map = map_of(a);
     map.header.set_f64("DATAMIN", 1e30, Some("stale"));
     map.header.set("NAXIS1", Value::Int(9999), None); // structural: never passed through
+                                                      // The standard COMMENT lines as astropy writes them (no indent): the file keeps
+                                                      // cfitsio's copy only, and so must the stored header (by the Python package's test).
+    map.header
+        .push_comment("FITS (Flexible Image Transport System) format is defined in 'Astronomy");
+    map.header
+        .push_comment("and Astrophysics', volume 376, page 359; bibcode: 2001A&A...376..359H");
+    let standard = |h: &Header| {
+        h.cards()
+            .iter()
+            .filter(|c| {
+                c.key == "COMMENT"
+                    && matches!(&c.value, Value::Text(t) if t.contains("(Flexible Image")
+                        || t.contains("volume 376"))
+            })
+            .count()
+    };
     for (i, (dtype, compress, scaling)) in [
         (OutputType::F32, Compression::None, None),
         (OutputType::F32, Compression::Rice, None),
@@ -1027,6 +1043,7 @@ fn stored_header_is_the_written_header() {
             "{dtype:?} {compress:?} {scaling:?}"
         );
         assert!(ours.get_f64("DATAMIN").unwrap() < 1e30);
+        assert_eq!((standard(&ours), standard(&written)), (0, 2));
         assert_eq!(
             ours.get("NAXIS1"),
             Some(&Value::Int(map.data.dim().1 as i64))
