@@ -32,17 +32,6 @@ pub fn stored_header_i16(header: &Header, pixels: &Int16Pixels) -> Header {
     build(header, (nx, ny), 16, pixels.scaling, true, pixels.stats)
 }
 
-/// One of the FITS standard's two COMMENT lines that cfitsio writes at the top of every new
-/// HDU, in any indentation.
-fn is_standard_comment(c: &Card) -> bool {
-    const LINES: [&str; 2] = [
-        "FITS (Flexible Image Transport System) format is defined in 'Astronomy",
-        "and Astrophysics', volume 376, page 359; bibcode: 2001A&A...376..359H",
-    ];
-    c.key == "COMMENT"
-        && matches!(&c.value, Value::Text(t) if LINES.contains(&t.split_whitespace().collect::<Vec<_>>().join(" ").as_str()))
-}
-
 fn build(
     header: &Header,
     (nx, ny): (usize, usize),
@@ -78,9 +67,7 @@ fn build(
         ));
     }
     for c in header.cards() {
-        // The writer keeps cfitsio's copy of the standard COMMENT lines, not the map's
-        // (astropy writes them without cfitsio's indent).
-        if !crate::header::is_structural(&c.key) && !is_standard_comment(c) {
+        if !crate::header::is_structural(&c.key) {
             h.push(c.clone());
         }
     }

@@ -246,17 +246,15 @@ pub(crate) fn write_file(
         )?;
     }
 
-    // Pass-through cards; skip copies of records cfitsio has just written (its standard
-    // COMMENT lines), equal up to blanks (astropy writes the same lines without cfitsio's
-    // indent), so that reading and writing again does not pile them up.
-    let blanks_collapsed = |r: &str| r.split_whitespace().collect::<Vec<_>>().join(" ");
+    // Pass-through cards; skip exact copies of records cfitsio has just written (its
+    // standard COMMENT lines), so that reading and writing again does not pile them up.
     let existing: HashSet<String> = f
         .current_records()?
-        .iter()
-        .map(|r| blanks_collapsed(r))
+        .into_iter()
+        .map(|r| r.trim_end().to_string())
         .collect();
     for rec in layout.header.passthrough_records() {
-        if existing.contains(&blanks_collapsed(&rec)) {
+        if existing.contains(rec.trim_end()) {
             continue;
         }
         f.write_record(&rec)?;
