@@ -469,7 +469,8 @@ pub extern "C" fn aiaprep_write_options_default() -> AiaprepWriteOptions {
     }
 }
 
-/// Read a level-1 FITS file into a new map (checks: AIA image, geometry keywords).
+/// Read a level-1 FITS file into a new map (checks: AIA image, geometry keywords), with the
+/// default read cap of 1 GiB (see [`aiaprep_read_limited`]).
 ///
 /// On failure `*out` is set to NULL (when `out` is not NULL).
 ///
@@ -480,10 +481,31 @@ pub unsafe extern "C" fn aiaprep_read(
     path: *const c_char,
     out: *mut *mut AiaprepMap,
 ) -> AiaprepStatus {
+    // SAFETY: the caller's promises are this function's.
+    unsafe { aiaprep_read_limited(path, fits::ReadLimits::default().max_bytes, out) }
+}
+
+/// [`aiaprep_read`] with a read cap: a file whose header claims more than `max_bytes` bytes
+/// (the decoded image as f32, the data unit, or one compressed tile) fails with
+/// `AIAPREP_ERR_FORMAT` before anything that size is allocated; the message names the file,
+/// what was too large and the cap. `max_bytes` must be ≥ 1 (`AIAPREP_ERR_ARGUMENT` for 0).
+/// A 4096² image needs 64 MiB, an 8192² one 256 MiB.
+///
+/// # Safety
+/// As [`aiaprep_read`].
+#[no_mangle]
+pub unsafe extern "C" fn aiaprep_read_limited(
+    path: *const c_char,
+    max_bytes: u64,
+    out: *mut *mut AiaprepMap,
+) -> AiaprepStatus {
     guard(|| {
         out_arg(out)?;
         let p = path_arg(path, "path")?;
-        let map = fits::read(&p).map_err(lib)?;
+        if max_bytes == 0 {
+            return Err(arg("max_bytes is 0"));
+        }
+        let map = fits::read_limited(&p, &fits::ReadLimits { max_bytes }).map_err(lib)?;
         map.check_is_aia().map_err(lib)?;
         map.geometry().map_err(lib)?;
         put(out, AiaprepMap::new(map))

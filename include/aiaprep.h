@@ -175,13 +175,26 @@ struct AiaprepDeconvolveOptions aiaprep_deconvolve_options_default(void);
 // Default write options (int16, uncompressed, keep existing outputs).
 struct AiaprepWriteOptions aiaprep_write_options_default(void);
 
-// Read a level-1 FITS file into a new map (checks: AIA image, geometry keywords).
+// Read a level-1 FITS file into a new map (checks: AIA image, geometry keywords), with the
+// default read cap of 1 GiB (see [`aiaprep_read_limited`]).
 //
 // On failure `*out` is set to NULL (when `out` is not NULL).
 //
 // # Safety
 // `path` must be a NUL-terminated string; `out` valid for writing one pointer.
 enum AiaprepStatus aiaprep_read(const char *path, struct AiaprepMap **out);
+
+// [`aiaprep_read`] with a read cap: a file whose header claims more than `max_bytes` bytes
+// (the decoded image as f32, the data unit, or one compressed tile) fails with
+// `AIAPREP_ERR_FORMAT` before anything that size is allocated; the message names the file,
+// what was too large and the cap. `max_bytes` must be ≥ 1 (`AIAPREP_ERR_ARGUMENT` for 0).
+// A 4096² image needs 64 MiB, an 8192² one 256 MiB.
+//
+// # Safety
+// As [`aiaprep_read`].
+enum AiaprepStatus aiaprep_read_limited(const char *path,
+                                        uint64_t max_bytes,
+                                        struct AiaprepMap **out);
 
 // Copy caller-owned float pixels (`ny` rows of `nx`, row-major, NaN = missing) plus
 // geometry keywords into a new map.

@@ -45,7 +45,7 @@ max_len() {
     esac
 }
 
-printf '%-15s %12s %10s %8s %8s %7s %s\n' target execs exec/s cov ft corpus "last new cov at"
+printf '%-15s %12s %10s %8s %8s %7s %s\n' target execs exec/s cov ft corpus "last new cov at (share of the run)"
 for t in "${targets[@]}"; do
     work="fuzz/corpus-work/$t"
     mkdir -p "$work" "fuzz/artifacts/$t"
@@ -66,5 +66,6 @@ for t in "${targets[@]}"; do
     rate=$(grep -oE 'exec/s: [0-9]+' <<<"$last" | cut -d' ' -f2)
     # Plateau: the execution at which the edge coverage (cov) last grew.
     lastcov=$(grep -E '^#[0-9]+' "$log" | awk '{for(i=1;i<=NF;i++) if($i=="cov:") c=$(i+1); n=substr($1,2); if(c!=prev){at=n; prev=c}} END{print at}')
-    printf '%-15s %12s %10s %8s %8s %7s %s\n' "$t" "$execs" "${rate:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "#${lastcov:-?}"
+    share=$(awk -v a="${lastcov:-0}" -v n="${execs:-0}" 'BEGIN{if(n>0) printf "%.0f%%", 100*a/n; else print "?"}')
+    printf '%-15s %12s %10s %8s %8s %7s %s\n' "$t" "$execs" "${rate:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "#${lastcov:-?} ($share)"
 done

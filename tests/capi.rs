@@ -73,6 +73,22 @@ fn link_args(dir: &Path, exe: &Path) -> Vec<std::ffi::OsString> {
     ]
 }
 
+/// A command running `exe`, a program linked by [`link_args`], against the library just
+/// built: cargo's test runner puts target/<profile>/ on `LD_LIBRARY_PATH`, which the
+/// loader searches before the rpath, and a `libaiaprep.so` left there by an earlier
+/// `cargo build` would be a stale one.
+fn program(exe: &Path) -> Command {
+    let dir = target_deps_dir();
+    let mut path = std::ffi::OsString::from(&dir);
+    if let Some(old) = std::env::var_os("LD_LIBRARY_PATH") {
+        path.push(":");
+        path.push(old);
+    }
+    let mut c = Command::new(exe);
+    c.env("LD_LIBRARY_PATH", path);
+    c
+}
+
 /// Runs a `prep INPUT OUTPUT` program built against the C ABI (examples/c/prep.c or
 /// examples/fortran/prep.f90) on the real 128² AIA 171 file and checks its first output line
 /// (`aiaprep VERSION: NXxNY CRPIX1=… CDELT1=… LVL_NUM=… mean=…`), its output file and its
@@ -80,7 +96,7 @@ fn link_args(dir: &Path, exe: &Path) -> Vec<std::ffi::OsString> {
 fn check_prep_program(exe: &Path, tmp: &Path) -> (String, AiaMap) {
     let input = common::data("aia_171_level1_128px.fits");
     let output = tmp.join("out_lev15.fits");
-    let r = Command::new(exe).arg(&input).arg(&output).output().unwrap();
+    let r = program(exe).arg(&input).arg(&output).output().unwrap();
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let stdout = String::from_utf8_lossy(&r.stdout).to_string();
     let line = stdout.lines().next().unwrap_or_default().to_string();
@@ -130,7 +146,7 @@ fn check_prep_program(exe: &Path, tmp: &Path) -> (String, AiaMap) {
     assert!(max_diff <= 0.5 + 1e-3, "int16 rounding only: {max_diff}");
 
     // A failure: the library's message reaches the program and the exit status is non-zero.
-    let r = Command::new(exe)
+    let r = program(exe)
         .arg(tmp.join("missing.fits"))
         .arg(tmp.join("x.fits"))
         .output()
@@ -186,7 +202,7 @@ fn c_error_paths_return_the_documented_statuses() {
 
     let work = tmp.join("work");
     std::fs::create_dir_all(&work).unwrap();
-    let r = Command::new(&exe)
+    let r = program(&exe)
         .arg(common::data(""))
         .arg(&work)
         .output()

@@ -349,7 +349,8 @@ def prep(smap_or_path, *, pointing_table=None, deconvolve=False, iterations=25, 
          correct_degradation=False, correction_table=None,
          normalize_exposure=False, uncertainty=False, error_table=None, n_sample=1,
          include_preflight=False, include_eve=False, include_chianti=False,
-         dtype="float32", backend="auto", register_on_cpu=False, header=None):
+         dtype="float32", backend="auto", register_on_cpu=False, header=None,
+         max_input_mib=1024):
     """The whole chain in aiapy's order — update_pointing → deconvolve → register →
     correct_degradation → normalize_exposure — in one call, on one engine (the image stays on the GPU between
     stages). ``smap_or_path``: a sunpy map, an ``(array, header)`` pair or the path of a
@@ -358,9 +359,11 @@ def prep(smap_or_path, *, pointing_table=None, deconvolve=False, iterations=25, 
     ``uncertainty=True``: the map's ``uncertainty`` is the 1-σ uncertainty of each pixel
     (an astropy ``StdDevUncertainty``, float32; ``estimate_error`` of the registered counts,
     divided like the data) — the second HDU ``prep --uncertainty`` writes.
+    ``max_input_mib``: reading a path, the most memory (MiB) its header may claim (as
+    ``prep --max-input-mib``; a larger file raises InputError before anything is allocated).
     """
     if isinstance(smap_or_path, (str, os.PathLike)):
-        m, source = _read(smap_or_path)
+        m, source = _read(smap_or_path, max_input_mib)
     else:
         m, source = _maps.take(smap_or_path, header), None
     data, cards, info = _run(
@@ -415,20 +418,22 @@ def _degradation_args(correct, table) -> dict:
     return _table_args(table, "correction")
 
 
-def _read(path):
+def _read(path, max_input_mib=1024):
     """A level-1 file as ``prep`` reads it (cfitsio and the crate's RICE decoder; BLANK →
     NaN): a MapInput whose header is the file's, and the path for error messages."""
     path = os.fspath(path)
-    data, _cards, records = _native.read(path)
+    data, _cards, records = _native.read(path, max_input_mib=int(max_input_mib))
     return _maps.MapInput(data, records, _kind(), data.shape), path
 
 
-def read(path):
+def read(path, *, max_input_mib=1024):
     """Read a FITS image as ``prep`` does (fast RICE decoding; BSCALE/BZERO applied, BLANK →
     NaN; float32 pixels, so the header has ``BITPIX = -32`` and no BLANK/BSCALE/BZERO) and
     return a sunpy map (without sunpy an ``(array, Header)`` pair, or ``(array, dict)``
-    without astropy)."""
-    data, cards, _records = _native.read(os.fspath(path))
+    without astropy). ``max_input_mib``: the most memory (MiB) the header may claim (pixels
+    as float32, the data unit, one compressed tile); a larger file raises InputError naming
+    the file before anything is allocated. The default, 1024, fits 4096² and 8192² images."""
+    data, cards, _records = _native.read(os.fspath(path), max_input_mib=int(max_input_mib))
     return _maps.give(data, cards, _kind())
 
 
@@ -461,7 +466,7 @@ def prep_files(inputs, out_dir, *, pointing_table=None, deconvolve=False, iterat
                include_preflight=False, include_eve=False, include_chianti=False,
                dtype="int16", compress="none", overwrite=False, quicklook=False,
                quicklook_size=1024, backend="auto", register_on_cpu=False,
-               jobs=None, queue_depth=2, progress=True, report=None):
+               jobs=None, queue_depth=2, progress=True, report=None, max_input_mib=1024):
     """The batch pipeline of the ``prep`` command: read, compute and write overlapped,
     outputs ``<stem>_lev15.fits`` in ``out_dir`` appearing only when complete, complete
     outputs skipped (resume), a failed input reported while the others go on.
@@ -469,6 +474,9 @@ def prep_files(inputs, out_dir, *, pointing_table=None, deconvolve=False, iterat
     ``inputs``: files and directories (searched for ``*.fits``, ``*.fits.fz``). ``psf``: an
     array (as ``deconvolve`` takes) or the path of a PSF FITS file; None for the model.
     ``jobs``: the read and write threads (the compute uses every core, or the GPU).
+    ``max_input_mib``: the most memory (MiB) one input's or the PSF file's header may claim
+    (as ``prep --max-input-mib``); a larger input fails (reported) before anything is
+    allocated.
     ``progress``: a progress bar (tqdm's, in a terminal or a notebook, when tqdm is
     installed; else a line on stderr when it is a terminal). ``report``: also write the JSON
     report (as ``prep --report``) to this path.
@@ -504,6 +512,7 @@ def prep_files(inputs, out_dir, *, pointing_table=None, deconvolve=False, iterat
         register_on_cpu=bool(register_on_cpu),
         jobs=jobs,
         queue_depth=int(queue_depth),
+        max_input_mib=int(max_input_mib),
     )
     text = None
     interrupted = None

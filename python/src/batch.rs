@@ -128,7 +128,7 @@ impl Batch {
     include_preflight = false, include_eve = false, include_chianti = false,
     normalize_exposure = false, dtype = "int16", compress = "none", overwrite = false,
     quicklook = false, quicklook_size = 1024, backend = "auto", register_on_cpu = false,
-    jobs = None, queue_depth = 2,
+    jobs = None, queue_depth = 2, max_input_mib = 1024,
 ))]
 #[allow(clippy::too_many_arguments)]
 pub fn start_batch(
@@ -163,7 +163,9 @@ pub fn start_batch(
     register_on_cpu: bool,
     jobs: Option<usize>,
     queue_depth: usize,
+    max_input_mib: u64,
 ) -> PyResult<Batch> {
+    let read_limits = crate::read_limits(max_input_mib)?;
     let dtype = match dtype {
         "int16" | "i16" => OutputType::I16,
         "float32" | "f32" => OutputType::F32,
@@ -193,7 +195,7 @@ pub fn start_batch(
             },
             Err(_) => {
                 let p: PathBuf = obj.extract()?;
-                let a = aiaprep::fits::read_psf(&p, &Default::default()).map_err(py_err)?;
+                let a = aiaprep::fits::read_psf(&p, &read_limits).map_err(py_err)?;
                 PsfSource::Array {
                     psf: a.into(),
                     label: p.display().to_string(),
@@ -239,8 +241,7 @@ pub fn start_batch(
             size: quicklook_size,
             ..Default::default()
         }),
-        // The library's default cap (1 GiB, which fits 4096² and 8192² images).
-        read_limits: Default::default(),
+        read_limits,
     };
     let engines = engines(backend, register_on_cpu)?;
     let mut bopts = BatchOptions::default();

@@ -67,6 +67,18 @@ pub(crate) fn invalid(msg: impl Into<String>) -> PyErr {
     InputError::new_err(msg.into())
 }
 
+/// The read cap of `max_input_mib` MiB (1 to 2²⁴, as `prep --max-input-mib`).
+pub(crate) fn read_limits(max_input_mib: u64) -> PyResult<fits::ReadLimits> {
+    if !(1..=1 << 24).contains(&max_input_mib) {
+        return Err(invalid(format!(
+            "max_input_mib must be 1 to 16777216 (MiB), not {max_input_mib}"
+        )));
+    }
+    Ok(fits::ReadLimits {
+        max_bytes: max_input_mib << 20,
+    })
+}
+
 /// The engines for a backend choice, made once per process and choice (a GPU engine keeps
 /// its compiled kernels, plans and buffers between calls).
 pub(crate) fn engines(backend: &str, register_on_cpu: bool) -> PyResult<Arc<Engines>> {
@@ -586,16 +598,22 @@ fn uncertainty_of(
 /// A FITS file's image as `prep` reads it (`fits::read`: cfitsio, the crate's RICE
 /// decoder, BSCALE/BZERO applied, BLANK → NaN): `(float32 pixels, cards, the header as FITS records)`: the cards describe
 /// float32 pixels (`BITPIX = -32`, no BLANK/BSCALE/BZERO), the records are the file's.
+/// `max_input_mib`: the read cap (MiB) on what the header declares (`fits::ReadLimits`).
 #[pyfunction]
+#[pyo3(signature = (path, *, max_input_mib = 1024))]
 fn read<'py>(
     py: Python<'py>,
     path: std::path::PathBuf,
+    max_input_mib: u64,
 ) -> PyResult<(
     Bound<'py, numpy::PyArray2<f32>>,
     Bound<'py, pyo3::types::PyList>,
     String,
 )> {
-    let map = py.detach(|| fits::read(&path)).map_err(py_err)?;
+    let limits = read_limits(max_input_mib)?;
+    let map = py
+        .detach(|| fits::read_limited(&path, &limits))
+        .map_err(py_err)?;
     let cards = convert::cards(py, &convert::float_header(&map.header))?;
     let records: String = map.header.cards().iter().map(|c| c.record()).collect();
     Ok((map.data.into_pyarray(py), cards, records))

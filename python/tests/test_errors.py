@@ -100,3 +100,34 @@ def test_option_errors_are_input_errors(real_map, tmp_path):
         with pytest.raises(aiaprep.InputError, match="invalid option|backend|dtype|compress"):
             call()
     assert not (tmp_path / "o").exists()  # a bad option leaves nothing behind
+
+
+def test_read_cap(tmp_path):
+    """A header claiming more than ``max_input_mib`` fails before its data are read or
+    allocated (the same typed error as ``prep --max-input-mib``); under the default cap
+    the same file reads."""
+    h = fits.getheader(REAL)
+    h["NAXIS1"] = 1024  # 1024² float64: 8 MiB of data, 4 MiB as float32
+    h["NAXIS2"] = 1024
+    big = tmp_path / "claims_1024.fits"
+    with open(big, "wb") as f:
+        f.write(h.tostring().encode("ascii"))
+        f.truncate(f.tell() + -(-1024 * 1024 * 8 // 2880) * 2880)  # the data unit (zeros, sparse)
+    for call in (lambda: aiaprep.read(big, max_input_mib=1), lambda: aiaprep.prep(big, max_input_mib=1)):
+        with pytest.raises(aiaprep.InputError, match=r"claims_1024\.fits.*read limit of 1048576 bytes"):
+            call()
+    whole = aiaprep.read(big)
+    assert np.asarray(whole.data if hasattr(whole, "data") else whole[0]).shape == (1024, 1024)
+    with pytest.raises(aiaprep.InputError, match="max_input_mib"):
+        aiaprep.read(REAL, max_input_mib=0)
+    # The batch reports it as that input's failure and writes nothing for it.
+    out = tmp_path / "out"
+    report = aiaprep.prep_files([big, REAL], out, max_input_mib=1, progress=False, backend="cpu")
+    by_input = {r["input"]: r for r in report}
+    assert by_input[str(big)]["status"] == "failed"
+    assert "read limit" in by_input[str(big)]["error"]
+    assert by_input[str(REAL)]["status"] == "done"
+    assert sorted(p.name for p in out.iterdir()) == [REAL.stem + "_lev15.fits"]
+    # The smallest cap, 1 MiB, reads the real 128² file (64 KiB as float32).
+    data = aiaprep.read(REAL, max_input_mib=1)
+    assert np.asarray(data.data if hasattr(data, "data") else data[0]).shape == (128, 128)

@@ -307,6 +307,25 @@ int main(int argc, char **argv) {
     EXPECT(aiaprep_read(input, &map), AIAPREP_OK);
     CHECK(map != NULL);
 
+    /* ---- aiaprep_read_limited: 128x128 decodes to 65536 bytes of f32 ---- */
+    x = SENTINEL;
+    EXPECT(aiaprep_read_limited(input, 0, &x), AIAPREP_ERR_ARGUMENT);
+    EXPECT_MESSAGE("max_bytes");
+    EXPECT_NULL_OUT(x);
+    x = SENTINEL;
+    EXPECT(aiaprep_read_limited(NULL, 65536, &x), AIAPREP_ERR_ARGUMENT);
+    EXPECT_NULL_OUT(x);
+    EXPECT(aiaprep_read_limited(input, 65536, NULL), AIAPREP_ERR_ARGUMENT);
+    x = SENTINEL;
+    EXPECT(aiaprep_read_limited(input, 65535, &x), AIAPREP_ERR_FORMAT);
+    EXPECT_MESSAGE("read limit of 65535 bytes");
+    EXPECT_MESSAGE("aia_171_level1_128px.fits");
+    EXPECT_NULL_OUT(x);
+    EXPECT(aiaprep_read_limited(input, 65536, &ok), AIAPREP_OK);
+    CHECK(ok != NULL);
+    aiaprep_map_free(ok);
+    ok = NULL;
+
     /* ---- aiaprep_map_dims, aiaprep_map_data ---- */
     EXPECT(aiaprep_map_dims(NULL, &nx, &ny), AIAPREP_ERR_ARGUMENT);
     EXPECT(aiaprep_map_dims(map, NULL, &ny), AIAPREP_ERR_ARGUMENT);
