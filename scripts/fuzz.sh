@@ -11,7 +11,10 @@
 # (`cargo install cargo-fuzz`, from crates.io) and otherwise says so and exits 0 with
 # AIAPREP_FUZZ_OPTIONAL=1 (CI's setting where no nightly toolchain exists), 1 without.
 # Prints per target: executions, executions/s, coverage (libFuzzer's `cov:` edges and
-# `ft:` features) and corpus size, from libFuzzer's final status line.
+# `ft:` features) and corpus size, from libFuzzer's final status line; the execution at which
+# the edge count last grew; and how many edges of the crate's own code (host/, as opposed to
+# the standard library's generic code instantiated for it) the run found after loading its
+# corpus, and where the last one is (from `-print_pcs=1`).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -52,7 +55,7 @@ for t in "${targets[@]}"; do
     log="fuzz/corpus-work/$t.log"
     if ! cargo +nightly fuzz run "$t" "$work" "fuzz/corpus/$t" -- \
         -max_total_time="$secs" -max_len="$(max_len "$t")" -timeout=10 -rss_limit_mb=2048 \
-        -print_final_stats=1 >"$log" 2>&1; then
+        -print_final_stats=1 -print_pcs=1 >"$log" 2>&1; then
         tail -n 60 "$log" >&2
         echo "error: fuzz target $t failed (input in fuzz/artifacts/$t/)" >&2
         exit 1
@@ -68,4 +71,12 @@ for t in "${targets[@]}"; do
     lastcov=$(grep -E '^#[0-9]+' "$log" | awk '{for(i=1;i<=NF;i++) if($i=="cov:") c=$(i+1); n=substr($1,2); if(c!=prev){at=n; prev=c}} END{print at}')
     share=$(awk -v a="${lastcov:-0}" -v n="${execs:-0}" 'BEGIN{if(n>0) printf "%.0f%%", 100*a/n; else print "?"}')
     printf '%-15s %12s %10s %8s %8s %7s %s\n' "$t" "$execs" "${rate:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "#${lastcov:-?} ($share)"
+    # The crate's own code (host/): the edges found after the corpus was loaded (libFuzzer's
+    # NEW_PC lines, printed before the status line of the input that found them) and the last.
+    awk '
+        /INITED/ { inited = 1 }
+        /NEW_PC:/ && inited && /\/host\// { n++; pend = 1; sub(/.*NEW_PC: 0x[0-9a-f]+ in /, ""); where = $0 }
+        /^#[0-9]+/ && pend { at = substr($1, 2); pend = 0 }
+        END { if (n) printf "    crate code (host/): %d new edges in this run, the last at #%s: %s\n", n, at, where
+              else print "    crate code (host/): no new edge in this run" }' "$log"
 done
