@@ -350,7 +350,7 @@ def prep(smap_or_path, *, pointing_table=None, deconvolve=False, iterations=25, 
          normalize_exposure=False, uncertainty=False, error_table=None, n_sample=1,
          include_preflight=False, include_eve=False, include_chianti=False,
          dtype="float32", backend="auto", register_on_cpu=False, header=None,
-         max_input_mib=1024):
+         max_input_mib=None):
     """The whole chain in aiapy's order — update_pointing → deconvolve → register →
     correct_degradation → normalize_exposure — in one call, on one engine (the image stays on the GPU between
     stages). ``smap_or_path``: a sunpy map, an ``(array, header)`` pair or the path of a
@@ -418,22 +418,28 @@ def _degradation_args(correct, table) -> dict:
     return _table_args(table, "correction")
 
 
-def _read(path, max_input_mib=1024):
+def _read(path, max_input_mib=None):
     """A level-1 file as ``prep`` reads it (cfitsio and the crate's RICE decoder; BLANK →
     NaN): a MapInput whose header is the file's, and the path for error messages."""
     path = os.fspath(path)
-    data, _cards, records = _native.read(path, max_input_mib=int(max_input_mib))
+    data, _cards, records = _native.read(path, max_input_mib=_mib(max_input_mib))
     return _maps.MapInput(data, records, _kind(), data.shape), path
 
 
-def read(path, *, max_input_mib=1024):
+def _mib(max_input_mib):
+    """The read cap for the extension: None (its default) or an int."""
+    return None if max_input_mib is None else int(max_input_mib)
+
+
+def read(path, *, max_input_mib=None):
     """Read a FITS image as ``prep`` does (fast RICE decoding; BSCALE/BZERO applied, BLANK →
     NaN; float32 pixels, so the header has ``BITPIX = -32`` and no BLANK/BSCALE/BZERO) and
     return a sunpy map (without sunpy an ``(array, Header)`` pair, or ``(array, dict)``
     without astropy). ``max_input_mib``: the most memory (MiB) the header may claim (pixels
     as float32, the data unit, one compressed tile); a larger file raises InputError naming
-    the file before anything is allocated. The default, 1024, fits 4096² and 8192² images."""
-    data, cards, _records = _native.read(os.fspath(path), max_input_mib=int(max_input_mib))
+    the file before anything is allocated. None: the library's default, 1024, which fits 4096²
+    and 8192² images."""
+    data, cards, _records = _native.read(os.fspath(path), max_input_mib=_mib(max_input_mib))
     return _maps.give(data, cards, _kind())
 
 
@@ -466,7 +472,7 @@ def prep_files(inputs, out_dir, *, pointing_table=None, deconvolve=False, iterat
                include_preflight=False, include_eve=False, include_chianti=False,
                dtype="int16", compress="none", overwrite=False, quicklook=False,
                quicklook_size=1024, backend="auto", register_on_cpu=False,
-               jobs=None, queue_depth=2, progress=True, report=None, max_input_mib=1024):
+               jobs=None, queue_depth=2, progress=True, report=None, max_input_mib=None):
     """The batch pipeline of the ``prep`` command: read, compute and write overlapped,
     outputs ``<stem>_lev15.fits`` in ``out_dir`` appearing only when complete, complete
     outputs skipped (resume), a failed input reported while the others go on.
@@ -512,7 +518,7 @@ def prep_files(inputs, out_dir, *, pointing_table=None, deconvolve=False, iterat
         register_on_cpu=bool(register_on_cpu),
         jobs=jobs,
         queue_depth=int(queue_depth),
-        max_input_mib=int(max_input_mib),
+        max_input_mib=_mib(max_input_mib),
     )
     text = None
     interrupted = None

@@ -128,7 +128,7 @@ impl Batch {
     include_preflight = false, include_eve = false, include_chianti = false,
     normalize_exposure = false, dtype = "int16", compress = "none", overwrite = false,
     quicklook = false, quicklook_size = 1024, backend = "auto", register_on_cpu = false,
-    jobs = None, queue_depth = 2, max_input_mib = 1024,
+    jobs = None, queue_depth = 2, max_input_mib = None,
 ))]
 #[allow(clippy::too_many_arguments)]
 pub fn start_batch(
@@ -163,7 +163,7 @@ pub fn start_batch(
     register_on_cpu: bool,
     jobs: Option<usize>,
     queue_depth: usize,
-    max_input_mib: u64,
+    max_input_mib: Option<u64>,
 ) -> PyResult<Batch> {
     let read_limits = crate::read_limits(max_input_mib)?;
     let dtype = match dtype {

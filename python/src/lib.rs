@@ -67,8 +67,12 @@ pub(crate) fn invalid(msg: impl Into<String>) -> PyErr {
     InputError::new_err(msg.into())
 }
 
-/// The read cap of `max_input_mib` MiB (1 to 2²⁴, as `prep --max-input-mib`).
-pub(crate) fn read_limits(max_input_mib: u64) -> PyResult<fits::ReadLimits> {
+/// The read cap of `max_input_mib` MiB (1 to 2²⁴, as `prep --max-input-mib`); None: the
+/// library's default.
+pub(crate) fn read_limits(max_input_mib: Option<u64>) -> PyResult<fits::ReadLimits> {
+    let Some(max_input_mib) = max_input_mib else {
+        return Ok(fits::ReadLimits::default());
+    };
     if !(1..=1 << 24).contains(&max_input_mib) {
         return Err(invalid(format!(
             "max_input_mib must be 1 to 16777216 (MiB), not {max_input_mib}"
@@ -600,11 +604,11 @@ fn uncertainty_of(
 /// float32 pixels (`BITPIX = -32`, no BLANK/BSCALE/BZERO), the records are the file's.
 /// `max_input_mib`: the read cap (MiB) on what the header declares (`fits::ReadLimits`).
 #[pyfunction]
-#[pyo3(signature = (path, *, max_input_mib = 1024))]
+#[pyo3(signature = (path, *, max_input_mib = None))]
 fn read<'py>(
     py: Python<'py>,
     path: std::path::PathBuf,
-    max_input_mib: u64,
+    max_input_mib: Option<u64>,
 ) -> PyResult<(
     Bound<'py, numpy::PyArray2<f32>>,
     Bound<'py, pyo3::types::PyList>,
