@@ -14,7 +14,9 @@
 # `ft:` features) and corpus size, from libFuzzer's final status line; the execution at which
 # the edge count last grew; and how many edges of the crate's own code (host/, as opposed to
 # the standard library's generic code instantiated for it) the run found after loading its
-# corpus, and where the last one is (from `-print_pcs=1`).
+# corpus, and where the last one is (from `-print_pcs=1`). A target with a committed
+# dictionary (fuzz/<target>.dict) runs with it. AIAPREP_FUZZ_WORKERS=N runs N fuzzing
+# processes per target side by side (see below); the figures are then per process.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -48,35 +50,77 @@ max_len() {
     esac
 }
 
-printf '%-15s %12s %10s %8s %8s %7s %s\n' target execs exec/s cov ft corpus "last new cov at (share of the run)"
-for t in "${targets[@]}"; do
-    work="fuzz/corpus-work/$t"
-    mkdir -p "$work" "fuzz/artifacts/$t"
-    log="fuzz/corpus-work/$t.log"
-    if ! cargo +nightly fuzz run "$t" "$work" "fuzz/corpus/$t" -- \
-        -max_total_time="$secs" -max_len="$(max_len "$t")" -timeout=10 -rss_limit_mb=2048 \
-        -print_final_stats=1 -print_pcs=1 >"$log" 2>&1; then
-        tail -n 60 "$log" >&2
-        echo "error: fuzz target $t failed (input in fuzz/artifacts/$t/)" >&2
-        exit 1
-    fi
-    # The last status line: "#N  DONE  cov: C ft: F corp: K/S ... exec/s: E ..."
-    last=$(grep -E '^#[0-9]+' "$log" | tail -n 1)
+# One run's figures from its libFuzzer log: the last status line
+# ("#N  DONE  cov: C ft: F corp: K/S ... exec/s: E ...") and the execution at which the edge
+# coverage (cov) last grew (the plateau).
+report() { # NAME LOG
+    local last execs cov ft corp rate lastcov share
+    last=$(grep -E '^#[0-9]+' "$2" | tail -n 1)
     execs=$(sed -E 's/^#([0-9]+).*/\1/' <<<"$last")
     cov=$(grep -oE 'cov: [0-9]+' <<<"$last" | cut -d' ' -f2)
     ft=$(grep -oE 'ft: [0-9]+' <<<"$last" | cut -d' ' -f2)
     corp=$(grep -oE 'corp: [0-9]+' <<<"$last" | cut -d' ' -f2)
     rate=$(grep -oE 'exec/s: [0-9]+' <<<"$last" | cut -d' ' -f2)
-    # Plateau: the execution at which the edge coverage (cov) last grew.
-    lastcov=$(grep -E '^#[0-9]+' "$log" | awk '{for(i=1;i<=NF;i++) if($i=="cov:") c=$(i+1); n=substr($1,2); if(c!=prev){at=n; prev=c}} END{print at}')
+    lastcov=$(grep -E '^#[0-9]+' "$2" | awk '{for(i=1;i<=NF;i++) if($i=="cov:") c=$(i+1); n=substr($1,2); if(c!=prev){at=n; prev=c}} END{print at}')
     share=$(awk -v a="${lastcov:-0}" -v n="${execs:-0}" 'BEGIN{if(n>0) printf "%.0f%%", 100*a/n; else print "?"}')
-    printf '%-15s %12s %10s %8s %8s %7s %s\n' "$t" "$execs" "${rate:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "#${lastcov:-?} ($share)"
-    # The crate's own code (host/): the edges found after the corpus was loaded (libFuzzer's
-    # NEW_PC lines, printed before the status line of the input that found them) and the last.
+    printf '%-15s %12s %10s %8s %8s %7s %s\n' "$1" "$execs" "${rate:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "#${lastcov:-?} ($share)"
+}
+
+# AIAPREP_FUZZ_WORKERS=N (default 1) runs N libFuzzer processes per target side by side
+# (-jobs=N -workers=N, each with RAYON_NUM_THREADS=1), sharing the work corpus; each writes
+# fuzz/corpus-work/<target>.jobs/fuzz-<i>.log.
+workers="${AIAPREP_FUZZ_WORKERS:-1}"
+root="$PWD"
+bin_dir="fuzz/target/$(rustc +nightly -vV | sed -n 's/^host: //p')/release"
+
+printf '%-15s %12s %10s %8s %8s %7s %s\n' target execs exec/s cov ft corpus "last new cov at (share of the run)"
+for t in "${targets[@]}"; do
+    work="fuzz/corpus-work/$t"
+    mkdir -p "$work" "fuzz/artifacts/$t"
+    log="fuzz/corpus-work/$t.log"
+    opts=(-max_total_time="$secs" -max_len="$(max_len "$t")" -timeout=10 -rss_limit_mb=2048
+        -print_final_stats=1 -print_pcs=1)
+    # A dictionary of the tokens the target's parser looks for, where one is committed.
+    [ -f "fuzz/$t.dict" ] && opts+=(-dict="$root/fuzz/$t.dict")
+    if [ "$workers" -gt 1 ]; then
+        jobs_dir="fuzz/corpus-work/$t.jobs"
+        rm -rf "$jobs_dir"
+        mkdir -p "$jobs_dir"
+        if ! (cd "$jobs_dir" && RAYON_NUM_THREADS=1 "$root/$bin_dir/$t" -jobs="$workers" \
+            -workers="$workers" -artifact_prefix="$root/fuzz/artifacts/$t/" "${opts[@]}" \
+            "$root/$work" "$root/fuzz/corpus/$t") >"$log" 2>&1; then
+            tail -n 60 "$jobs_dir"/fuzz-*.log >&2
+            echo "error: fuzz target $t failed (input in fuzz/artifacts/$t/)" >&2
+            exit 1
+        fi
+        logs=("$jobs_dir"/fuzz-*.log)
+        for l in "${logs[@]}"; do
+            report "$t/$(basename "$l" .log)" "$l"
+        done
+    else
+        if ! cargo +nightly fuzz run "$t" "$work" "fuzz/corpus/$t" -- "${opts[@]}" >"$log" 2>&1; then
+            tail -n 60 "$log" >&2
+            echo "error: fuzz target $t failed (input in fuzz/artifacts/$t/)" >&2
+            exit 1
+        fi
+        logs=("$log")
+        report "$t" "$log"
+    fi
+    # The crate's own code (host/): the distinct edges that the run's workers found after
+    # loading their corpus (libFuzzer's NEW_PC lines, printed before the status line of the
+    # input that found them), and the last.
     awk '
+        FNR == 1 { inited = 0; pend = 0 }
         /INITED/ { inited = 1 }
-        /NEW_PC:/ && inited && /\/host\// { n++; pend = 1; sub(/.*NEW_PC: 0x[0-9a-f]+ in /, ""); where = $0 }
+        /NEW_PC:/ && inited && /\/host\// {
+            pc = $0; sub(/.*NEW_PC: /, "", pc); sub(/ .*/, "", pc)
+            w = $0; sub(/.*NEW_PC: 0x[0-9a-f]+ in /, "", w)
+            # The same edge in another worker: the same source location and page offset
+            # (each process loads the binary at its own address).
+            key = substr(pc, length(pc) - 2) " " w
+            if (!(key in seen)) { seen[key] = 1; n++; pend = 1; where = w; file = FILENAME }
+        }
         /^#[0-9]+/ && pend { at = substr($1, 2); pend = 0 }
-        END { if (n) printf "    crate code (host/): %d new edges in this run, the last at #%s: %s\n", n, at, where
-              else print "    crate code (host/): no new edge in this run" }' "$log"
+        END { if (n) printf "    crate code (host/): %d new edges in this run, the last at #%s of %s: %s\n", n, at, file, where
+              else print "    crate code (host/): no new edge in this run" }' "${logs[@]}"
 done

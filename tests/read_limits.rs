@@ -443,6 +443,81 @@ fn table_headers_cfitsio_would_mishandle_are_refused_before_it_parses_them() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Table headers that cfitsio reads more loosely than the standard writes them, checked as
+/// cfitsio reads them (found by the `fits_read` fuzz target, then by reading cfitsio's
+/// keyword parser):
+/// - `XTENSION ='BINTABLE'`: cfitsio takes the value after the first `=` anywhere on the
+///   card, so this is a table to it; with a 7th card of garbage it allocated 2⁵⁴ column
+///   descriptors (two findings);
+/// - a file whose first HDU is such a table: cfitsio parses it as it opens the file, which
+///   a file need not start with `SIMPLE` for;
+/// - `ZTILE2= 0` and `HIERARCH ZTILE2 = 0`: cfitsio names a key by what precedes the blank
+///   or `=`, and reads these as ZTILE2, dividing by 0 (SIGFPE) as it opens the HDU.
+///
+/// The same tables written by the standard still read.
+#[test]
+fn table_headers_cfitsio_reads_loosely_are_checked_as_it_reads_them() {
+    let dir = tmpdir("loose_cards");
+    let src = std::fs::read(common::data("rice_int16_64x48.fits")).unwrap();
+    let tiles = std::fs::read(common::data("rice_int16_tiles_70x45.fits")).unwrap();
+    // Replace the card that starts with `key8` (at a card boundary) by `card`.
+    let with = |b: &[u8], key8: &[u8], card: &[u8]| -> Vec<u8> {
+        let at = b.windows(key8.len()).position(|w| w == key8).expect("card");
+        assert_eq!(at % 80, 0);
+        let mut out = b.to_vec();
+        let mut c = card.to_vec();
+        c.resize(80, b' ');
+        out[at..at + 80].copy_from_slice(&c);
+        out
+    };
+    let mut garbage = b"GC".to_vec();
+    garbage.resize(80, 0xf3);
+    let write = |name: &str, b: &[u8]| {
+        let p = dir.join(name);
+        std::fs::write(&p, b).unwrap();
+        p
+    };
+    let loose = with(&src, b"XTENSION= ", b"XTENSION ='BINTABLE'");
+    let bad = with(&loose, b"GCOUNT  = ", &garbage);
+    fits_error_with(
+        &write("xtension_eq.fits", &bad),
+        "HDU 2: card 7 of a table header must be GCOUNT",
+    );
+    // The loose XTENSION card alone is a table like any other.
+    assert_eq!(
+        fits::read(&write("xtension_eq_ok.fits", &loose))
+            .unwrap()
+            .shape_xy(),
+        (64, 48)
+    );
+    // The table as the file's first HDU (the primary HDU's header block dropped).
+    let first = src.windows(8).position(|w| w == b"XTENSION").unwrap();
+    let bad_first = with(&src, b"GCOUNT  = ", &garbage);
+    let p = write("first_hdu_table.fits", &bad_first[first..]);
+    both_readers_refuse(&p, &["HDU 1: card 7 of a table header must be GCOUNT"]);
+    // Without the garbage card it reads: cfitsio takes the tile-compressed image for HDU 1.
+    assert_eq!(
+        fits::read(&write("first_hdu_table_ok.fits", &src[first..]))
+            .unwrap()
+            .shape_xy(),
+        (64, 48)
+    );
+    for (name, card) in [
+        ("ztile_eq.fits", &b"ZTILE2= 0"[..]),
+        ("ztile_hierarch.fits", b"HIERARCH ZTILE2 = 0"),
+        ("zval_eq.fits", b"ZVAL1=0"),
+    ] {
+        let key8 = if name.starts_with("zval") {
+            b"ZVAL1   = "
+        } else {
+            b"ZTILE2  = "
+        };
+        let p = write(name, &with(&tiles, key8, card));
+        both_readers_refuse(&p, &["HDU 2: ", " must be an integer from 1"]);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `fits::read(p)` is a `Fits` error naming `p` whose message contains `text`; the message.
 fn fits_error_with(p: &Path, text: &str) -> String {
     match fits::read(p) {

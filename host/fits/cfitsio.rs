@@ -174,6 +174,20 @@ impl Fits {
     pub(crate) fn open_readonly(path: &Path) -> Result<Fits> {
         let file = Source::file(path);
         let name = c_path(path, &file)?;
+        // cfitsio parses the first HDU's header as it opens the file, and takes it for a
+        // table if its first card says so (a file need not start with SIMPLE for it):
+        // check it as every later header is checked before cfitsio moves there.
+        if let Ok(mut f) = std::fs::File::open(path) {
+            let len = f.metadata().map_or(0, |m| m.len());
+            let head = header_blocks(len, 0, |at, n| {
+                use std::io::{Read, Seek, SeekFrom};
+                f.seek(SeekFrom::Start(at)).ok()?;
+                let mut b = vec![0u8; n];
+                f.read_exact(&mut b).ok()?;
+                Some(b)
+            });
+            check_table_header(&file, 1, &head)?;
+        }
         let mut ptr = ptr::null_mut();
         let mut status = 0;
         // SAFETY: valid C string, out-pointer to a local.
@@ -273,22 +287,9 @@ impl Fits {
     }
 
     /// Before cfitsio moves to HDU `hdu` (the one after the current HDU): read its header
-    /// ourselves and, for a table, check what cfitsio would otherwise trust as it parses it:
-    ///
-    /// - the mandatory cards the standard puts first, which cfitsio reads by position
-    ///   (`BITPIX = 8`, `NAXIS = 2`, `NAXIS1`, `NAXIS2`, `PCOUNT`, `GCOUNT = 1`, `TFIELDS`
-    ///   ≤ 999; plain integers, printable ASCII). cfitsio's own check of some of them
-    ///   (`ffgttb`) compares where it means to assign, so on a bad value it goes on with an
-    ///   unset `TFIELDS` and allocates its column descriptors from it (found by the
-    ///   `psf_file` fuzz target: requests of 10¹⁴ descriptors);
-    /// - for a tile-compressed image (`ZIMAGE = T`), `ZNAXIS` and every `ZNAXISn` and
-    ///   `ZTILEn` (plain integers; tiles ≥ 1 pixel) and, with RICE, `ZVAL1` and `ZVAL2` (≥ 1):
-    ///   cfitsio divides by the tile size and the block size when it opens the HDU (zeros
-    ///   were divisions by zero, SIGFPE, found the same way).
-    ///
-    /// A header that cannot be read here is left to cfitsio to report.
+    /// ourselves and check it with [`check_table_header`]. A header that cannot be read
+    /// here is left to cfitsio to report.
     fn check_next_header(&mut self, hdu: c_int) -> Result<()> {
-        const BLOCK: usize = 2880;
         let Ok((_, _, start)) = self.hdu_address() else {
             return Ok(());
         };
@@ -297,130 +298,8 @@ impl Fits {
             .path()
             .and_then(|p| std::fs::metadata(p).ok())
             .map_or(0, |m| m.len());
-        // The header's blocks up to its END (cfitsio parses a header cut short too), at
-        // most 1000 (36 000 cards).
-        let mut head: Vec<u8> = Vec::new();
-        for b in 0..1000u64 {
-            let at = start + b * BLOCK as u64;
-            let n = len.saturating_sub(at).min(BLOCK as u64) as usize;
-            if n < 80 {
-                break;
-            }
-            let Some(block) = self.peek(at, n) else {
-                break;
-            };
-            let ended = block
-                .chunks_exact(80)
-                .any(|c| c.starts_with(b"END") && c[3..].iter().all(|&x| x == b' '));
-            head.extend_from_slice(&block[..n - n % 80]);
-            if ended || n < BLOCK {
-                break;
-            }
-        }
-        if head.len() < 80 {
-            return Ok(());
-        }
-        let cards: Vec<&[u8]> = head.chunks_exact(80).collect();
-        let blank = [b' '; 80];
-        let card = |i: usize| cards.get(i).copied().unwrap_or(&blank);
-        let xtension = String::from_utf8_lossy(card(0));
-        // As cfitsio reads the name: quotes, then leading blanks ignored.
-        let name = xtension
-            .strip_prefix("XTENSION= ")
-            .map(|v| v.trim_start().trim_start_matches('\'').trim_start());
-        let is_table = name.is_some_and(|v| {
-            ["TABLE", "BINTABLE", "A3DTABLE", "3DTABLE"]
-                .iter()
-                .any(|t| v.starts_with(t))
-        });
-        if !is_table {
-            return Ok(());
-        }
-        // A plain integer value field: digits, then blanks or a comment.
-        let plain_int = |c: &[u8]| -> Option<u64> {
-            let v = std::str::from_utf8(&c[10..]).ok()?;
-            let v = v.split('/').next()?.trim();
-            (!v.is_empty() && v.len() <= 18 && v.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| v.parse().ok())
-                .flatten()
-        };
-        let shown = |c: &[u8]| -> String {
-            String::from_utf8_lossy(c)
-                .chars()
-                .map(|ch| if (' '..='~').contains(&ch) { ch } else { '?' })
-                .collect::<String>()
-                .trim_end()
-                .to_string()
-        };
-        let bad = |reason: String| Error::Fits {
-            file: self.file.clone(),
-            reason: format!("HDU {hdu}: {reason}"),
-        };
-        // The standard's mandatory cards of a table, in order, with their ranges.
-        for (i, key, range, what) in [
-            (1, "BITPIX", 8..=8, "8"),
-            (2, "NAXIS", 2..=2, "2"),
-            (3, "NAXIS1", 0..=u64::MAX, "≥ 0"),
-            (4, "NAXIS2", 0..=u64::MAX, "≥ 0"),
-            (5, "PCOUNT", 0..=u64::MAX, "≥ 0"),
-            (6, "GCOUNT", 1..=1, "1"),
-            (7, "TFIELDS", 0..=999, "from 0 to 999"),
-        ] {
-            let c = card(i);
-            let ok = &c[..10] == format!("{key:<8}= ").as_bytes()
-                && c.iter().all(|&b| (b' '..=b'~').contains(&b))
-                && plain_int(c).is_some_and(|v| range.contains(&v));
-            if !ok {
-                return Err(bad(format!(
-                    "card {} of a table header must be {key} (an integer {what}), not '{}'",
-                    i + 1,
-                    shown(c)
-                )));
-            }
-        }
-        // A tile-compressed image's axes and tiles (checked in any table: a duplicate
-        // ZIMAGE card could make it one for cfitsio).
-        // ZNAXIS, and every ZNAXISn and ZTILEn card (all of them: cfitsio may find a later
-        // duplicate first); with RICE, every ZVAL1 and ZVAL2 (block size and bytes a pixel,
-        // which cfitsio divides by as it opens the HDU).
-        let rice = cards.iter().any(|c| {
-            c.starts_with(b"ZCMPTYPE= ") && {
-                let v = String::from_utf8_lossy(&c[10..]).to_ascii_uppercase();
-                v.contains("RICE")
-            }
-        });
-        for c in &cards {
-            let key = String::from_utf8_lossy(&c[..8]).trim_end().to_string();
-            let (min, max) = if rice && (key == "ZVAL1" || key == "ZVAL2") {
-                (1, 1 << 20)
-            } else if key == "ZNAXIS" {
-                (0, 999)
-            } else if let Some(n) = key.strip_prefix("ZNAXIS") {
-                if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
-                    continue;
-                }
-                (0, u64::MAX)
-            } else if let Some(n) = key.strip_prefix("ZTILE") {
-                if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
-                    continue;
-                }
-                (1, u64::MAX)
-            } else {
-                continue;
-            };
-            if &c[8..10] != b"= " || !plain_int(c).is_some_and(|v| (min..=max).contains(&v)) {
-                return Err(bad(format!(
-                    "{key} must be an integer from {min}{}, not '{}'",
-                    if max == u64::MAX {
-                        String::new()
-                    } else {
-                        format!(" to {max}")
-                    },
-                    shown(c)
-                )));
-            }
-        }
-        Ok(())
+        let head = header_blocks(len, start, |at, n| self.peek(at, n));
+        check_table_header(&self.file, hdu, &head)
     }
 
     fn image_info(&mut self) -> Result<Option<ImageInfo>> {
@@ -935,6 +814,220 @@ impl Fits {
     }
 }
 
+/// The bytes of the header that starts at byte `start` of a file of `len` bytes, read with
+/// `read(at, n)`: whole 80-byte cards of its blocks up to the one with its `END` card
+/// (cfitsio parses a header cut short too), at most 1000 blocks (36 000 cards). Empty when
+/// nothing can be read.
+fn header_blocks(
+    len: u64,
+    start: u64,
+    mut read: impl FnMut(u64, usize) -> Option<Vec<u8>>,
+) -> Vec<u8> {
+    const BLOCK: u64 = 2880;
+    let mut head: Vec<u8> = Vec::new();
+    for b in 0..1000u64 {
+        let at = start + b * BLOCK;
+        let n = len.saturating_sub(at).min(BLOCK) as usize;
+        if n < 80 {
+            break;
+        }
+        let Some(block) = read(at, n) else {
+            break;
+        };
+        let ended = block
+            .chunks_exact(80)
+            .any(|c| c.starts_with(b"END") && c[3..].iter().all(|&x| x == b' '));
+        head.extend_from_slice(&block[..n - n % 80]);
+        if ended || n < BLOCK as usize {
+            break;
+        }
+    }
+    head
+}
+
+/// A card's keyword name and value field as cfitsio reads them (`ffgknm`, `ffpsvc`), the
+/// card taken as a C string (up to a NUL). The name: after `HIERARCH `, what precedes the
+/// `=`, blanks trimmed; otherwise the characters before the first blank, `=` or NUL (so
+/// `ZTILE2=0` names ZTILE2). The value field: after `= ` in columns 9–10 or, failing that,
+/// after the first `=` anywhere on the card; none for COMMENT, HISTORY, END, CONTINUE and
+/// blank names, or without an `=`.
+fn cfitsio_card(card: &[u8]) -> (String, Option<&[u8]>) {
+    let card = &card[..card.iter().position(|&b| b == 0).unwrap_or(card.len())];
+    let eq = card.iter().position(|&b| b == b'=');
+    if let Some(rest) = card.strip_prefix(b"HIERARCH ") {
+        let Some(eq) = eq else {
+            return ("HIERARCH".to_string(), None);
+        };
+        let name = String::from_utf8_lossy(&rest[..eq - 9]).trim().to_string();
+        return (name, Some(&card[eq + 1..]));
+    }
+    let end = card
+        .iter()
+        .position(|&b| b == b' ' || b == b'=')
+        .unwrap_or(card.len());
+    let name = String::from_utf8_lossy(&card[..end]).into_owned();
+    let head = &card[..card.len().min(8)];
+    let valueless = card.len() < 9
+        || [
+            &b"COMMENT "[..],
+            b"HISTORY ",
+            b"END     ",
+            b"CONTINUE",
+            b"        ",
+        ]
+        .contains(&head);
+    let value = if valueless {
+        None
+    } else if card.get(8..10) == Some(&b"= "[..]) {
+        Some(&card[10..])
+    } else {
+        eq.map(|i| &card[i + 1..])
+    };
+    (name, value)
+}
+
+/// A plain integer value field: digits (at most 18), then blanks or a comment.
+fn plain_int_value(v: &[u8]) -> Option<u64> {
+    let v = std::str::from_utf8(v).ok()?;
+    let v = v.split('/').next()?.trim();
+    (!v.is_empty() && v.len() <= 18 && v.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| v.parse().ok())
+        .flatten()
+}
+
+/// Whether cfitsio takes a header whose first card is `card` for a table (ASCII or binary)
+/// and so parses it with `ffainit`/`ffbinit` (`ffrhdu`): `XTENSION` in its first 8
+/// characters (`ffrhdu` takes those as the name, so `XTENSIONS= …` is one too) and, as
+/// [`cfitsio_card`] reads the value, quotes and leading blanks dropped, a table's name (so
+/// `XTENSION ='BINTABLE'` is one). Errs towards "a table": a value that merely starts with a
+/// table's name (cfitsio wants it whole) counts too, and so is checked.
+fn cfitsio_reads_a_table(card: &[u8]) -> bool {
+    if !card.starts_with(b"XTENSION") {
+        return false;
+    }
+    let Some(value) = cfitsio_card(card).1 else {
+        return false;
+    };
+    let value = String::from_utf8_lossy(value);
+    let name = value.trim_start().trim_start_matches('\'').trim_start();
+    ["TABLE", "BINTABLE", "A3DTABLE", "3DTABLE"]
+        .iter()
+        .any(|t| name.starts_with(t))
+}
+
+/// Check the header `head` (of HDU `hdu`, 1-based, of `file`) before cfitsio parses it: for
+/// a table (as [`cfitsio_reads_a_table`] decides), what cfitsio would otherwise trust:
+///
+/// - the mandatory cards the standard puts first, which cfitsio reads by position
+///   (`BITPIX = 8`, `NAXIS = 2`, `NAXIS1`, `NAXIS2`, `PCOUNT`, `GCOUNT = 1`, `TFIELDS`
+///   ≤ 999; plain integers, printable ASCII). cfitsio's own check of some of them
+///   (`ffgttb`) compares where it means to assign, so on a bad value it goes on with an
+///   unset `TFIELDS` and allocates its column descriptors from it (found by the
+///   `psf_file` fuzz target: requests of 10¹⁴ descriptors);
+/// - for a tile-compressed image (`ZIMAGE = T`), `ZNAXIS` and every `ZNAXISn` and
+///   `ZTILEn` (plain integers; tiles ≥ 1 pixel) and, with RICE, `ZVAL1` and `ZVAL2` (≥ 1):
+///   cfitsio divides by the tile size and the block size when it opens the HDU (zeros
+///   were divisions by zero, SIGFPE, found the same way).
+///
+/// A header of less than one card passes (cfitsio reports it).
+fn check_table_header(file: &Source, hdu: c_int, head: &[u8]) -> Result<()> {
+    if head.len() < 80 {
+        return Ok(());
+    }
+    let cards: Vec<&[u8]> = head.chunks_exact(80).collect();
+    let blank = [b' '; 80];
+    let card = |i: usize| cards.get(i).copied().unwrap_or(&blank);
+    if !cfitsio_reads_a_table(card(0)) {
+        return Ok(());
+    }
+    let shown = |c: &[u8]| -> String {
+        String::from_utf8_lossy(c)
+            .chars()
+            .map(|ch| if (' '..='~').contains(&ch) { ch } else { '?' })
+            .collect::<String>()
+            .trim_end()
+            .to_string()
+    };
+    let bad = |reason: String| Error::Fits {
+        file: file.clone(),
+        reason: format!("HDU {hdu}: {reason}"),
+    };
+    // The standard's mandatory cards of a table, in order, with their ranges.
+    for (i, key, range, what) in [
+        (1, "BITPIX", 8..=8, "8"),
+        (2, "NAXIS", 2..=2, "2"),
+        (3, "NAXIS1", 0..=u64::MAX, "≥ 0"),
+        (4, "NAXIS2", 0..=u64::MAX, "≥ 0"),
+        (5, "PCOUNT", 0..=u64::MAX, "≥ 0"),
+        (6, "GCOUNT", 1..=1, "1"),
+        (7, "TFIELDS", 0..=999, "from 0 to 999"),
+    ] {
+        let c = card(i);
+        let ok = &c[..10] == format!("{key:<8}= ").as_bytes()
+            && c.iter().all(|&b| (b' '..=b'~').contains(&b))
+            && plain_int_value(&c[10..]).is_some_and(|v| range.contains(&v));
+        if !ok {
+            return Err(bad(format!(
+                "card {} of a table header must be {key} (an integer {what}), not '{}'",
+                i + 1,
+                shown(c)
+            )));
+        }
+    }
+    // A tile-compressed image's axes and tiles (checked in any table: a duplicate
+    // ZIMAGE card could make it one for cfitsio).
+    // ZNAXIS, and every ZNAXISn and ZTILEn card (all of them: cfitsio may find a later
+    // duplicate first); with RICE, every ZVAL1 and ZVAL2 (block size and bytes a pixel,
+    // which cfitsio divides by as it opens the HDU).
+    let rice = cards.iter().any(|c| {
+        let (key, value) = cfitsio_card(c);
+        key == "ZCMPTYPE"
+            && value.is_some_and(|v| {
+                String::from_utf8_lossy(v)
+                    .to_ascii_uppercase()
+                    .contains("RICE")
+            })
+    });
+    for c in &cards {
+        // Keys as cfitsio finds them by name (`ffgknm`): `ZTILE2=0` and `HIERARCH ZTILE2 = 0`
+        // are ZTILE2 to it.
+        let (key, value) = cfitsio_card(c);
+        let key = key.to_ascii_uppercase();
+        let (min, max) = if rice && (key == "ZVAL1" || key == "ZVAL2") {
+            (1, 1 << 20)
+        } else if key == "ZNAXIS" {
+            (0, 999)
+        } else if let Some(n) = key.strip_prefix("ZNAXIS") {
+            if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            (0, u64::MAX)
+        } else if let Some(n) = key.strip_prefix("ZTILE") {
+            if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            (1, u64::MAX)
+        } else {
+            continue;
+        };
+        if !value
+            .and_then(plain_int_value)
+            .is_some_and(|v| (min..=max).contains(&v))
+        {
+            return Err(bad(format!(
+                "{key} must be an integer from {min}{}, not '{}'",
+                if max == u64::MAX {
+                    String::new()
+                } else {
+                    format!(" to {max}")
+                },
+                shown(c)
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl Drop for Fits {
     fn drop(&mut self) {
         if !self.ptr.is_null() {
@@ -995,6 +1088,88 @@ mod tests {
             if info.compressed {
                 assert!(!ours.contains("ZIMAGE"));
             }
+        }
+    }
+
+    /// `cfitsio_card` names a card and finds its value as cfitsio's own `ffgknm` and
+    /// `ffpsvc` do, on 4000 seeded cards built from keys, value indicators in and out of
+    /// columns 9–10, `HIERARCH`, valueless keys and NUL bytes.
+    #[test]
+    fn cards_are_read_as_cfitsio_reads_them() {
+        let keys = [
+            "ZTILE2",
+            "ZVAL1",
+            "XTENSION",
+            "NAXIS1",
+            "COMMENT",
+            "HISTORY",
+            "END",
+            "CONTINUE",
+            "HIERARCH ZTILE2",
+            "HIERARCH  A B",
+            "",
+            "Z",
+            "ZTILE12345",
+            "A=1",
+        ];
+        let seps = ["= ", "=", " = ", "  =  ", "", " ", "  "];
+        let values = ["0", "16", " 12 / a comment", "-1", "1.5", "", "T", "7/x"];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        for _ in 0..4000 {
+            let key = keys[next(keys.len())];
+            let mut card = key.as_bytes().to_vec();
+            // Pad the name to column 8 most of the time, as the standard writes it.
+            if next(3) > 0 && card.len() < 8 {
+                card.resize(8, b' ');
+            }
+            card.extend_from_slice(seps[next(seps.len())].as_bytes());
+            card.extend_from_slice(values[next(values.len())].as_bytes());
+            card.resize(80, b' ');
+            if next(8) == 0 {
+                let at = next(80);
+                card[at] = 0;
+            }
+            let (name, value) = cfitsio_card(&card);
+            let mut c = card.clone();
+            c.push(0);
+            let (mut n, mut v, mut comm) =
+                ([0 as c_char; 81], [0 as c_char; 81], [0 as c_char; 81]);
+            let (mut len, mut status) = (0, 0);
+            // SAFETY: `c` is NUL-terminated; the outputs hold FLEN_KEYWORD/FLEN_VALUE/FLEN_COMMENT.
+            unsafe {
+                sys::ffgknm(c.as_mut_ptr().cast(), n.as_mut_ptr(), &mut len, &mut status);
+                sys::ffpsvc(
+                    c.as_mut_ptr().cast(),
+                    v.as_mut_ptr(),
+                    comm.as_mut_ptr(),
+                    &mut status,
+                );
+            }
+            drain_messages();
+            let shown = String::from_utf8_lossy(&card).into_owned();
+            // SAFETY: cfitsio NUL-terminates its outputs.
+            let theirs = |b: &[c_char]| {
+                unsafe { std::ffi::CStr::from_ptr(b.as_ptr()) }
+                    .to_string_lossy()
+                    .into_owned()
+            };
+            if status != 0 {
+                continue; // a value cfitsio refuses (an unterminated string): not compared
+            }
+            assert_eq!(name, theirs(&n), "name of {shown:?}");
+            // cfitsio's value of a number or logical: the token up to a blank or `/`.
+            let ours = value.map_or(String::new(), |v| {
+                let v = String::from_utf8_lossy(v);
+                let v = v.trim_start_matches(' ');
+                v[..v.find([' ', '/']).unwrap_or(v.len())].to_string()
+            });
+            assert_eq!(ours, theirs(&v), "value of {shown:?}");
         }
     }
 }
