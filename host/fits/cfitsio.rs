@@ -177,15 +177,8 @@ impl Fits {
         // cfitsio parses the first HDU's header as it opens the file, and takes it for a
         // table if its first card says so (a file need not start with SIMPLE for it):
         // check it as every later header is checked before cfitsio moves there.
-        if let Ok(mut f) = std::fs::File::open(path) {
-            let len = f.metadata().map_or(0, |m| m.len());
-            let head = header_blocks(len, 0, |at, n| {
-                use std::io::{Read, Seek, SeekFrom};
-                f.seek(SeekFrom::Start(at)).ok()?;
-                let mut b = vec![0u8; n];
-                f.read_exact(&mut b).ok()?;
-                Some(b)
-            });
+        if let Ok(m) = std::fs::metadata(path) {
+            let head = header_blocks(m.len(), 0, |at, n| read_file_at(path, at, n));
             check_table_header(&file, 1, &head)?;
         }
         let mut ptr = ptr::null_mut();
@@ -278,12 +271,7 @@ impl Fits {
             return Some(b);
         }
         drain_messages();
-        use std::io::{Read, Seek, SeekFrom};
-        let mut f = std::fs::File::open(self.file.path()?).ok()?;
-        f.seek(SeekFrom::Start(start)).ok()?;
-        let mut b = vec![0u8; n];
-        f.read_exact(&mut b).ok()?;
-        Some(b)
+        read_file_at(self.file.path()?, start, n)
     }
 
     /// Before cfitsio moves to HDU `hdu` (the one after the current HDU): read its header
@@ -812,6 +800,16 @@ impl Fits {
         };
         self.check(status, "write pixels")
     }
+}
+
+/// `n` bytes of the file at `path` from byte `at`, read directly; `None` when they cannot be.
+fn read_file_at(path: &Path, at: u64, n: usize) -> Option<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).ok()?;
+    f.seek(SeekFrom::Start(at)).ok()?;
+    let mut b = vec![0u8; n];
+    f.read_exact(&mut b).ok()?;
+    Some(b)
 }
 
 /// The bytes of the header that starts at byte `start` of a file of `len` bytes, read with
