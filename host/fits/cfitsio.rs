@@ -112,6 +112,39 @@ fn c_str(s: &str, file: &Source) -> Result<CString> {
     })
 }
 
+/// Close an in-memory scratch file after replacing its current header by the
+/// header of an empty image (`BITPIX = 8`, `NAXIS = 0`, no data).
+///
+/// `ffclos` re-parses the current header and resizes the file to the data size it
+/// claims. The header `fits_img_decompress_header` writes is copied from the
+/// input (`ZPCOUNT`, `ZGCOUNT`, `ZNAXISn`, `ZTENSION` become `PCOUNT`, `GCOUNT`,
+/// `NAXISn`, `XTENSION`), so closing it as written would let a hostile file ask for
+/// gigabytes, past the read limits (fuzzing finding 12). Errors are drained: the
+/// header has already been read, and a failed close of a memory file loses nothing.
+///
+/// # Safety
+/// `tmp` must be an open cfitsio handle on a `mem://` file; it is closed here.
+unsafe fn close_emptied(tmp: *mut sys::fitsfile) {
+    let mut status = 0;
+    let mut nexist: c_int = 0;
+    let mut nmore: c_int = 0;
+    // SAFETY: open handle (caller's promise), out-pointers to locals. Records
+    // are deleted from the last, so none is shifted.
+    unsafe {
+        sys::ffghsp(tmp, &mut nexist, &mut nmore, &mut status);
+        for keypos in (1..=nexist).rev() {
+            sys::ffdrec(tmp, keypos, &mut status);
+        }
+        sys::ffphprll(tmp, 1, 8, 0, ptr::null_mut(), 0, 1, 0, &mut status);
+    }
+    let mut closed = 0;
+    // SAFETY: open handle; not used after this.
+    unsafe { sys::ffclos(tmp, &mut closed) };
+    if status != 0 || closed != 0 {
+        drain_messages();
+    }
+}
+
 /// The header of the current HDU of `fptr` as one string of 80-character records
 /// (`ffhdr2str`).
 fn header_string(fptr: *mut sys::fitsfile, file: &Source) -> Result<String> {
@@ -405,7 +438,6 @@ impl Fits {
         }
         let mut tmp: *mut sys::fitsfile = ptr::null_mut();
         let name = c_str("mem://", &self.file)?;
-        let naxis = c_str("NAXIS", &self.file)?;
         // SAFETY: out-pointer to a local, C string.
         unsafe { sys::ffinit(&mut tmp, name.as_ptr(), &mut status) };
         if status != 0 || tmp.is_null() {
@@ -422,16 +454,8 @@ impl Fits {
         } else {
             header_string(tmp, &self.file)
         };
-        let mut s2 = 0;
-        // SAFETY: tmp is open; errors here only mean the data unit gets filled on close.
-        unsafe {
-            sys::ffmkyj(tmp, naxis.as_ptr(), 0, ptr::null(), &mut s2);
-            s2 = 0;
-            sys::ffclos(tmp, &mut s2);
-        }
-        if s2 != 0 {
-            drain_messages();
-        }
+        // SAFETY: tmp is open and closed exactly once here.
+        unsafe { close_emptied(tmp) };
         result
     }
 
