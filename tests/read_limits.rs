@@ -452,7 +452,11 @@ fn table_headers_cfitsio_would_mishandle_are_refused_before_it_parses_them() {
 /// - a file whose first HDU is such a table: cfitsio parses it as it opens the file, which
 ///   a file need not start with `SIMPLE` for;
 /// - `ZTILE2= 0` and `HIERARCH ZTILE2 = 0`: cfitsio names a key by what precedes the blank
-///   or `=`, and reads these as ZTILE2, dividing by 0 (SIGFPE) as it opens the HDU.
+///   or `=`, and reads these as ZTILE2, dividing by 0 (SIGFPE) as it opens the HDU;
+/// - a second `ZTILE2` card whose value is a carriage return, then `1`: cfitsio's value is
+///   the token up to the first blank (`"\r"`), which it fails to convert, leaving a tile
+///   size of 0 (SIGFPE again; the check had trimmed the `\r` as white space and read 1);
+///   a `NAXIS2` written so is refused by the first-cards check for the same reason.
 ///
 /// The same tables written by the standard still read.
 #[test]
@@ -515,6 +519,21 @@ fn table_headers_cfitsio_reads_loosely_are_checked_as_it_reads_them() {
         let p = write(name, &with(&tiles, key8, card));
         both_readers_refuse(&p, &["HDU 2: ", " must be an integer from 1"]);
     }
+    // The fuzz input's shape: ZTILE1 dropped (cfitsio defaults it to ZNAXIS1), ZTILE2
+    // twice, the second with a carriage return before its digit (the one cfitsio finds
+    // first here: its key search resumes where the last one ended).
+    let twice = with(
+        &with(&src, b"ZTILE2  = ", b"ZTILE2  =              \r     1"),
+        b"ZTILE1  = ",
+        b"ZTILE2  =                   64",
+    );
+    let p = write("ztile_cr.fits", &twice);
+    both_readers_refuse(&p, &["HDU 2: ZTILE2 must be an integer from 1"]);
+    let p = write(
+        "naxis2_cr.fits",
+        &with(&tiles, b"NAXIS2  = ", b"NAXIS2  =              \r     9"),
+    );
+    both_readers_refuse(&p, &["HDU 2: card 5 of a table header must be NAXIS2"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
