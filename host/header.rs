@@ -296,7 +296,6 @@ pub fn is_structural(key: &str) -> bool {
         || numbered("ZVAL")
 }
 
-/// An ordered FITS header.
 /// `text` cut into records of 80 characters (the last may be shorter), without copying.
 fn records_of(text: &str) -> impl Iterator<Item = &str> {
     let mut rest = text;
@@ -311,6 +310,7 @@ fn records_of(text: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// An ordered FITS header.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Header {
     cards: Vec<Card>,
