@@ -26,20 +26,6 @@ fn peak_rss() -> u64 {
     kib * 1024
 }
 
-/// `bytes` with the value of the one card named `key` replaced by the integer `value`.
-fn with_card(bytes: &[u8], key: &str, value: u64) -> Vec<u8> {
-    let mut out = bytes.to_vec();
-    let name = format!("{key:<8}= ");
-    let field = format!("{value:>20}{:50}", "");
-    let hits = out
-        .chunks_exact_mut(80)
-        .filter(|rec| rec.starts_with(name.as_bytes()))
-        .map(|rec| rec[10..].copy_from_slice(field.as_bytes()))
-        .count();
-    assert_eq!(hits, 1, "{key} found {hits} times");
-    out
-}
-
 #[test]
 fn a_forged_zpcount_is_not_allocated_when_the_header_copy_is_closed() {
     /// Bytes the old close allocated and zeroed: `ZPCOUNT` 16-bit values.
@@ -49,7 +35,11 @@ fn a_forged_zpcount_is_not_allocated_when_the_header_copy_is_closed() {
     std::fs::create_dir_all(&dir).unwrap();
     let forged = dir.join("zpcount.fits");
     let bytes = std::fs::read(&src).unwrap();
-    std::fs::write(&forged, with_card(&bytes, "ZPCOUNT", CLAIM)).unwrap();
+    std::fs::write(
+        &forged,
+        common::with_card(&bytes, "ZPCOUNT", &CLAIM.to_string()),
+    )
+    .unwrap();
 
     let want = fits::read(&src).unwrap();
     let before = peak_rss();

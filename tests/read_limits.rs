@@ -18,32 +18,10 @@ fn tmpdir(name: &str) -> PathBuf {
     d
 }
 
-/// `bytes` (a FITS file) with the value of card `key` (in any HDU) replaced by `value`
-/// (right-aligned in columns 11–30, as fixed-format integers are).
-fn with_card(bytes: &[u8], key: &str, value: &str) -> Vec<u8> {
-    let mut out = bytes.to_vec();
-    let name = format!("{key:<8}= ");
-    let mut hits = 0;
-    for rec in out.chunks_exact_mut(80) {
-        if rec.starts_with(name.as_bytes()) {
-            let field = format!("{value:>20}");
-            assert!(field.len() <= 70);
-            rec[10..10 + field.len()].copy_from_slice(field.as_bytes());
-            // Blank the rest of the value field (a comment after '/' is dropped).
-            for b in &mut rec[10 + field.len()..] {
-                *b = b' ';
-            }
-            hits += 1;
-        }
-    }
-    assert_eq!(hits, 1, "{key} found {hits} times");
-    out
-}
-
 fn patched(dir: &Path, name: &str, src: &str, cards: &[(&str, &str)]) -> PathBuf {
     let mut bytes = std::fs::read(common::data(src)).unwrap();
     for (k, v) in cards {
-        bytes = with_card(&bytes, k, v);
+        bytes = common::with_card(&bytes, k, v);
     }
     let p = dir.join(name);
     std::fs::write(&p, bytes).unwrap();

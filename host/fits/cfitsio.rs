@@ -210,8 +210,9 @@ impl Fits {
         // cfitsio parses the first HDU's header as it opens the file, and takes it for a
         // table if its first card says so (a file need not start with SIMPLE for it):
         // check it as every later header is checked before cfitsio moves there.
-        if let Ok(m) = std::fs::metadata(path) {
-            let head = header_blocks(m.len(), 0, |at, n| read_file_at(path, at, n));
+        if let Ok(mut f) = std::fs::File::open(path) {
+            let len = f.metadata().map_or(0, |m| m.len());
+            let head = header_blocks(len, 0, |at, n| read_at(&mut f, at, n));
             check_table_header(&file, 1, &head)?;
         }
         let mut ptr = ptr::null_mut();
@@ -304,7 +305,7 @@ impl Fits {
             return Some(b);
         }
         drain_messages();
-        read_file_at(self.file.path()?, start, n)
+        read_at(&mut std::fs::File::open(self.file.path()?).ok()?, start, n)
     }
 
     /// Before cfitsio moves to HDU `hdu` (the one after the current HDU): read its header
@@ -826,10 +827,9 @@ impl Fits {
     }
 }
 
-/// `n` bytes of the file at `path` from byte `at`, read directly; `None` when they cannot be.
-fn read_file_at(path: &Path, at: u64, n: usize) -> Option<Vec<u8>> {
+/// `n` bytes of `f` from byte `at`, read directly; `None` when they cannot be.
+fn read_at(f: &mut std::fs::File, at: u64, n: usize) -> Option<Vec<u8>> {
     use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(path).ok()?;
     f.seek(SeekFrom::Start(at)).ok()?;
     let mut b = vec![0u8; n];
     f.read_exact(&mut b).ok()?;

@@ -93,3 +93,25 @@ pub fn history(h: &aiaprep::Header) -> String {
         .collect::<Vec<_>>()
         .concat()
 }
+
+/// `bytes` (a FITS file) with the value of card `key` (in any HDU) replaced by `value`
+/// (right-aligned in columns 11–30, as fixed-format integers are).
+pub fn with_card(bytes: &[u8], key: &str, value: &str) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let name = format!("{key:<8}= ");
+    let mut hits = 0;
+    for rec in out.chunks_exact_mut(80) {
+        if rec.starts_with(name.as_bytes()) {
+            let field = format!("{value:>20}");
+            assert!(field.len() <= 70);
+            rec[10..10 + field.len()].copy_from_slice(field.as_bytes());
+            // Blank the rest of the value field (a comment after '/' is dropped).
+            for b in &mut rec[10 + field.len()..] {
+                *b = b' ';
+            }
+            hits += 1;
+        }
+    }
+    assert_eq!(hits, 1, "{key} found {hits} times");
+    out
+}
