@@ -34,6 +34,7 @@ mod output;
 mod read;
 pub(crate) mod rice;
 mod stored;
+mod tiles;
 mod write;
 
 use std::path::{Path, PathBuf};

@@ -320,6 +320,119 @@ fn a_tile_whose_code_overruns_is_refused_before_cfitsio_reads_it() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The integer value of card `key` in the header that starts at byte `start`.
+fn card_int(bytes: &[u8], start: usize, key: &str) -> usize {
+    let name = format!("{key:<8}= ");
+    let card = bytes[start..]
+        .chunks_exact(80)
+        .find(|c| c.starts_with(name.as_bytes()))
+        .unwrap_or_else(|| panic!("no {key}"));
+    let value = std::str::from_utf8(&card[10..30]).unwrap().trim();
+    value.parse().unwrap_or_else(|_| panic!("{key} = {value}"))
+}
+
+/// Tiles cfitsio would decode with a leak (finding 14, from the `fits_read` header grid:
+/// cfitsio's GZIP decoder returns without freeing a tile's compressed bytes when the tile
+/// does not inflate, or inflates to a size it does not expect, and it has no decoder for
+/// NOCOMPRESS tiles at all), and RICE tiles named `'RICE_ONE'` (cfitsio's other name for
+/// RICE_1, which the tile check did not know): refused by both readers before cfitsio
+/// decodes a tile, with an error naming the tile. Valid gzip tiles (the crate's own
+/// float32 outputs, byte-shuffled GZIP_2) and a valid `'RICE_ONE'` file still read.
+#[test]
+fn tiles_cfitsio_would_leak_or_overrun_are_refused_before_it_decodes_them() {
+    let dir = tmpdir("gzip_tiles");
+    let write = |name: &str, b: &[u8]| {
+        let p = dir.join(name);
+        std::fs::write(&p, b).unwrap();
+        p
+    };
+    // A float32 image the crate writes tile-compressed: GZIP_2, one tile a row.
+    let pixels = Array2::from_shape_fn((30, 40), |(r, c)| {
+        ((r * 40 + c) as f32 * 0.731).sin() * 3000.0 + r as f32 / 7.0
+    });
+    let good = dir.join("gzip2.fits");
+    let opts = WriteOptions {
+        dtype: fits::OutputType::F32,
+        compress: Compression::Rice,
+        ..Default::default()
+    };
+    fits::write(
+        &AiaMap::new(pixels.clone(), Header::new(), Source::memory()),
+        &good,
+        &opts,
+    )
+    .unwrap();
+    let src = std::fs::read(&good).unwrap();
+    assert!(src.windows(8).any(|w| w == b"'GZIP_2 "));
+    assert_eq!(fits::read(&good).unwrap().data, pixels);
+    let f64s = fits::read_image_f64(&good).unwrap();
+    assert_eq!(f64s.0.dim(), pixels.dim());
+    assert!(f64s.0.iter().zip(&pixels).all(|(a, b)| *a == f64::from(*b)));
+    // The last byte of the heap: the length in the last tile's gzip trailer.
+    let (start, data) = (
+        src.windows(8).position(|w| w == b"XTENSION").unwrap(),
+        data_start(&src, 1),
+    );
+    let heap_end = data
+        + card_int(&src, start, "NAXIS1") * card_int(&src, start, "NAXIS2")
+        + card_int(&src, start, "PCOUNT");
+    let mut b = src.clone();
+    b[heap_end - 1] ^= 0x01;
+    both_readers_refuse(
+        &write("gzip2_trailer.fits", &b),
+        &["GZIP_2 tile 30 is not a gzip stream"],
+    );
+    // Valid gzip streams of the wrong size: longer than 16-bit pixels would make them, and
+    // shorter than tiles twice as wide.
+    let p = write(
+        "gzip2_zbitpix16.fits",
+        &common::with_card(&src, "ZBITPIX", "16"),
+    );
+    both_readers_refuse(
+        &p,
+        &["GZIP_2 tile 1 is not a gzip stream that inflates to at most 80 bytes (40 pixels)"],
+    );
+    let wide = common::with_card(&common::with_card(&src, "ZNAXIS1", "80"), "ZTILE1", "80");
+    both_readers_refuse(
+        &write("gzip2_wide.fits", &wide),
+        &["GZIP_2 tile 1 inflates to 160 bytes, not [4] bytes a pixel × 80 pixels"],
+    );
+    // RICE_1 tiles under the GZIP and NOCOMPRESS names.
+    let rice = std::fs::read(common::data("rice_int16_64x48.fits")).unwrap();
+    let p = write(
+        "gzip1.fits",
+        &common::with_card(&rice, "ZCMPTYPE", "'GZIP_1'"),
+    );
+    both_readers_refuse(&p, &["GZIP_1 tile 1 is not a gzip stream"]);
+    let p = write(
+        "nocompress.fits",
+        &common::with_card(&rice, "ZCMPTYPE", "'NOCOMPRESS'"),
+    );
+    both_readers_refuse(&p, &["NOCOMPRESS tile 1 holds"]);
+    // RICE_ONE: read as RICE_1; tile 5 made to overrun (as in the test above) is refused.
+    let one = common::with_card(&rice, "ZCMPTYPE", "'RICE_ONE'");
+    let p = write("rice_one.fits", &one);
+    let want = fits::read(&common::data("rice_int16_64x48.fits")).unwrap();
+    let got = fits::read(&p).unwrap().data;
+    assert!(got.iter().any(|v| v.is_nan()), "the file has BLANK pixels");
+    assert!(got
+        .iter()
+        .zip(&want.data)
+        .all(|(a, b)| a.to_bits() == b.to_bits()));
+    let table = data_start(&one, 1);
+    let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
+    let (len, off) = (be(&one[table + 32..]), be(&one[table + 36..]));
+    let t = table + 48 * 8 + off;
+    let mut b = one.clone();
+    b[t + 2] = 0x10;
+    b[t + 3..t + len].fill(0);
+    both_readers_refuse(
+        &write("rice_one_overrun.fits", &b),
+        &["RICE_1 tile 5", "runs past the tile's bytes"],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Table headers whose TFIELDS (10¹⁴, or 1000) or NAXIS1 (not an integer) cfitsio would
 /// mishandle (found by the `psf_file` fuzz target: cfitsio's check of those values does
 /// not stop it, and it allocates its column descriptors from an unset TFIELDS): refused

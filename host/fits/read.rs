@@ -138,7 +138,7 @@ pub(crate) fn read_f32(f: &mut Fits, info: &ImageInfo) -> Result<Vec<f32>> {
     }
     if info.compressed {
         f.check_descriptors()?;
-        super::rice::check_for_cfitsio(f)?;
+        super::tiles::check_for_cfitsio(f)?;
     }
     // Every element is written by cfitsio: a recycled buffer (in a batch) will do.
     let mut out = crate::buffers::take_f32(info.nx * info.ny);
@@ -160,7 +160,7 @@ fn null_check(info: &ImageInfo) -> bool {
 pub(crate) fn read_f64(f: &mut Fits, info: &ImageInfo) -> Result<Vec<f64>> {
     if info.compressed {
         f.check_descriptors()?;
-        super::rice::check_for_cfitsio(f)?;
+        super::tiles::check_for_cfitsio(f)?;
     }
     let mut out = crate::buffers::zeroed::<f64>(info.nx * info.ny);
     let null = null_check(info).then_some(f64::NAN);

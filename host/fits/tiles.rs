@@ -1,0 +1,287 @@
+//! The tiles of a tile-compressed image, checked before cfitsio decodes them.
+//!
+//! cfitsio trusts a tile's bytes in ways that cost the process (RELIABILITY.md, findings 2
+//! and 14), so every image the crate leaves to cfitsio (see [`super::rice`] for the ones it
+//! decodes itself) is first checked here, tile by tile, under cfitsio's own reading of the
+//! compression keywords (`ZCMPTYPE` compared exactly, as cfitsio compares it):
+//!
+//! - **RICE_1** (`'RICE_1'`, or `'RICE_ONE'`, cfitsio's other name for it): its decoder reads
+//!   past a tile whose code overruns; every tile must pass [`super::rice::validate_tile`]
+//!   with the block and pixel sizes cfitsio will use.
+//! - **GZIP_1, GZIP_2**: a tile that does not inflate, or inflates to a size cfitsio does
+//!   not expect, makes cfitsio return without freeing the tile's compressed bytes — a leak
+//!   of up to a tile's size per file read. Every tile must inflate to the size cfitsio
+//!   writes for the image's `ZBITPIX` (1, 2, 4 bytes a pixel for 8, 16, 32 and −32; 4 or 8
+//!   for −64, quantised or not).
+//! - **`GZIP_COMPRESSED_DATA`**: a floating-point tile stored losslessly beside the other
+//!   tiles (any `ZCMPTYPE`) leaks the same way when it inflates short; it must inflate to 4
+//!   (−32) or 8 (−64) bytes a pixel.
+//! - **NOCOMPRESS**: cfitsio has no decoder for it and leaks any tile it is asked for; a
+//!   non-empty tile is refused.
+//!
+//! The other algorithms (HCOMPRESS_1, PLIO_1, BZIP2_1) are left to cfitsio.
+//!
+//! Tiles are inflated by cfitsio's own `uncompress2mem_from_mem` — its bundled zlib, the
+//! call it makes when it decodes — into a buffer one byte larger than the largest size
+//! allowed, which it may not grow: a check accepts exactly the tiles cfitsio then decodes
+//! without a leak, and a tile that would inflate further (a compression bomb) costs no more
+//! than that buffer. Checking costs one more inflate of each tile, only on the cfitsio path.
+
+use std::ffi::{c_char, c_int, c_void};
+
+use crate::error::{Error, Result};
+
+use super::cfitsio::Fits;
+
+extern "C" {
+    /// cfitsio (`zcompress.c`): inflate the gzip member at `inmemptr` into `*buffptr`
+    /// (`*buffsize` bytes), growing it with `mem_realloc` when that is not null; the bytes
+    /// written go to `*filesize` on success. Status 414 on any failure.
+    fn uncompress2mem_from_mem(
+        inmemptr: *mut c_char,
+        inmemsize: usize,
+        buffptr: *mut *mut c_char,
+        buffsize: *mut usize,
+        mem_realloc: Option<unsafe extern "C" fn(*mut c_void, usize) -> *mut c_void>,
+        filesize: *mut usize,
+        status: *mut c_int,
+    ) -> c_int;
+}
+
+/// How cfitsio decodes the tiles of an HDU (`ZCMPTYPE`, compared as cfitsio compares it).
+#[derive(Clone, Copy, PartialEq)]
+enum Codec {
+    Rice,
+    Gzip,
+    NoCompress,
+    /// HCOMPRESS_1, PLIO_1, BZIP2_1 (left to cfitsio), or a name cfitsio refuses.
+    Other,
+}
+
+/// Check every tile cfitsio would decode in the current HDU (a tile-compressed image whose
+/// descriptors [`Fits::check_descriptors`] has checked). Errors are [`Error::Fits`] naming
+/// the file, the algorithm and the tile (1-based row).
+pub(crate) fn check_for_cfitsio(f: &mut Fits) -> Result<()> {
+    let Some(name) = f.key_str("ZCMPTYPE")? else {
+        return Ok(());
+    };
+    let codec = match name.as_str() {
+        "RICE_1" | "RICE_ONE" => Codec::Rice,
+        "GZIP_1" | "GZIP_2" => Codec::Gzip,
+        "NOCOMPRESS" => Codec::NoCompress,
+        _ => Codec::Other,
+    };
+    let file = f.file.clone();
+    let bad = |reason: String| Error::Fits {
+        file: file.clone(),
+        reason,
+    };
+    let (Some(nx), Some(ny)) = (f.key_i64("ZNAXIS1")?, f.key_i64("ZNAXIS2")?) else {
+        return Ok(()); // cfitsio refuses the HDU itself
+    };
+    // RICE_1: the block size and pixel size cfitsio will use (ZVAL1, and ZVAL2 or 4 — its
+    // reading of the keywords, the swap of very old files included).
+    let mut rice = None;
+    if codec == Codec::Rice {
+        let Some(mut nblock) = f.key_i64("ZVAL1")? else {
+            return Ok(()); // cfitsio refuses the HDU itself
+        };
+        let old = f.key_str("ZNAME2")?.as_deref().map(str::trim) == Some("NOISEBIT");
+        let mut bytepix = if old { None } else { f.key_i64("ZVAL2")? }.unwrap_or(4);
+        if nblock < 16 && bytepix > 8 {
+            std::mem::swap(&mut nblock, &mut bytepix);
+        }
+        if nblock <= 0 {
+            return Err(bad(format!("RICE_1 block size {nblock}")));
+        }
+        rice = Some((nblock as usize, bytepix as usize));
+    }
+    let zbitpix = f.key_i64("ZBITPIX")?.unwrap_or(0);
+    let tx = f.key_i64("ZTILE1")?.unwrap_or(nx);
+    let ty = f.key_i64("ZTILE2")?.unwrap_or(1);
+    let size = |v: i64| usize::try_from(v).ok().filter(|&v| v > 0);
+    let (Some(nx), Some(ny), Some(tx), Some(ty)) = (size(nx), size(ny), size(tx), size(ty)) else {
+        return Err(bad(format!(
+            "image {nx} x {ny} in tiles of {tx} x {ty} pixels"
+        )));
+    };
+    let Ok(col) = f.column("COMPRESSED_DATA") else {
+        return Ok(());
+    };
+    // cfitsio reads a tile whose COMPRESSED_DATA is empty from UNCOMPRESSED_DATA when the
+    // table has that column, else from GZIP_COMPRESSED_DATA.
+    let gzip_col = match f.column("UNCOMPRESSED_DATA") {
+        Ok(_) => None,
+        Err(_) => f.column("GZIP_COMPRESSED_DATA").ok(),
+    };
+    if codec == Codec::Other && gzip_col.is_none() {
+        return Ok(());
+    }
+    let (rows, _) = f.table_shape()?;
+    let (heap_start, heap_len) = f.heap_range()?;
+    let heap_len = usize::try_from(heap_len).map_err(|_| bad("heap too large".into()))?;
+    let heap = f.read_bytes(heap_start, heap_len)?;
+    let tile_bytes = |row: i64, (len, off): (i64, i64)| {
+        usize::try_from(off)
+            .ok()
+            .zip(usize::try_from(len).ok())
+            .and_then(|(o, l)| heap.get(o..o.checked_add(l)?))
+            .ok_or_else(|| bad(format!("{name} tile {row} lies outside the heap")))
+    };
+    let (tiles_x, tiles_y) = (nx.div_ceil(tx), ny.div_ceil(ty));
+    for row in 1..=rows {
+        // The tile's pixels: tiles run along x, then y (then planes of a cube).
+        let k = usize::try_from(row - 1).unwrap_or(usize::MAX);
+        let (i, j) = (k % tiles_x, (k / tiles_x) % tiles_y);
+        let n = tx.min(nx - i * tx) * ty.min(ny - j * ty);
+        let desc = f.descriptor(col, row)?;
+        if desc.0 > 0 {
+            let tile = tile_bytes(row, desc)?;
+            match (codec, rice) {
+                (Codec::Rice, Some((nblock, bytepix))) => {
+                    super::rice::validate_tile(tile, nblock, n, bytepix)
+                        .map_err(|e| bad(format!("RICE_1 tile {row}: {e}")))?
+                }
+                (Codec::Gzip, _) => {
+                    let sizes: &[usize] = match zbitpix {
+                        8 => &[1],
+                        16 => &[2],
+                        32 | -32 => &[4],
+                        -64 => &[4, 8],
+                        _ => &[],
+                    };
+                    check_gzip(tile, n, sizes).map_err(|e| bad(format!("{name} tile {row} {e}")))?
+                }
+                (Codec::NoCompress, _) => {
+                    return Err(bad(format!(
+                        "NOCOMPRESS tile {row} holds {} bytes: cfitsio has no decoder for them",
+                        desc.0
+                    )))
+                }
+                _ => {}
+            }
+        } else if let Some(g) = gzip_col {
+            let desc = f.descriptor(g, row)?;
+            let sizes: &[usize] = match zbitpix {
+                -32 => &[4],
+                -64 => &[8],
+                _ => continue, // cfitsio refuses the tile itself, and frees it
+            };
+            if desc.0 > 0 {
+                check_gzip(tile_bytes(row, desc)?, n, sizes)
+                    .map_err(|e| bad(format!("GZIP_COMPRESSED_DATA tile {row} {e}")))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `Ok` when cfitsio inflates `tile` (a gzip member, as its GZIP codecs store a tile) to
+/// `n × b` bytes for one of the `per_pixel` byte counts `b`; else why not.
+fn check_gzip(tile: &[u8], n: usize, per_pixel: &[usize]) -> std::result::Result<(), String> {
+    let max = per_pixel.iter().max().map_or(0, |b| n.saturating_mul(*b));
+    let mut buf = vec![0u8; max.saturating_add(1)];
+    let (mut ptr, mut cap) = (buf.as_mut_ptr().cast::<c_char>(), buf.len());
+    let (mut got, mut status) = (0usize, 0 as c_int);
+    // SAFETY: cfitsio reads `tile.len()` bytes of `tile` (its pointer is not const in the
+    // C signature, but zlib only reads input) and writes at most `cap` bytes to `buf`: with
+    // no realloc function it never grows, moves or frees the buffer (it fails instead).
+    unsafe {
+        uncompress2mem_from_mem(
+            tile.as_ptr().cast_mut().cast::<c_char>(),
+            tile.len(),
+            &mut ptr,
+            &mut cap,
+            None,
+            &mut got,
+            &mut status,
+        )
+    };
+    if status != 0 {
+        return Err(format!(
+            "is not a gzip stream that inflates to at most {max} bytes ({n} pixels)"
+        ));
+    }
+    if !per_pixel.iter().any(|b| n.checked_mul(*b) == Some(got)) {
+        return Err(format!(
+            "inflates to {got} bytes, not {per_pixel:?} bytes a pixel × {n} pixels"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    extern "C" {
+        /// cfitsio (`zcompress.c`): gzip `inmemsize` bytes into `*buffptr`.
+        fn compress2mem_from_mem(
+            inmemptr: *mut c_char,
+            inmemsize: usize,
+            buffptr: *mut *mut c_char,
+            buffsize: *mut usize,
+            mem_realloc: Option<unsafe extern "C" fn(*mut c_void, usize) -> *mut c_void>,
+            filesize: *mut usize,
+            status: *mut c_int,
+        ) -> c_int;
+    }
+
+    /// `data` gzipped as cfitsio's GZIP_1 codec stores a tile.
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut out = vec![0u8; data.len() + 1024];
+        let (mut ptr, mut cap) = (out.as_mut_ptr().cast::<c_char>(), out.len());
+        let (mut len, mut status) = (0usize, 0 as c_int);
+        // SAFETY: cfitsio reads `data` and writes at most `cap` bytes of `out`, which it
+        // may not grow (no realloc function).
+        unsafe {
+            compress2mem_from_mem(
+                data.as_ptr().cast_mut().cast::<c_char>(),
+                data.len(),
+                &mut ptr,
+                &mut cap,
+                None,
+                &mut len,
+                &mut status,
+            )
+        };
+        assert_eq!(status, 0);
+        out.truncate(len);
+        out
+    }
+
+    /// A gzip tile passes only when cfitsio inflates it to exactly the bytes a pixel
+    /// allowed × its pixels: not one cut short, not one with a changed trailer, not a
+    /// stream longer than the largest allowed size (a compression bomb is refused at the
+    /// cost of that size). Bytes after the stream are ignored, as cfitsio ignores them.
+    #[test]
+    fn gzip_tiles_are_held_to_the_size_cfitsio_expects() {
+        let n = 300;
+        let raw: Vec<u8> = (0..4 * n as u64)
+            .map(|i| (crate::synth::splitmix(77 + i) % 7) as u8)
+            .collect();
+        let z = gzip(&raw);
+        assert_eq!(check_gzip(&z, n, &[4]), Ok(()));
+        assert_eq!(check_gzip(&z, n, &[4, 8]), Ok(()));
+        assert_eq!(check_gzip(&z, n / 2, &[8]), Ok(()));
+        let err = |r: std::result::Result<(), String>| r.expect_err("refused");
+        assert!(err(check_gzip(&z, n, &[2])).contains("at most 600 bytes"));
+        assert!(err(check_gzip(&z, n, &[8])).contains("inflates to 1200 bytes"));
+        assert!(err(check_gzip(&z, n + 1, &[4])).contains("inflates to 1200 bytes"));
+        assert!(err(check_gzip(&z, n, &[])).contains("at most 0 bytes"));
+        for cut in 0..z.len() {
+            assert!(check_gzip(&z[..cut], n, &[4]).is_err(), "cut at {cut}");
+        }
+        for k in z.len() - 8..z.len() {
+            let mut b = z.clone();
+            b[k] ^= 1;
+            assert!(check_gzip(&b, n, &[4]).is_err(), "trailer byte {k}");
+        }
+        let bomb = gzip(&vec![0u8; 16 << 20]);
+        assert!(bomb.len() * 100 < 16 << 20, "{} bytes", bomb.len());
+        assert!(err(check_gzip(&bomb, n, &[4])).contains("at most 1200 bytes"));
+        let mut tail = z.clone();
+        tail.extend_from_slice(b"not gzip");
+        assert_eq!(check_gzip(&tail, n, &[4]), Ok(()));
+    }
+}
