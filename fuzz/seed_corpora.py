@@ -130,6 +130,273 @@ def main():
     for p in sorted((DATA / "calibration").glob("*.txt")):
         put("cal_tables", p.read_bytes(), p.name)
 
+    fits_read_grid()
+    compressed_grid()
+
+
+# The AIA keywords the pipeline reads, for a 16 × 16 full-disk image (200″ pixels, Sun
+# centred): the base of the `fits_read` header grid. Every check of the AIA, geometry, time,
+# level-1 and register-plan code passes on it.
+GRID_BASE = [
+    ("TELESCOP", "'SDO/AIA '"),
+    ("INSTRUME", "'AIA_3   '"),
+    ("WAVELNTH", "171"),
+    ("LVL_NUM", "1.0"),
+    ("T_OBS", "'2011-02-15T00:00:01.34Z'"),
+    ("DATE-OBS", "'2011-02-15T00:00:00.34'"),
+    ("EXPTIME", "2.000191"),
+    ("CTYPE1", "'HPLN-TAN'"),
+    ("CTYPE2", "'HPLT-TAN'"),
+    ("CUNIT1", "'arcsec  '"),
+    ("CUNIT2", "'arcsec  '"),
+    ("CRPIX1", "8.5"),
+    ("CRPIX2", "8.5"),
+    ("CRVAL1", "-4.532172209851069"),
+    ("CRVAL2", "2.865574805180813"),
+    ("CDELT1", "200.0"),
+    ("CDELT2", "200.0"),
+    ("CROTA2", "0.019413"),
+    ("RSUN_OBS", "971.812597"),
+    ("RSUN_REF", "696000000.0"),
+    ("DSUN_OBS", "147724815128.0"),
+]
+
+# Values of every type a card can hold, for every numeric keyword.
+GRID_VALUES = {
+    "missing": None,
+    "string": "'12.5    '",
+    "bool": "T",
+    "undefined": "",
+    "int": "3",
+    "zero": "0.0",
+    "negative": "-1.0",
+    "huge": "1.0E300",
+    "overflow": "1.0E400",
+    "complex": "(1.0, 2.0)",
+    "dexp": "2.5D1",
+}
+
+
+def fits_image(cards, bitpix=16, shape=(16, 16), data=None):
+    """A single-HDU FITS file: the mandatory cards, `cards` ((key, value) or (key, None) for
+    a key with no value indicator), END; then `data` (default: a disc of 1000 on 10,
+    big-endian) padded to 2880 bytes."""
+    recs = [("SIMPLE", "T"), ("BITPIX", str(bitpix)), ("NAXIS", str(len(shape)))]
+    recs += [(f"NAXIS{i + 1}", str(n)) for i, n in enumerate(shape)]
+    out = []
+    for key, value in recs + list(cards):
+        if value is None:
+            out.append(key.ljust(80))
+        else:
+            out.append((key.ljust(8) + "= " + value.rjust(20) if value and value[0] not in "'("
+                        else key.ljust(8) + "= " + value).ljust(80)[:80])
+    out.append("END".ljust(80))
+    head = "".join(out).encode("latin-1")
+    head += b" " * (-len(head) % 2880)
+    if data is None:
+        n = int(np.prod(shape))
+        dtype = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}[bitpix]
+        yy, xx = np.mgrid[: shape[-1], : n // shape[-1]] if len(shape) > 1 else (0, np.arange(n))
+        disc = np.where((xx - 7.5) ** 2 + (yy - 7.5) ** 2 < 30, 1000, 10)
+        data = np.resize(disc, n).astype(dtype).tobytes()
+    return head + data + b"\0" * (-len(data) % 2880)
+
+
+def with_card(key, value, base=GRID_BASE):
+    """`base` with `key` set to `value` (None: removed), appended when absent."""
+    cards = [(k, v) for k, v in base if k != key]
+    return cards if value is None else cards + [(key, value)]
+
+
+def fits_read_grid():
+    """Named seeds `grid-*` of `fits_read`: the base image, then one change each — every
+    value type in every numeric keyword, the string keywords' cases, the rotation forms
+    (PC, CD, CROTA2), geometries the full-disk and register checks refuse, image types, and
+    every time of the `time_parse` corpus as `T_OBS`. They start the fuzzer at the checks'
+    branches rather than leaving it to find each by mutation."""
+    put("fits_read", fits_image(GRID_BASE), "grid-base")
+    numeric = ["WAVELNTH", "LVL_NUM", "CRPIX1", "CRPIX2", "CRVAL1", "CRVAL2", "CDELT1",
+               "CDELT2", "CROTA2", "RSUN_OBS", "RSUN_REF", "DSUN_OBS"]
+    for key in numeric:
+        for name, value in GRID_VALUES.items():
+            put("fits_read", fits_image(with_card(key, value)), f"grid-{key}-{name}")
+    special = {
+        # The string keywords.
+        "TELESCOP-missing": with_card("TELESCOP", None),
+        "TELESCOP-hmi": with_card("TELESCOP", "'SDO/HMI'"),
+        "TELESCOP-lower": with_card("TELESCOP", "'sdo/aia'"),
+        "TELESCOP-int": with_card("TELESCOP", "5"),
+        "INSTRUME-HMI-TELESCOP-none": with_card("INSTRUME", "'HMI'", with_card("TELESCOP", None)),
+        "INSTRUME-only": with_card("TELESCOP", None),
+        "neither": with_card("INSTRUME", "'EIT'", with_card("TELESCOP", "'SOHO'")),
+        "CUNIT1-deg": with_card("CUNIT1", "'deg     '"),
+        "CUNIT2-upper": with_card("CUNIT2", "' ARCSEC '"),
+        "CUNIT1-int": with_card("CUNIT1", "1"),
+        "CUNIT-missing": with_card("CUNIT2", None, with_card("CUNIT1", None)),
+        "T_OBS-missing": with_card("T_OBS", None),
+        "T_OBS-float": with_card("T_OBS", "2011.5"),
+        "WAVELNTH-large": with_card("WAVELNTH", "100000"),
+        "WAVELNTH-fraction": with_card("WAVELNTH", "171.4"),
+        "LVL_NUM-1.5": with_card("LVL_NUM", "1.5"),
+        # Rotation: PC (some or all entries), CD, singular matrices.
+        "PC1_1-only": with_card("PC1_1", "0.5"),
+        "PC-full": with_card("PC2_2", "0.8", with_card("PC2_1", "0.6", with_card(
+            "PC1_2", "-0.6", with_card("PC1_1", "0.8")))),
+        "PC-singular": with_card("PC2_2", "0.0", with_card("PC1_1", "0.0")),
+        "PC1_2-string": with_card("PC1_2", "'x'"),
+        "CD-full": with_card("CD2_2", "200.0", with_card("CD1_2", "10.0", with_card(
+            "CD2_1", "-10.0", with_card("CD1_1", "200.0")))),
+        "CD1_1-bool": with_card("CD1_1", "F"),
+        "CD-singular": with_card("CD1_1", "0.0", with_card("CROTA2", None)),
+        "CROTA2-90": with_card("CROTA2", "90.0"),
+        "CROTA2-none": with_card("CROTA2", None),
+        "CDELT2-differs": with_card("CDELT2", "100.0"),
+        # Geometries the full-disk check and the register plan refuse.
+        "edge-on-disk": with_card("CDELT2", "60.0", with_card("CDELT1", "60.0")),
+        "centre-outside": with_card("CRVAL1", "3000.0"),
+        "centre-far": with_card("CRVAL2", "-300000.0", with_card("CRVAL1", "300000.0")),
+        "centre-edge": with_card("CRPIX1", "-8.0"),
+        "scale-tiny": with_card("CDELT2", "1.0E-4", with_card("CDELT1", "1.0E-4")),
+        "scale-huge": with_card("CDELT2", "1.0E5", with_card("CDELT1", "1.0E5")),
+        "RSUN_REF-beyond": with_card("RSUN_REF", "2.0E11"),
+        "DSUN-near": with_card("DSUN_OBS", "7.0E8"),
+        "CRPIX-nan-like": with_card("CRPIX1", "'NaN'"),
+    }
+    for name, cards in special.items():
+        put("fits_read", fits_image(cards), f"grid-{name}")
+    # Image types, scaling and shapes.
+    scaled = GRID_BASE + [("BSCALE", "2.0"), ("BZERO", "100.0")]
+    images = {
+        "bitpix8": fits_image(GRID_BASE, 8),
+        "bitpix32": fits_image(GRID_BASE, 32),
+        "bitpix64": fits_image(GRID_BASE, 64),
+        "bitpix-32": fits_image(GRID_BASE, -32),
+        "bitpix-64": fits_image(GRID_BASE, -64),
+        "scaled": fits_image(scaled),
+        "blank": fits_image(GRID_BASE + [("BLANK", "10")]),
+        "scaled-blank": fits_image(scaled + [("BLANK", "10")]),
+        "uint16": fits_image(GRID_BASE + [("BZERO", "32768")]),
+        "float-blank": fits_image(GRID_BASE + [("BLANK", "10")], -32),
+        "naxis3": fits_image(GRID_BASE, 16, (16, 16, 1)),
+        "naxis1": fits_image(GRID_BASE, 16, (256,)),
+        "one-pixel": fits_image(GRID_BASE, 16, (1, 1)),
+        "wide": fits_image(GRID_BASE, 16, (64, 4)),
+    }
+    for name, blob in images.items():
+        put("fits_read", blob, f"grid-image-{name}")
+    # Every time of the time_parse corpus that fits a string card, as T_OBS.
+    for p in sorted((OUT / "time_parse").iterdir()):
+        t = p.read_bytes()
+        quoted = t.replace(b"'", b"''")
+        if all(32 <= c < 127 for c in t) and len(quoted) <= 66:
+            value = "'" + quoted.decode() + "'"
+            put("fits_read", fits_image(with_card("T_OBS", value)), f"grid-T_OBS-{p.name[:12]}")
+
+
+def edit_cards(blob, hdu_start, changes):
+    """`blob` with the header that starts at byte `hdu_start` changed in place: each
+    (key, value) replaces that key's card (value None: removes it) or, when absent, is
+    inserted before END. The header must keep its number of 2880-byte blocks."""
+    end = blob.index(b"END" + b" " * 77, hdu_start)
+    size = -(-(end + 80 - hdu_start) // 2880) * 2880
+    cards = [blob[i:i + 80].decode("latin-1") for i in range(hdu_start, end, 80)]
+    for key, value in changes:
+        card = None if value is None else (key.ljust(8) + "= " + (
+            value.rjust(20) if value[:1] not in "'(" else value)).ljust(80)[:80]
+        at = [i for i, c in enumerate(cards) if c[:8].rstrip() == key]
+        if at:
+            if card is None:
+                del cards[at[0]]
+            else:
+                cards[at[0]] = card
+        elif card is not None:
+            cards.append(card)
+    head = ("".join(cards) + "END".ljust(80)).encode("latin-1")
+    assert len(head) <= size, "the header outgrew its blocks"
+    return blob[:hdu_start] + head.ljust(size) + blob[hdu_start + size:]
+
+
+def compressed_grid():
+    """Named seeds `grid-rice-*` of `fits_read`: the grid's base image tile-compressed as
+    JSOC ships AIA (RICE_1, 16 × 4 tiles, after an empty primary HDU), then one change each to
+    the compression keywords, and the other pixel types and quantisations astropy writes."""
+    import io
+
+    hdr = fits.Header()
+    for key, value in GRID_BASE:
+        hdr[key] = fits.Card.fromstring(f"{key:8}= {value}").value
+    yy, xx = np.mgrid[:16, :16]
+    disc = np.where((xx - 7.5) ** 2 + (yy - 7.5) ** 2 < 30, 1000, 10)
+
+    def compressed(data, header=hdr, **kw):
+        kw.setdefault("compression_type", "RICE_1")
+        kw.setdefault("tile_shape", (4, 16))
+        b = io.BytesIO()
+        fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(data=data, header=header, **kw)]
+                     ).writeto(b)
+        return b.getvalue()
+
+    base = compressed(disc.astype(np.int16))
+    put("fits_read", base, "grid-rice-base")
+    edits = {
+        "block16": [("ZVAL1", "16")],
+        "block0": [("ZVAL1", "0")],
+        "bytepix4": [("ZVAL2", "4")],
+        "bytepix-missing": [("ZNAME2", None), ("ZVAL2", None)],
+        "old-noisebit": [("ZNAME2", "'NOISEBIT'"), ("ZVAL2", "16")],
+        "old-swapped": [("ZVAL1", "2"), ("ZVAL2", "32")],
+        "tiles-missing": [("ZTILE1", None), ("ZTILE2", None)],
+        "tile-rows": [("ZTILE2", "1")],
+        "tile-zero": [("ZTILE1", "0")],
+        "blank": [("BLANK", "10")],
+        "zblank": [("ZBLANK", "10")],
+        "scaled": [("BSCALE", "2.0"), ("BZERO", "100.0")],
+        "uint16": [("BZERO", "32768")],
+        "bscale-string": [("BSCALE", "'2'")],
+        "zscale": [("ZSCALE", "2.0")],
+        "zquantiz": [("ZQUANTIZ", "'NO_DITHER'")],
+        "zbitpix32": [("ZBITPIX", "32")],
+        "zbitpix8": [("ZBITPIX", "8")],
+        "znaxis3": [("ZNAXIS", "3"), ("ZNAXIS3", "1")],
+        "theap": [("THEAP", "32")],
+        "tform-q": [("TFORM1", "'1QB(82) '")],
+        "tform-int": [("TFORM1", "'1PI(82) '")],
+        "ttype": [("TTYPE1", "'DATA    '")],
+        "gzip": [("ZCMPTYPE", "'GZIP_1  '")],
+        "gzip2": [("ZCMPTYPE", "'GZIP_2  '")],
+        "nocompress": [("ZCMPTYPE", "'NOCOMPRESS'")],
+        "rice-one": [("ZCMPTYPE", "'RICE_ONE'")],
+        "zimage-false": [("ZIMAGE", "F")],
+        "ztension": [("ZTENSION", "'BINTABLE'")],
+    }
+    for name, changes in edits.items():
+        put("fits_read", edit_cards(base, 2880, changes), f"grid-rice-{name}")
+    others = {
+        "int32": compressed(disc.astype(np.int32)),
+        "uint8": compressed(disc.astype(np.uint8) // 8),
+        "int16-one-tile": compressed(disc.astype(np.int16), tile_shape=(16, 16)),
+        "gzip1-int16": compressed(disc.astype(np.int16), compression_type="GZIP_1"),
+        "gzip2-float32": compressed(disc.astype(np.float32) + 0.25, compression_type="GZIP_2",
+                                    quantize_level=0.0),
+        "gzip1-float64": compressed(disc.astype(np.float64) + 0.25, compression_type="GZIP_1",
+                                    quantize_level=0.0),
+        "hcompress-int16": compressed(disc.astype(np.int16), compression_type="HCOMPRESS_1",
+                                      tile_shape=(16, 16)),
+        "plio-int16": compressed(disc.astype(np.int16), compression_type="PLIO_1"),
+        # A tile cfitsio cannot quantise (it holds an infinity) goes to a
+        # GZIP_COMPRESSED_DATA column, stored losslessly.
+        "float32-gzip-column": compressed(np.where(yy * 16 + xx == 67, np.inf, disc + 0.25)
+                                          .astype(np.float32), quantize_level=16.0),
+        "float32-dither1": compressed(disc.astype(np.float32) + 0.25,
+                                      quantize_method=1, quantize_level=16.0),
+        "float32-dither2": compressed(disc.astype(np.float32) + 0.25,
+                                      quantize_method=2, quantize_level=16.0),
+        "float32-no-dither": compressed(disc.astype(np.float32) + 0.25,
+                                        quantize_method=-1, quantize_level=16.0),
+    }
+    for name, blob in others.items():
+        put("fits_read", blob, f"grid-rice-{name}")
+
 
 if __name__ == "__main__":
     main()
