@@ -1,4 +1,6 @@
-//! FITS I/O speed: read and write a 4096² int16 RICE_1 image (the JSOC level-1 case).
+//! FITS I/O speed: read and write a 4096² int16 RICE_1 image (the JSOC level-1 case), and
+//! read the same image written as float32 tile-compressed (`--dtype f32 --compress rice`:
+//! lossless GZIP_2, decoded by cfitsio after `fits/tiles.rs` has checked every tile).
 //!
 //! `cargo bench --bench fits_io`. The image is a seeded synthetic disk with noise, so it
 //! compresses about like a real AIA frame (≈ 13 MB); it is written once to a temporary
@@ -54,6 +56,15 @@ fn bench(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(4));
     g.bench_function("read_int16_rice", |b| {
         b.iter(|| black_box(fits::read(&input).unwrap()))
+    });
+    let gzip = dir.join("in_f32.fits");
+    let f32_rice = WriteOptions {
+        dtype: fits::OutputType::F32,
+        ..rice
+    };
+    fits::write(&map, &gzip, &f32_rice).unwrap();
+    g.bench_function("read_f32_gzip2", |b| {
+        b.iter(|| black_box(fits::read(&gzip).unwrap()))
     });
     let out = dir.join("out.fits");
     let over = WriteOptions {

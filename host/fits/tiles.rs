@@ -25,9 +25,12 @@
 //! call it makes when it decodes — into a buffer one byte larger than the largest size
 //! allowed, which it may not grow: a check accepts exactly the tiles cfitsio then decodes
 //! without a leak, and a tile that would inflate further (a compression bomb) costs no more
-//! than that buffer. Checking costs one more inflate of each tile, only on the cfitsio path.
+//! than that buffer. Checking costs one more inflate of each tile, only on the cfitsio path;
+//! the tiles are checked in parallel (BENCHMARKS.md: a 4096² float32 GZIP_2 file).
 
 use std::ffi::{c_char, c_int, c_void};
+
+use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 
@@ -129,6 +132,17 @@ pub(crate) fn check_for_cfitsio(f: &mut Fits) -> Result<()> {
             .ok_or_else(|| bad(format!("{name} tile {row} lies outside the heap")))
     };
     let (tiles_x, tiles_y) = (nx.div_ceil(tx), ny.div_ceil(ty));
+    // The descriptors are read through cfitsio's handle, one tile at a time; the tiles are
+    // then checked in parallel (each check is independent and as costly as cfitsio's own
+    // decode of the tile, which runs on one thread).
+    let gzip_sizes: &[usize] = match zbitpix {
+        8 => &[1],
+        16 => &[2],
+        32 | -32 => &[4],
+        -64 => &[4, 8],
+        _ => &[],
+    };
+    let mut checks: Vec<(i64, usize, &[u8], Check)> = Vec::new();
     for row in 1..=rows {
         // The tile's pixels: tiles run along x, then y (then planes of a cube).
         let k = usize::try_from(row - 1).unwrap_or(usize::MAX);
@@ -136,30 +150,21 @@ pub(crate) fn check_for_cfitsio(f: &mut Fits) -> Result<()> {
         let n = tx.min(nx - i * tx) * ty.min(ny - j * ty);
         let desc = f.descriptor(col, row)?;
         if desc.0 > 0 {
-            let tile = tile_bytes(row, desc)?;
-            match (codec, rice) {
-                (Codec::Rice, Some((nblock, bytepix))) => {
-                    super::rice::validate_tile(tile, nblock, n, bytepix)
-                        .map_err(|e| bad(format!("RICE_1 tile {row}: {e}")))?
-                }
-                (Codec::Gzip, _) => {
-                    let sizes: &[usize] = match zbitpix {
-                        8 => &[1],
-                        16 => &[2],
-                        32 | -32 => &[4],
-                        -64 => &[4, 8],
-                        _ => &[],
-                    };
-                    check_gzip(tile, n, sizes).map_err(|e| bad(format!("{name} tile {row} {e}")))?
-                }
+            let check = match (codec, rice) {
+                (Codec::Rice, Some((nblock, bytepix))) => Check::Rice { nblock, bytepix },
+                (Codec::Gzip, _) => Check::Gzip {
+                    sizes: gzip_sizes,
+                    column: false,
+                },
                 (Codec::NoCompress, _) => {
                     return Err(bad(format!(
                         "NOCOMPRESS tile {row} holds {} bytes: cfitsio has no decoder for them",
                         desc.0
                     )))
                 }
-                _ => {}
-            }
+                _ => continue,
+            };
+            checks.push((row, n, tile_bytes(row, desc)?, check));
         } else if let Some(g) = gzip_col {
             let desc = f.descriptor(g, row)?;
             let sizes: &[usize] = match zbitpix {
@@ -168,12 +173,53 @@ pub(crate) fn check_for_cfitsio(f: &mut Fits) -> Result<()> {
                 _ => continue, // cfitsio refuses the tile itself, and frees it
             };
             if desc.0 > 0 {
-                check_gzip(tile_bytes(row, desc)?, n, sizes)
-                    .map_err(|e| bad(format!("GZIP_COMPRESSED_DATA tile {row} {e}")))?;
+                let check = Check::Gzip {
+                    sizes,
+                    column: true,
+                };
+                checks.push((row, n, tile_bytes(row, desc)?, check));
             }
         }
     }
-    Ok(())
+    // The first refused tile, in row order.
+    let refused = checks
+        .par_iter()
+        .filter_map(|&(row, n, tile, check)| {
+            let why = match check {
+                Check::Rice { nblock, bytepix } => {
+                    super::rice::validate_tile(tile, nblock, n, bytepix)
+                        .err()
+                        .map(|e| format!("RICE_1 tile {row}: {e}"))
+                }
+                Check::Gzip { sizes, column } => check_gzip(tile, n, sizes).err().map(|e| {
+                    let what = if column {
+                        "GZIP_COMPRESSED_DATA"
+                    } else {
+                        &name
+                    };
+                    format!("{what} tile {row} {e}")
+                }),
+            };
+            why.map(|w| (row, w))
+        })
+        .min_by_key(|(row, _)| *row);
+    match refused {
+        Some((_, why)) => Err(bad(why)),
+        None => Ok(()),
+    }
+}
+
+/// What a tile is checked for.
+#[derive(Clone, Copy)]
+enum Check {
+    /// RICE_1 code that ends within the tile, with cfitsio's block and pixel sizes.
+    Rice { nblock: usize, bytepix: usize },
+    /// A gzip stream inflating to one of `sizes` bytes a pixel (`column`: the tile is in
+    /// the `GZIP_COMPRESSED_DATA` column).
+    Gzip {
+        sizes: &'static [usize],
+        column: bool,
+    },
 }
 
 /// `Ok` when cfitsio inflates `tile` (a gzip member, as its GZIP codecs store a tile) to
