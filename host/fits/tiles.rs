@@ -49,6 +49,19 @@ extern "C" {
         filesize: *mut usize,
         status: *mut c_int,
     ) -> c_int;
+
+    /// cfitsio (`zcompress.c`): gzip `inmemsize` bytes into `*buffptr` (as the GZIP_1 codec
+    /// stores a tile); the tests' encoder.
+    #[cfg(test)]
+    fn compress2mem_from_mem(
+        inmemptr: *mut c_char,
+        inmemsize: usize,
+        buffptr: *mut *mut c_char,
+        buffsize: *mut usize,
+        mem_realloc: Option<unsafe extern "C" fn(*mut c_void, usize) -> *mut c_void>,
+        filesize: *mut usize,
+        status: *mut c_int,
+    ) -> c_int;
 }
 
 /// How cfitsio decodes the tiles of an HDU (`ZCMPTYPE`, compared as cfitsio compares it).
@@ -227,27 +240,11 @@ enum Check {
 fn check_gzip(tile: &[u8], n: usize, per_pixel: &[usize]) -> std::result::Result<(), String> {
     let max = per_pixel.iter().max().map_or(0, |b| n.saturating_mul(*b));
     let mut buf = vec![0u8; max.saturating_add(1)];
-    let (mut ptr, mut cap) = (buf.as_mut_ptr().cast::<c_char>(), buf.len());
-    let (mut got, mut status) = (0usize, 0 as c_int);
-    // SAFETY: cfitsio reads `tile.len()` bytes of `tile` (its pointer is not const in the
-    // C signature, but zlib only reads input) and writes at most `cap` bytes to `buf`: with
-    // no realloc function it never grows, moves or frees the buffer (it fails instead).
-    unsafe {
-        uncompress2mem_from_mem(
-            tile.as_ptr().cast_mut().cast::<c_char>(),
-            tile.len(),
-            &mut ptr,
-            &mut cap,
-            None,
-            &mut got,
-            &mut status,
-        )
-    };
-    if status != 0 {
+    let Ok(got) = into_fixed(uncompress2mem_from_mem, tile, &mut buf) else {
         return Err(format!(
             "is not a gzip stream that inflates to at most {max} bytes ({n} pixels)"
         ));
-    }
+    };
     if !per_pixel.iter().any(|b| n.checked_mul(*b) == Some(got)) {
         return Err(format!(
             "inflates to {got} bytes, not {per_pixel:?} bytes a pixel × {n} pixels"
@@ -256,42 +253,51 @@ fn check_gzip(tile: &[u8], n: usize, per_pixel: &[usize]) -> std::result::Result
     Ok(())
 }
 
+/// The signature of cfitsio's memory-to-memory gzip codecs (`zcompress.c`).
+type MemCodec = unsafe extern "C" fn(
+    *mut c_char,
+    usize,
+    *mut *mut c_char,
+    *mut usize,
+    Option<unsafe extern "C" fn(*mut c_void, usize) -> *mut c_void>,
+    *mut usize,
+    *mut c_int,
+) -> c_int;
+
+/// Run `codec` on `input` into `out`, which it may not grow: the bytes written, or
+/// cfitsio's status (414 when `out` is too small or the input is not what the codec takes).
+fn into_fixed(codec: MemCodec, input: &[u8], out: &mut [u8]) -> std::result::Result<usize, c_int> {
+    let (mut ptr, mut cap) = (out.as_mut_ptr().cast::<c_char>(), out.len());
+    let (mut len, mut status) = (0usize, 0 as c_int);
+    // SAFETY: cfitsio reads `input.len()` bytes of `input` (its pointer is not const in the
+    // C signature, but zlib only reads input) and writes at most `cap` bytes to `out`:
+    // with no realloc function it never grows, moves or frees the buffer (it fails instead).
+    unsafe {
+        codec(
+            input.as_ptr().cast_mut().cast::<c_char>(),
+            input.len(),
+            &mut ptr,
+            &mut cap,
+            None,
+            &mut len,
+            &mut status,
+        )
+    };
+    if status == 0 {
+        Ok(len)
+    } else {
+        Err(status)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    extern "C" {
-        /// cfitsio (`zcompress.c`): gzip `inmemsize` bytes into `*buffptr`.
-        fn compress2mem_from_mem(
-            inmemptr: *mut c_char,
-            inmemsize: usize,
-            buffptr: *mut *mut c_char,
-            buffsize: *mut usize,
-            mem_realloc: Option<unsafe extern "C" fn(*mut c_void, usize) -> *mut c_void>,
-            filesize: *mut usize,
-            status: *mut c_int,
-        ) -> c_int;
-    }
-
     /// `data` gzipped as cfitsio's GZIP_1 codec stores a tile.
     fn gzip(data: &[u8]) -> Vec<u8> {
         let mut out = vec![0u8; data.len() + 1024];
-        let (mut ptr, mut cap) = (out.as_mut_ptr().cast::<c_char>(), out.len());
-        let (mut len, mut status) = (0usize, 0 as c_int);
-        // SAFETY: cfitsio reads `data` and writes at most `cap` bytes of `out`, which it
-        // may not grow (no realloc function).
-        unsafe {
-            compress2mem_from_mem(
-                data.as_ptr().cast_mut().cast::<c_char>(),
-                data.len(),
-                &mut ptr,
-                &mut cap,
-                None,
-                &mut len,
-                &mut status,
-            )
-        };
-        assert_eq!(status, 0);
+        let len = into_fixed(compress2mem_from_mem, data, &mut out).expect("gzip");
         out.truncate(len);
         out
     }
