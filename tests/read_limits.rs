@@ -334,10 +334,12 @@ fn card_int(bytes: &[u8], start: usize, key: &str) -> usize {
 /// Tiles cfitsio would decode with a leak (finding 14, from the `fits_read` header grid:
 /// cfitsio's GZIP decoder returns without freeing a tile's compressed bytes when the tile
 /// does not inflate, or inflates to a size it does not expect, and it has no decoder for
-/// NOCOMPRESS tiles at all), and RICE tiles named `'RICE_ONE'` (cfitsio's other name for
-/// RICE_1, which the tile check did not know): refused by both readers before cfitsio
-/// decodes a tile, with an error naming the tile. Valid gzip tiles (the crate's own
-/// float32 outputs, byte-shuffled GZIP_2) and a valid `'RICE_ONE'` file still read.
+/// NOCOMPRESS tiles at all), RICE tiles named `'RICE_ONE'` (cfitsio's other name for
+/// RICE_1, which the tile check did not know), and HCOMPRESS_1 and PLIO_1 tiles (finding
+/// 15: a leak in cfitsio's HCOMPRESS decoder; neither decoder bounds its reads and writes
+/// by the tile): refused by both readers before cfitsio decodes a tile, with an error
+/// naming the tile. Valid gzip tiles (the crate's own float32 outputs, byte-shuffled
+/// GZIP_2) and a valid `'RICE_ONE'` file still read.
 #[test]
 fn tiles_cfitsio_would_leak_or_overrun_are_refused_before_it_decodes_them() {
     let dir = tmpdir("gzip_tiles");
@@ -409,6 +411,21 @@ fn tiles_cfitsio_would_leak_or_overrun_are_refused_before_it_decodes_them() {
         &common::with_card(&rice, "ZCMPTYPE", "'NOCOMPRESS'"),
     );
     both_readers_refuse(&p, &["NOCOMPRESS tile 1 holds"]);
+    // HCOMPRESS_1 and PLIO_1 (finding 15): cfitsio's decoders do not bound their reads and
+    // writes by the tile, so no tile of theirs reaches it.
+    for algorithm in ["HCOMPRESS_1", "PLIO_1"] {
+        let p = write(
+            &format!("{algorithm}.fits"),
+            &common::with_card(&rice, "ZCMPTYPE", &format!("'{algorithm}'")),
+        );
+        both_readers_refuse(
+            &p,
+            &[
+                &format!("{algorithm} tile 1 holds"),
+                "does not bound its reads and writes",
+            ],
+        );
+    }
     // RICE_ONE: read as RICE_1; tile 5 made to overrun (as in the test above) is refused.
     let one = common::with_card(&rice, "ZCMPTYPE", "'RICE_ONE'");
     let p = write("rice_one.fits", &one);

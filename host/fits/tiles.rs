@@ -18,8 +18,15 @@
 //!   (−32) or 8 (−64) bytes a pixel.
 //! - **NOCOMPRESS**: cfitsio has no decoder for it and leaks any tile it is asked for; a
 //!   non-empty tile is refused.
+//! - **HCOMPRESS_1, PLIO_1**: refused (finding 15). Their decoders take no length for the
+//!   tile's bytes and trust the sizes the bytes state (`fits_hdecompress` writes the image
+//!   size its stream declares into a buffer of the tile's size; `pl_l2pi` reads the line list
+//!   for the length it declares), and HCOMPRESS leaks on a bad code; no check short of
+//!   decoding could bound them. Neither algorithm is used for AIA data; such a file can be
+//!   decompressed first (`funpack`).
 //!
-//! The other algorithms (HCOMPRESS_1, PLIO_1, BZIP2_1) are left to cfitsio.
+//! BZIP2_1 is left to cfitsio (its public build has no bzip2 decoder: it refuses the tile
+//! and frees what it allocated).
 //!
 //! Tiles are inflated by cfitsio's own `uncompress2mem_from_mem` — its bundled zlib, the
 //! call it makes when it decodes — into a buffer one byte larger than the largest size
@@ -69,8 +76,9 @@ extern "C" {
 enum Codec {
     Rice,
     Gzip,
-    NoCompress,
-    /// HCOMPRESS_1, PLIO_1, BZIP2_1 (left to cfitsio), or a name cfitsio refuses.
+    /// Algorithms whose tiles are refused: why.
+    Refused(&'static str),
+    /// BZIP2_1 (left to cfitsio), or a name cfitsio refuses.
     Other,
 }
 
@@ -84,7 +92,11 @@ pub(crate) fn check_for_cfitsio(f: &mut Fits) -> Result<()> {
     let codec = match name.as_str() {
         "RICE_1" | "RICE_ONE" => Codec::Rice,
         "GZIP_1" | "GZIP_2" => Codec::Gzip,
-        "NOCOMPRESS" => Codec::NoCompress,
+        "NOCOMPRESS" => Codec::Refused("cfitsio has no decoder for them"),
+        "HCOMPRESS_1" | "PLIO_1" => Codec::Refused(
+            "cfitsio's decoder for them does not bound its reads and writes by the tile \
+             (decompress the file first, e.g. with funpack)",
+        ),
         _ => Codec::Other,
     };
     let file = f.file.clone();
@@ -169,9 +181,9 @@ pub(crate) fn check_for_cfitsio(f: &mut Fits) -> Result<()> {
                     sizes: gzip_sizes,
                     column: false,
                 },
-                (Codec::NoCompress, _) => {
+                (Codec::Refused(why), _) => {
                     return Err(bad(format!(
-                        "NOCOMPRESS tile {row} holds {} bytes: cfitsio has no decoder for them",
+                        "{name} tile {row} holds {} bytes: {why}",
                         desc.0
                     )))
                 }
