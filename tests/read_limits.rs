@@ -637,6 +637,15 @@ fn table_headers_cfitsio_reads_loosely_are_checked_as_it_reads_them() {
     );
     let p = write("ztile_cr.fits", &twice);
     both_readers_refuse(&p, &["HDU 2: ZTILE2 must be an integer from 1"]);
+    // Finding 16: ZNAXIS1 written `0         64` (cfitsio's token: 0) and no ZTILE1, which
+    // cfitsio then takes from ZNAXIS1 and divides by (SIGFPE).
+    let zero_axis = with(
+        &with(&src, b"ZNAXIS1 = ", b"ZNAXIS1 =         0         64"),
+        b"ZTILE1  = ",
+        b"ZTILE2  =                    1",
+    );
+    let p = write("znaxis1_zero.fits", &zero_axis);
+    both_readers_refuse(&p, &["HDU 2: ZNAXIS1 must be an integer from 1"]);
     let p = write(
         "naxis2_cr.fits",
         &with(&tiles, b"NAXIS2  = ", b"NAXIS2  =              \r     9"),

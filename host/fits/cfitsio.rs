@@ -959,7 +959,8 @@ fn cfitsio_reads_a_table(card: &[u8]) -> bool {
 ///   unset `TFIELDS` and allocates its column descriptors from it (found by the
 ///   `psf_file` fuzz target: requests of 10¹⁴ descriptors);
 /// - for a tile-compressed image (`ZIMAGE = T`), `ZNAXIS` and every `ZNAXISn` and
-///   `ZTILEn` (plain integers; tiles ≥ 1 pixel) and, with RICE, `ZVAL1` and `ZVAL2` (≥ 1):
+///   `ZTILEn` (plain integers; axes and tiles ≥ 1 pixel: `ZTILE1` defaults to `ZNAXIS1`)
+///   and, with RICE, `ZVAL1` and `ZVAL2` (≥ 1):
 ///   cfitsio divides by the tile size and the block size when it opens the HDU (zeros
 ///   were divisions by zero, SIGFPE, found the same way).
 ///
@@ -1035,7 +1036,9 @@ fn check_table_header(file: &Source, hdu: c_int, head: &[u8]) -> Result<()> {
             if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
                 continue;
             }
-            (0, u64::MAX)
+            // ≥ 1: without ZTILE1, cfitsio takes ZNAXIS1 for the tile width and divides by
+            // it (finding 16).
+            (1, u64::MAX)
         } else if let Some(n) = key.strip_prefix("ZTILE") {
             if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
                 continue;
