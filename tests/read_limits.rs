@@ -289,6 +289,21 @@ fn forged_tile_descriptors_are_refused_before_cfitsio_allocates() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `src` (`rice_int16_64x48.fits`, or it relabelled) with tile 5 made to overrun: its first
+/// pixel, then the code "fs = 0" and nothing but zero bits.
+fn with_tile5_overrunning(src: &[u8]) -> Vec<u8> {
+    let table = data_start(src, 1);
+    let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
+    // Tile 5's descriptor (1PB: length, then offset); the heap follows the 48 rows.
+    let (len, off) = (be(&src[table + 32..]), be(&src[table + 36..]));
+    assert!(len > 4);
+    let t = table + 48 * 8 + off;
+    let mut b = src.to_vec();
+    b[t + 2] = 0x10;
+    b[t + 3..t + len].fill(0);
+    b
+}
+
 /// A tile whose Rice code runs past its bytes in a zero run (found by the `rice_table`
 /// fuzz target: cfitsio's decoder follows a zero run past the end of the tile's buffer
 /// before it checks, a read fault when the run reaches unmapped memory): refused with a
@@ -297,23 +312,7 @@ fn forged_tile_descriptors_are_refused_before_cfitsio_allocates() {
 fn a_tile_whose_code_overruns_is_refused_before_cfitsio_reads_it() {
     let dir = tmpdir("overrun");
     let src = std::fs::read(common::data("rice_int16_64x48.fits")).unwrap();
-    let table = data_start(&src, 1);
-    let desc = |t: usize| {
-        let d = table + t * 8;
-        let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
-        (be(&src[d..d + 4]), be(&src[d + 4..d + 8]))
-    };
-    let rows = 48;
-    let heap = table + rows * 8;
-    let (len, off) = desc(4);
-    assert!(len > 4);
-    let mut b = src.clone();
-    // Tile 5: its first pixel, then the code "fs = 0" and nothing but zero bits.
-    let t = heap + off;
-    b[t + 2] = 0x10;
-    for x in &mut b[t + 3..t + len] {
-        *x = 0;
-    }
+    let b = with_tile5_overrunning(&src);
     let p = dir.join("overrun.fits");
     std::fs::write(&p, &b).unwrap();
     both_readers_refuse(&p, &["RICE_1 tile 5", "runs past the tile's bytes"]);
@@ -436,13 +435,7 @@ fn tiles_cfitsio_would_leak_or_overrun_are_refused_before_it_decodes_them() {
         .iter()
         .zip(&want.data)
         .all(|(a, b)| a.to_bits() == b.to_bits()));
-    let table = data_start(&one, 1);
-    let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
-    let (len, off) = (be(&one[table + 32..]), be(&one[table + 36..]));
-    let t = table + 48 * 8 + off;
-    let mut b = one.clone();
-    b[t + 2] = 0x10;
-    b[t + 3..t + len].fill(0);
+    let b = with_tile5_overrunning(&one);
     both_readers_refuse(
         &write("rice_one_overrun.fits", &b),
         &["RICE_1 tile 5", "runs past the tile's bytes"],
