@@ -82,155 +82,241 @@ enum Codec {
     Other,
 }
 
+impl Codec {
+    fn from_name(name: &str) -> Codec {
+        match name {
+            "RICE_1" | "RICE_ONE" => Codec::Rice,
+            "GZIP_1" | "GZIP_2" => Codec::Gzip,
+            "NOCOMPRESS" => Codec::Refused("cfitsio has no decoder for them"),
+            "HCOMPRESS_1" | "PLIO_1" => Codec::Refused(
+                "cfitsio's decoder for them does not bound its reads and writes by the tile \
+                 (decompress the file first, e.g. with funpack)",
+            ),
+            _ => Codec::Other,
+        }
+    }
+}
+
 /// Check every tile cfitsio would decode in the current HDU (a tile-compressed image whose
 /// descriptors [`Fits::check_descriptors`] has checked). Errors are [`Error::Fits`] naming
 /// the file, the algorithm and the tile (1-based row).
 pub(crate) fn check_for_cfitsio(f: &mut Fits) -> Result<()> {
-    let Some(name) = f.key_str("ZCMPTYPE")? else {
+    let Some(layout) = Layout::read(f)? else {
         return Ok(());
     };
-    let codec = match name.as_str() {
-        "RICE_1" | "RICE_ONE" => Codec::Rice,
-        "GZIP_1" | "GZIP_2" => Codec::Gzip,
-        "NOCOMPRESS" => Codec::Refused("cfitsio has no decoder for them"),
-        "HCOMPRESS_1" | "PLIO_1" => Codec::Refused(
-            "cfitsio's decoder for them does not bound its reads and writes by the tile \
-             (decompress the file first, e.g. with funpack)",
-        ),
-        _ => Codec::Other,
-    };
-    let file = f.file.clone();
-    let bad = |reason: String| Error::Fits {
-        file: file.clone(),
-        reason,
-    };
-    let (Some(nx), Some(ny)) = (f.key_i64("ZNAXIS1")?, f.key_i64("ZNAXIS2")?) else {
-        return Ok(()); // cfitsio refuses the HDU itself
-    };
-    // RICE_1: the block size and pixel size cfitsio will use (ZVAL1, and ZVAL2 or 4 — its
-    // reading of the keywords, the swap of very old files included).
-    let mut rice = None;
-    if codec == Codec::Rice {
-        let Some(mut nblock) = f.key_i64("ZVAL1")? else {
-            return Ok(()); // cfitsio refuses the HDU itself
-        };
-        let old = f.key_str("ZNAME2")?.as_deref().map(str::trim) == Some("NOISEBIT");
-        let mut bytepix = if old { None } else { f.key_i64("ZVAL2")? }.unwrap_or(4);
-        if nblock < 16 && bytepix > 8 {
-            std::mem::swap(&mut nblock, &mut bytepix);
-        }
-        if nblock <= 0 {
-            return Err(bad(format!("RICE_1 block size {nblock}")));
-        }
-        rice = Some((nblock as usize, bytepix as usize));
-    }
-    let zbitpix = f.key_i64("ZBITPIX")?.unwrap_or(0);
-    let tx = f.key_i64("ZTILE1")?.unwrap_or(nx);
-    let ty = f.key_i64("ZTILE2")?.unwrap_or(1);
-    let size = |v: i64| usize::try_from(v).ok().filter(|&v| v > 0);
-    let (Some(nx), Some(ny), Some(tx), Some(ty)) = (size(nx), size(ny), size(tx), size(ty)) else {
-        return Err(bad(format!(
-            "image {nx} x {ny} in tiles of {tx} x {ty} pixels"
-        )));
-    };
-    let Ok(col) = f.column("COMPRESSED_DATA") else {
-        return Ok(());
-    };
-    // cfitsio reads a tile whose COMPRESSED_DATA is empty from UNCOMPRESSED_DATA when the
-    // table has that column, else from GZIP_COMPRESSED_DATA.
-    let gzip_col = match f.column("UNCOMPRESSED_DATA") {
-        Ok(_) => None,
-        Err(_) => f.column("GZIP_COMPRESSED_DATA").ok(),
-    };
-    if codec == Codec::Other && gzip_col.is_none() {
-        return Ok(());
-    }
-    let (rows, _) = f.table_shape()?;
     let (heap_start, heap_len) = f.heap_range()?;
-    let heap_len = usize::try_from(heap_len).map_err(|_| bad("heap too large".into()))?;
+    let heap_len = usize::try_from(heap_len).map_err(|_| layout.bad("heap too large".into()))?;
     let heap = f.read_bytes(heap_start, heap_len)?;
-    let tile_bytes = |row: i64, (len, off): (i64, i64)| {
-        usize::try_from(off)
-            .ok()
-            .zip(usize::try_from(len).ok())
-            .and_then(|(o, l)| heap.get(o..o.checked_add(l)?))
-            .ok_or_else(|| bad(format!("{name} tile {row} lies outside the heap")))
-    };
-    let (tiles_x, tiles_y) = (nx.div_ceil(tx), ny.div_ceil(ty));
-    // The descriptors are read through cfitsio's handle, one tile at a time; the tiles are
-    // then checked in parallel (each check is independent and as costly as cfitsio's own
-    // decode of the tile, which runs on one thread).
-    let gzip_sizes: &[usize] = match zbitpix {
-        8 => &[1],
-        16 => &[2],
-        32 | -32 => &[4],
-        -64 => &[4, 8],
-        _ => &[],
-    };
-    let mut checks: Vec<(i64, usize, &[u8], Check)> = Vec::new();
-    for row in 1..=rows {
-        // The tile's pixels: tiles run along x, then y (then planes of a cube).
-        let k = usize::try_from(row - 1).unwrap_or(usize::MAX);
-        let (i, j) = (k % tiles_x, (k / tiles_x) % tiles_y);
-        let n = tx.min(nx - i * tx) * ty.min(ny - j * ty);
-        let desc = f.descriptor(col, row)?;
-        if desc.0 > 0 {
-            let check = match (codec, rice) {
-                (Codec::Rice, Some((nblock, bytepix))) => Check::Rice { nblock, bytepix },
-                (Codec::Gzip, _) => Check::Gzip {
-                    sizes: gzip_sizes,
-                    column: false,
-                },
-                (Codec::Refused(why), _) => {
-                    return Err(bad(format!(
-                        "{name} tile {row} holds {} bytes: {why}",
-                        desc.0
-                    )))
-                }
-                _ => continue,
-            };
-            checks.push((row, n, tile_bytes(row, desc)?, check));
-        } else if let Some(g) = gzip_col {
-            let desc = f.descriptor(g, row)?;
-            let sizes: &[usize] = match zbitpix {
-                -32 => &[4],
-                -64 => &[8],
-                _ => continue, // cfitsio refuses the tile itself, and frees it
-            };
-            if desc.0 > 0 {
-                let check = Check::Gzip {
-                    sizes,
-                    column: true,
-                };
-                checks.push((row, n, tile_bytes(row, desc)?, check));
-            }
-        }
-    }
-    // The first refused tile, in row order.
+    let checks = layout.tile_checks(f, &heap)?;
+    // The first refused tile, in row order. The descriptors were read through cfitsio's
+    // handle, one tile at a time; the tiles are checked in parallel (each check is
+    // independent and as costly as cfitsio's own decode of the tile, which runs on one
+    // thread).
     let refused = checks
         .par_iter()
-        .filter_map(|&(row, n, tile, check)| {
-            let why = match check {
-                Check::Rice { nblock, bytepix } => {
-                    super::rice::validate_tile(tile, nblock, n, bytepix)
-                        .err()
-                        .map(|e| format!("RICE_1 tile {row}: {e}"))
-                }
-                Check::Gzip { sizes, column } => check_gzip(tile, n, sizes).err().map(|e| {
-                    let what = if column {
-                        "GZIP_COMPRESSED_DATA"
-                    } else {
-                        &name
-                    };
-                    format!("{what} tile {row} {e}")
-                }),
-            };
-            why.map(|w| (row, w))
-        })
+        .filter_map(|c| layout.refusal(c).map(|why| (c.row, why)))
         .min_by_key(|(row, _)| *row);
     match refused {
-        Some((_, why)) => Err(bad(why)),
+        Some((_, why)) => Err(layout.bad(why)),
         None => Ok(()),
+    }
+}
+
+/// A tile-compressed image as cfitsio will decode it: what [`Layout::read`] takes from the
+/// compression keywords, under cfitsio's reading of them.
+struct Layout {
+    file: crate::error::Source,
+    /// `ZCMPTYPE`, as written.
+    name: String,
+    codec: Codec,
+    /// RICE_1: the block size and bytes a pixel cfitsio will use.
+    rice: Option<(usize, usize)>,
+    /// The bytes a pixel a GZIP_1/GZIP_2 tile may inflate to (for `ZBITPIX`).
+    gzip_sizes: &'static [usize],
+    /// The same for a tile in the `GZIP_COMPRESSED_DATA` column (none: cfitsio refuses the
+    /// tile itself, and frees it).
+    column_sizes: &'static [usize],
+    /// Image and tile sizes in pixels (`ZNAXISn`, `ZTILEn`).
+    nx: usize,
+    ny: usize,
+    tx: usize,
+    ty: usize,
+    /// Column numbers of `COMPRESSED_DATA` and, where cfitsio would read empty tiles from
+    /// it, `GZIP_COMPRESSED_DATA`.
+    col: c_int,
+    gzip_col: Option<c_int>,
+}
+
+/// One tile to check: its 1-based row, its pixels, its bytes and how.
+struct TileCheck<'h> {
+    row: i64,
+    pixels: usize,
+    bytes: &'h [u8],
+    check: Check,
+}
+
+impl Layout {
+    /// The layout of the current HDU, or `None` when there is no tile cfitsio would decode
+    /// unchecked: not a compressed image, keywords cfitsio refuses the HDU for, or an
+    /// algorithm left to cfitsio with no `GZIP_COMPRESSED_DATA` column. Errors: sizes that
+    /// are not positive, a RICE_1 block size that is not.
+    fn read(f: &mut Fits) -> Result<Option<Layout>> {
+        let Some(name) = f.key_str("ZCMPTYPE")? else {
+            return Ok(None);
+        };
+        let codec = Codec::from_name(&name);
+        let file = f.file.clone();
+        let bad = |reason: String| Error::Fits {
+            file: file.clone(),
+            reason,
+        };
+        let (Some(nx), Some(ny)) = (f.key_i64("ZNAXIS1")?, f.key_i64("ZNAXIS2")?) else {
+            return Ok(None); // cfitsio refuses the HDU itself
+        };
+        // RICE_1: the block size and pixel size cfitsio will use (ZVAL1, and ZVAL2 or 4 —
+        // its reading of the keywords, the swap of very old files included).
+        let mut rice = None;
+        if codec == Codec::Rice {
+            let Some(mut nblock) = f.key_i64("ZVAL1")? else {
+                return Ok(None); // cfitsio refuses the HDU itself
+            };
+            let old = f.key_str("ZNAME2")?.as_deref().map(str::trim) == Some("NOISEBIT");
+            let mut bytepix = if old { None } else { f.key_i64("ZVAL2")? }.unwrap_or(4);
+            if nblock < 16 && bytepix > 8 {
+                std::mem::swap(&mut nblock, &mut bytepix);
+            }
+            if nblock <= 0 {
+                return Err(bad(format!("RICE_1 block size {nblock}")));
+            }
+            rice = Some((nblock as usize, bytepix as usize));
+        }
+        let zbitpix = f.key_i64("ZBITPIX")?.unwrap_or(0);
+        let tx = f.key_i64("ZTILE1")?.unwrap_or(nx);
+        let ty = f.key_i64("ZTILE2")?.unwrap_or(1);
+        let size = |v: i64| usize::try_from(v).ok().filter(|&v| v > 0);
+        let (Some(nx), Some(ny), Some(tx), Some(ty)) = (size(nx), size(ny), size(tx), size(ty))
+        else {
+            return Err(bad(format!(
+                "image {nx} x {ny} in tiles of {tx} x {ty} pixels"
+            )));
+        };
+        let Ok(col) = f.column("COMPRESSED_DATA") else {
+            return Ok(None);
+        };
+        // cfitsio reads a tile whose COMPRESSED_DATA is empty from UNCOMPRESSED_DATA when
+        // the table has that column, else from GZIP_COMPRESSED_DATA.
+        let gzip_col = match f.column("UNCOMPRESSED_DATA") {
+            Ok(_) => None,
+            Err(_) => f.column("GZIP_COMPRESSED_DATA").ok(),
+        };
+        if codec == Codec::Other && gzip_col.is_none() {
+            return Ok(None);
+        }
+        let (gzip_sizes, column_sizes): (&[usize], &[usize]) = match zbitpix {
+            8 => (&[1], &[]),
+            16 => (&[2], &[]),
+            32 => (&[4], &[]),
+            -32 => (&[4], &[4]),
+            -64 => (&[4, 8], &[8]),
+            _ => (&[], &[]),
+        };
+        Ok(Some(Layout {
+            file,
+            name,
+            codec,
+            rice,
+            gzip_sizes,
+            column_sizes,
+            nx,
+            ny,
+            tx,
+            ty,
+            col,
+            gzip_col,
+        }))
+    }
+
+    fn bad(&self, reason: String) -> Error {
+        Error::Fits {
+            file: self.file.clone(),
+            reason,
+        }
+    }
+
+    /// The tiles cfitsio would decode, each with its bytes in `heap` (the table's heap) and
+    /// its check; errors: a tile outside the heap, a tile of a refused algorithm.
+    fn tile_checks<'h>(&self, f: &mut Fits, heap: &'h [u8]) -> Result<Vec<TileCheck<'h>>> {
+        let tile_bytes = |row: i64, (len, off): (i64, i64)| {
+            usize::try_from(off)
+                .ok()
+                .zip(usize::try_from(len).ok())
+                .and_then(|(o, l)| heap.get(o..o.checked_add(l)?))
+                .ok_or_else(|| self.bad(format!("{} tile {row} lies outside the heap", self.name)))
+        };
+        let (tiles_x, tiles_y) = (self.nx.div_ceil(self.tx), self.ny.div_ceil(self.ty));
+        let (rows, _) = f.table_shape()?;
+        let mut checks = Vec::new();
+        for row in 1..=rows {
+            // The tile's pixels: tiles run along x, then y (then planes of a cube).
+            let k = usize::try_from(row - 1).unwrap_or(usize::MAX);
+            let (i, j) = (k % tiles_x, (k / tiles_x) % tiles_y);
+            let pixels = self.tx.min(self.nx - i * self.tx) * self.ty.min(self.ny - j * self.ty);
+            let desc = f.descriptor(self.col, row)?;
+            let (desc, check) = if desc.0 > 0 {
+                let check = match (self.codec, self.rice) {
+                    (Codec::Rice, Some((nblock, bytepix))) => Check::Rice { nblock, bytepix },
+                    (Codec::Gzip, _) => Check::Gzip {
+                        sizes: self.gzip_sizes,
+                        column: false,
+                    },
+                    (Codec::Refused(why), _) => {
+                        return Err(self.bad(format!(
+                            "{} tile {row} holds {} bytes: {why}",
+                            self.name, desc.0
+                        )))
+                    }
+                    _ => continue,
+                };
+                (desc, check)
+            } else if let Some(g) = self.gzip_col.filter(|_| !self.column_sizes.is_empty()) {
+                let check = Check::Gzip {
+                    sizes: self.column_sizes,
+                    column: true,
+                };
+                (f.descriptor(g, row)?, check)
+            } else {
+                continue;
+            };
+            if desc.0 > 0 {
+                checks.push(TileCheck {
+                    row,
+                    pixels,
+                    bytes: tile_bytes(row, desc)?,
+                    check,
+                });
+            }
+        }
+        Ok(checks)
+    }
+
+    /// Why cfitsio may not decode this tile, or `None` when it may.
+    fn refusal(&self, c: &TileCheck) -> Option<String> {
+        let row = c.row;
+        match c.check {
+            Check::Rice { nblock, bytepix } => {
+                super::rice::validate_tile(c.bytes, nblock, c.pixels, bytepix)
+                    .err()
+                    .map(|e| format!("RICE_1 tile {row}: {e}"))
+            }
+            Check::Gzip { sizes, column } => check_gzip(c.bytes, c.pixels, sizes).err().map(|e| {
+                let what = if column {
+                    "GZIP_COMPRESSED_DATA"
+                } else {
+                    &self.name
+                };
+                format!("{what} tile {row} {e}")
+            }),
+        }
     }
 }
 
