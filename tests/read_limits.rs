@@ -443,6 +443,85 @@ fn tiles_cfitsio_would_leak_or_overrun_are_refused_before_it_decodes_them() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A RICE_1 file whose tile column is not the unscaled byte array (`1PB`) that tiled-image
+/// compression prescribes (finding 17, from the `fits_read` header grid: cfitsio reads a
+/// tile's bytes with a conversion from the column's type and scaling, and from an `X`
+/// column, whose elements are bits, a tile's bytes run on into the next rows', so its
+/// decoder got other bytes than the tile check had passed, and overran them): refused by
+/// both readers before cfitsio reads a tile, naming the column and its TFORM. The same
+/// file with `'1QB'` (64-bit descriptors, rewritten) still reads bit for bit.
+#[test]
+fn tile_columns_cfitsio_would_convert_are_refused_before_it_reads_them() {
+    let dir = tmpdir("tile_columns");
+    let rice = std::fs::read(common::data("rice_int16_64x48.fits")).unwrap();
+    let write = |name: &str, b: &[u8]| {
+        let p = dir.join(name);
+        std::fs::write(&p, b).unwrap();
+        p
+    };
+    for (name, form) in [("x", "1PX(128)"), ("l", "1PL(128)"), ("a", "1PA(128)")] {
+        let b = common::with_card(&rice, "TFORM1", &format!("'{form}'"));
+        both_readers_refuse(
+            &write(&format!("tform_{name}.fits"), &b),
+            &[
+                &format!("the COMPRESSED_DATA column (TFORM1 = '{form}'"),
+                "1PB or 1QB",
+            ],
+        );
+    }
+    // Bytes with a scale or an offset, in a card that replaces the file's COMMENT.
+    for (name, card, shown) in [
+        ("tzero", "TZERO1  =                 -128", "offset -128"),
+        ("tscal", "TSCAL1  =                    2", "scale 2"),
+    ] {
+        let mut b = rice.clone();
+        let at = b
+            .chunks_exact(80)
+            .position(|c| c.starts_with(b"COMMENT RICE_1"))
+            .unwrap()
+            * 80;
+        b[at..at + 80].copy_from_slice(format!("{card:<80}").as_bytes());
+        both_readers_refuse(
+            &write(&format!("{name}.fits"), &b),
+            &["the COMPRESSED_DATA column (TFORM1 = '1PB(128)'", shown],
+        );
+    }
+    // 1QB: the 48 descriptors rewritten as 64-bit pairs (NAXIS1 16); the heap moves with
+    // the table, so THEAP is not needed. Reads as the 1PB file does.
+    let table = data_start(&rice, 1);
+    let be = |b: &[u8]| u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    let mut q = common::with_card(
+        &common::with_card(&rice, "TFORM1", "'1QB(128)'"),
+        "NAXIS1",
+        "16",
+    );
+    let ext = rice.windows(8).position(|w| w == b"XTENSION").unwrap();
+    let heap_len = card_int(&rice, ext, "PCOUNT");
+    let mut data: Vec<u8> = Vec::new();
+    for row in 0..48 {
+        let d = table + 8 * row;
+        data.extend_from_slice(&be(&rice[d..]).to_be_bytes());
+        data.extend_from_slice(&be(&rice[d + 4..]).to_be_bytes());
+    }
+    data.extend_from_slice(&rice[table + 48 * 8..table + 48 * 8 + heap_len]);
+    data.resize(data.len().div_ceil(2880) * 2880, 0);
+    q.truncate(table);
+    q.extend_from_slice(&data);
+    let p = write("qb.fits", &q);
+    let want = fits::read(&common::data("rice_int16_64x48.fits")).unwrap();
+    for got in [
+        fits::read(&p).unwrap().data,
+        fits::read_image_f64(&p).unwrap().0.mapv(|v| v as f32),
+    ] {
+        assert!(got.iter().any(|v| v.is_nan()), "the file has BLANK pixels");
+        assert!(got
+            .iter()
+            .zip(&want.data)
+            .all(|(a, b)| a == b || (a.is_nan() && b.is_nan())));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Table headers whose TFIELDS (10¹⁴, or 1000) or NAXIS1 (not an integer) cfitsio would
 /// mishandle (found by the `psf_file` fuzz target: cfitsio's check of those values does
 /// not stop it, and it allocates its column descriptors from an unset TFIELDS): refused

@@ -21,6 +21,17 @@ use crate::header::{parse_value_field, Value};
 pub(crate) const TSHORT: c_int = sys::TSHORT as c_int;
 pub(crate) const TFLOAT: c_int = sys::TFLOAT as c_int;
 pub(crate) const TDOUBLE: c_int = sys::TDOUBLE as c_int;
+pub(crate) const TBYTE: c_int = sys::TBYTE as c_int;
+
+/// How cfitsio reads a table column ([`Fits::column_form`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct ColumnForm {
+    /// cfitsio's type code; negative for a variable-length array (`1PB`: −[`TBYTE`]).
+    pub typecode: c_int,
+    /// `TSCALn` and `TZEROn`, as cfitsio applies them to the stored values.
+    pub scale: f64,
+    pub zero: f64,
+}
 const END_OF_FILE: c_int = sys::END_OF_FILE as c_int;
 const KEY_NO_EXIST: c_int = sys::KEY_NO_EXIST as c_int;
 const FILE_NOT_CREATED: c_int = sys::FILE_NOT_CREATED as c_int;
@@ -532,6 +543,48 @@ impl Fits {
         Ok((heap_start, end.saturating_sub(heap_start)))
     }
 
+    /// How cfitsio reads column `col` (1-based) of the current table: its type code
+    /// (`ffgtclll`: `TBYTE` is 11, `TSHORT` 21, ...; negative for a variable-length array)
+    /// and the scale and offset it applies to the stored values (`TSCALn`, `TZEROn` as
+    /// cfitsio parsed them: 1 and 0 when absent).
+    pub(crate) fn column_form(&mut self, col: c_int) -> Result<ColumnForm> {
+        let (mut typecode, mut repeat, mut width): (c_int, sys::LONGLONG, sys::LONGLONG) =
+            (0, 0, 0);
+        let (mut scale, mut zero) = (1.0f64, 0.0f64);
+        let mut status = 0;
+        // SAFETY: open handle, out-pointers to locals; ffgbclll writes only the outputs
+        // whose pointers are not null.
+        unsafe {
+            sys::ffgtclll(
+                self.ptr,
+                col,
+                &mut typecode,
+                &mut repeat,
+                &mut width,
+                &mut status,
+            );
+            sys::ffgbclll(
+                self.ptr,
+                col,
+                ptr::null_mut(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+                &mut scale,
+                &mut zero,
+                ptr::null_mut(),
+                ptr::null_mut(),
+                &mut status,
+            );
+        }
+        self.check(status, &format!("read the type of column {col}"))?;
+        Ok(ColumnForm {
+            typecode,
+            scale,
+            zero,
+        })
+    }
+
     /// The variable-length array descriptor of `row` in column `col` (both 1-based):
     /// (elements, byte offset in the heap), as stored (`ffgdesll`; not checked).
     pub(crate) fn descriptor(&mut self, col: c_int, row: i64) -> Result<(i64, i64)> {
@@ -554,21 +607,7 @@ impl Fits {
         let (_, heap) = self.heap_range()?;
         let heap = i64::try_from(heap).unwrap_or(i64::MAX);
         for col in 1..=ncols {
-            let (mut typecode, mut repeat, mut width): (c_int, sys::LONGLONG, sys::LONGLONG) =
-                (0, 0, 0);
-            let mut status = 0;
-            // SAFETY: open handle, out-pointers to locals.
-            unsafe {
-                sys::ffgtclll(
-                    self.ptr,
-                    col,
-                    &mut typecode,
-                    &mut repeat,
-                    &mut width,
-                    &mut status,
-                )
-            };
-            self.check(status, &format!("read the type of column {col}"))?;
+            let typecode = self.column_form(col)?.typecode;
             if typecode >= 0 {
                 continue;
             }

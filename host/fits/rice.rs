@@ -14,7 +14,7 @@
 //! a single-image caller (the C ABI, `prep FILE`) no longer waits on one core while the
 //! others idle. Only the common case is taken: a `BINTABLE` with `ZCMPTYPE = 'RICE_1'`,
 //! `ZBITPIX = 16`, `BYTEPIX = 2`, a single `COMPRESSED_DATA` column of `1PB`/`1QB`
-//! descriptors, integer `BLANK` and `BSCALE`/`BZERO` at most. Anything else (other
+//! descriptors with no `TSCAL1`/`TZERO1`, integer `BLANK` and `BSCALE`/`BZERO` at most. Anything else (other
 //! algorithms, quantised floats, `ZBLANK`/`ZSCALE`/`ZZERO` columns, tiles stored
 //! uncompressed in a `GZIP_COMPRESSED_DATA` column, …) returns `None` and the caller
 //! reads with cfitsio as before. The table's keywords are looked up in the header cfitsio
@@ -414,6 +414,8 @@ impl Table {
             || c.has("ZSCALE")
             || c.has("ZZERO")
             || c.has("ZQUANTIZ")
+            || c.has("TSCAL1")
+            || c.has("TZERO1")
         {
             return None;
         }

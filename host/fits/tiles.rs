@@ -25,6 +25,13 @@
 //!   decoding could bound them. Neither algorithm is used for AIA data; such a file can be
 //!   decompressed first (`funpack`).
 //!
+//! Whatever the algorithm, the tile columns cfitsio reads (`COMPRESSED_DATA`, and
+//! `GZIP_COMPRESSED_DATA` where it would read one) must be what the tiled-image convention
+//! prescribes, unscaled variable-length byte arrays (`1PB`, `1QB`; finding 17): cfitsio
+//! reads a tile's bytes converted from the column's type and `TSCALn`/`TZEROn` (from an
+//! `X` column, whose elements are bits, a tile's bytes run on into the next rows'), so for
+//! any other column its decoder would get bytes other than the ones checked here.
+//!
 //! BZIP2_1 is left to cfitsio (its public build has no bzip2 decoder: it refuses the tile
 //! and frees what it allocated).
 //!
@@ -41,7 +48,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 
-use super::cfitsio::Fits;
+use super::cfitsio::{Fits, TBYTE};
 
 extern "C" {
     /// cfitsio (`zcompress.c`): inflate the gzip member at `inmemptr` into `*buffptr`
@@ -211,6 +218,28 @@ impl Layout {
         };
         if codec == Codec::Other && gzip_col.is_none() {
             return Ok(None);
+        }
+        // cfitsio reads a tile's bytes with a conversion to bytes from the column's type
+        // and scaling (an `X` column's elements are bits: a tile's bytes then run on into
+        // the next rows'), so the bytes its decoder gets are the heap bytes checked here
+        // only for the column the standard prescribes: unscaled bytes.
+        for (c, what) in [
+            (Some(col), "COMPRESSED_DATA"),
+            (gzip_col, "GZIP_COMPRESSED_DATA"),
+        ] {
+            let Some(c) = c else { continue };
+            let form = f.column_form(c)?;
+            if form.typecode != -TBYTE || form.scale != 1.0 || form.zero != 0.0 {
+                let tform = f.key_str(&format!("TFORM{c}"))?.unwrap_or_default();
+                return Err(bad(format!(
+                    "the {what} column (TFORM{c} = '{}', scale {}, offset {}) is not an \
+                     unscaled variable-length byte array (1PB or 1QB), as tiled-image \
+                     compression requires",
+                    tform.trim(),
+                    form.scale,
+                    form.zero
+                )));
+            }
         }
         let (gzip_sizes, column_sizes): (&[usize], &[usize]) = match zbitpix {
             8 => (&[1], &[]),
