@@ -445,14 +445,33 @@ impl Header {
     }
 
     /// The cards to write after the structural keywords of a new HDU: everything except
-    /// [`is_structural`] keywords, as 80-character records.
+    /// [`is_structural`] keywords and the FITS standard's two `COMMENT` lines
+    /// ([`is_standard_comment`]: cfitsio writes its own copy in every file's primary
+    /// header), as 80-character records.
     pub fn passthrough_records(&self) -> Vec<String> {
         self.cards
             .iter()
-            .filter(|c| !is_structural(&c.key))
+            .filter(|c| !is_structural(&c.key) && !is_standard_comment(c))
             .map(Card::record)
             .collect()
     }
+}
+
+/// The two `COMMENT` lines that cite the FITS standard, as cfitsio (indented by two
+/// blanks) and astropy (not indented) write them.
+const STANDARD_COMMENTS: [&str; 2] = [
+    "FITS (Flexible Image Transport System) format is defined in 'Astronomy",
+    "and Astrophysics', volume 376, page 359; bibcode: 2001A&A...376..359H",
+];
+
+/// Whether `card` is one of the FITS standard's two `COMMENT` lines, however indented.
+/// They belong to the file layout, like the structural keywords: the writer leaves the
+/// input's copies out, since cfitsio writes its own in the primary header of every file
+/// (before, an input written by astropy, whose copies lack cfitsio's indent, came out with
+/// both forms).
+pub fn is_standard_comment(card: &Card) -> bool {
+    card.key == "COMMENT"
+        && matches!(&card.value, Value::Text(t) if STANDARD_COMMENTS.contains(&t.trim()))
 }
 
 #[cfg(test)]

@@ -14,7 +14,8 @@ use super::{write, BLANK_I16};
 /// statistics of the pixels (NaN missing, ±∞ not counted) — replaced where the header has
 /// them, appended otherwise, removed when no pixel is valid. Left out: what only the file
 /// layout adds (`SIMPLE`, `EXTEND`, cfitsio's two standard `COMMENT` lines, and for
-/// compressed files the tile-compression keywords).
+/// compressed files the tile-compression keywords), and so the input's copies of those
+/// `COMMENT` lines, which the writer leaves out ([`crate::header::is_standard_comment`]).
 pub fn stored_header_f32(map: &AiaMap) -> Header {
     let (nx, ny) = map.shape_xy();
     let stats = match map.data.as_slice() {
@@ -67,7 +68,7 @@ fn build(
         ));
     }
     for c in header.cards() {
-        if !crate::header::is_structural(&c.key) {
+        if !crate::header::is_structural(&c.key) && !crate::header::is_standard_comment(c) {
             h.push(c.clone());
         }
     }
