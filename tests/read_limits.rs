@@ -522,6 +522,81 @@ fn tile_columns_cfitsio_would_convert_are_refused_before_it_reads_them() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `rice_int16_64x48.fits` with a second column, `UNCOMPRESSED_DATA` (`1PB`), in the cards
+/// of its HISTORY and COMMENT; tile 1's `COMPRESSED_DATA` emptied and its
+/// `UNCOMPRESSED_DATA` set to `len` bytes at heap offset 0 (the other rows' empty).
+fn with_uncompressed_tile1(rice: &[u8], len: u32) -> Vec<u8> {
+    let table = data_start(rice, 1);
+    let ext = rice.windows(8).position(|w| w == b"XTENSION").unwrap();
+    let heap_len = card_int(rice, ext, "PCOUNT");
+    let mut b = common::with_card(&common::with_card(rice, "TFIELDS", "2"), "NAXIS1", "16");
+    for (old, card) in [
+        (&b"HISTORY made by"[..], "TTYPE2  = 'UNCOMPRESSED_DATA'"),
+        (&b"COMMENT RICE_1"[..], "TFORM2  = '1PB(200)'"),
+    ] {
+        let at = b.chunks_exact(80).position(|c| c.starts_with(old)).unwrap() * 80;
+        b[at..at + 80].copy_from_slice(format!("{card:<80}").as_bytes());
+    }
+    let mut data: Vec<u8> = Vec::new();
+    for row in 0..48 {
+        let d = &rice[table + 8 * row..table + 8 * row + 8];
+        let (first, second) = if row == 0 {
+            ([0u8; 8], [len.to_be_bytes(), [0; 4]].concat())
+        } else {
+            (d.try_into().unwrap(), vec![0u8; 8])
+        };
+        data.extend_from_slice(&first);
+        data.extend_from_slice(&second);
+    }
+    data.extend_from_slice(&rice[table + 48 * 8..table + 48 * 8 + heap_len]);
+    data.resize(data.len().div_ceil(2880) * 2880, 0);
+    b.truncate(table);
+    b.extend_from_slice(&data);
+    b
+}
+
+/// A tile stored uncompressed (an empty `COMPRESSED_DATA`, its pixels in an
+/// `UNCOMPRESSED_DATA` column) that holds more values than the tile has pixels (finding 18,
+/// from reading cfitsio after 17: cfitsio reads as many values as the descriptor states
+/// into its tile buffer, which holds the largest tile's pixels; a heap overflow that
+/// corrupted malloc's state, a crash in a later `free`): refused by both readers before
+/// cfitsio reads it, naming the tile. A tile holding exactly its pixels still reads.
+#[test]
+fn uncompressed_tiles_larger_than_the_tile_are_refused_before_cfitsio_reads_them() {
+    let dir = tmpdir("uncompressed");
+    let rice = std::fs::read(common::data("rice_int16_64x48.fits")).unwrap();
+    let p = dir.join("overflow.fits");
+    std::fs::write(&p, with_uncompressed_tile1(&rice, 200)).unwrap();
+    both_readers_refuse(
+        &p,
+        &["UNCOMPRESSED_DATA tile 1 holds 200 values, not its 64 pixels"],
+    );
+    // 64 bytes: tile 1 (the image's first row) is the heap's first 64 bytes as values.
+    let p = dir.join("exact.fits");
+    std::fs::write(&p, with_uncompressed_tile1(&rice, 64)).unwrap();
+    let want = fits::read(&common::data("rice_int16_64x48.fits")).unwrap();
+    let table = data_start(&rice, 1);
+    let heap = &rice[table + 48 * 8..];
+    for got in [
+        fits::read(&p).unwrap().data,
+        fits::read_image_f64(&p).unwrap().0.mapv(|v| v as f32),
+    ] {
+        assert!(got
+            .row(0)
+            .iter()
+            .zip(&heap[..64])
+            .all(|(a, b)| *a == f32::from(*b)));
+        assert!(got
+            .rows()
+            .into_iter()
+            .skip(1)
+            .flatten()
+            .zip(want.data.rows().into_iter().skip(1).flatten())
+            .all(|(a, b)| a == b || (a.is_nan() && b.is_nan())));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Table headers whose TFIELDS (10¹⁴, or 1000) or NAXIS1 (not an integer) cfitsio would
 /// mishandle (found by the `psf_file` fuzz target: cfitsio's check of those values does
 /// not stop it, and it allocates its column descriptors from an unset TFIELDS): refused

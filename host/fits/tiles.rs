@@ -148,9 +148,11 @@ struct Layout {
     ny: usize,
     tx: usize,
     ty: usize,
-    /// Column numbers of `COMPRESSED_DATA` and, where cfitsio would read empty tiles from
-    /// it, `GZIP_COMPRESSED_DATA`.
+    /// Column numbers of `COMPRESSED_DATA` and of the column cfitsio reads a tile from
+    /// when its `COMPRESSED_DATA` is empty: `UNCOMPRESSED_DATA` where the table has one,
+    /// else `GZIP_COMPRESSED_DATA`.
     col: c_int,
+    uncompressed_col: Option<c_int>,
     gzip_col: Option<c_int>,
 }
 
@@ -212,11 +214,12 @@ impl Layout {
         };
         // cfitsio reads a tile whose COMPRESSED_DATA is empty from UNCOMPRESSED_DATA when
         // the table has that column, else from GZIP_COMPRESSED_DATA.
-        let gzip_col = match f.column("UNCOMPRESSED_DATA") {
-            Ok(_) => None,
-            Err(_) => f.column("GZIP_COMPRESSED_DATA").ok(),
+        let uncompressed_col = f.column("UNCOMPRESSED_DATA").ok();
+        let gzip_col = match uncompressed_col {
+            Some(_) => None,
+            None => f.column("GZIP_COMPRESSED_DATA").ok(),
         };
-        if codec == Codec::Other && gzip_col.is_none() {
+        if codec == Codec::Other && gzip_col.is_none() && uncompressed_col.is_none() {
             return Ok(None);
         }
         // cfitsio reads a tile's bytes with a conversion to bytes from the column's type
@@ -261,6 +264,7 @@ impl Layout {
             tx,
             ty,
             col,
+            uncompressed_col,
             gzip_col,
         }))
     }
@@ -273,7 +277,8 @@ impl Layout {
     }
 
     /// The tiles cfitsio would decode, each with its bytes in `heap` (the table's heap) and
-    /// its check; errors: a tile outside the heap, a tile of a refused algorithm.
+    /// its check; errors: a tile outside the heap, a tile of a refused algorithm, an
+    /// `UNCOMPRESSED_DATA` tile of another size than the tile's.
     fn tile_checks<'h>(&self, f: &mut Fits, heap: &'h [u8]) -> Result<Vec<TileCheck<'h>>> {
         let tile_bytes = |row: i64, (len, off): (i64, i64)| {
             usize::try_from(off)
@@ -291,6 +296,18 @@ impl Layout {
             let (i, j) = (k % tiles_x, (k / tiles_x) % tiles_y);
             let pixels = self.tx.min(self.nx - i * self.tx) * self.ty.min(self.ny - j * self.ty);
             let desc = f.descriptor(self.col, row)?;
+            if let (0, Some(u)) = (desc.0, self.uncompressed_col) {
+                // cfitsio reads the elements the descriptor states into its tile buffer,
+                // which holds the largest tile's pixels (finding 18): the tile must hold its
+                // own pixels (or nothing: cfitsio then refuses the tile).
+                let (len, _) = f.descriptor(u, row)?;
+                if len != 0 && usize::try_from(len).ok() != Some(pixels) {
+                    return Err(self.bad(format!(
+                        "UNCOMPRESSED_DATA tile {row} holds {len} values, not its {pixels} pixels"
+                    )));
+                }
+                continue;
+            }
             let (desc, check) = if desc.0 > 0 {
                 let check = match (self.codec, self.rice) {
                     (Codec::Rice, Some((nblock, bytepix))) => Check::Rice { nblock, bytepix },
