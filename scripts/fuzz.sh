@@ -37,8 +37,35 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked >&2 || unavailable "cargo-fuzz could not be installed"
 fi
 
+host="$(rustc +nightly -vV | sed -n 's/^host: //p')"
+
+# cfitsio under AddressSanitizer as well as the Rust code. fitsio-sys builds cfitsio in
+# place, in its registry source directory (autotools), and bundles that libcfitsio.a into
+# its rlib; cc adds -fsanitize=address when the Rust code is built with it, but `make`
+# keeps the objects of an earlier plain build as up to date, so a fuzz build after a plain
+# one got an uninstrumented cfitsio, whose memory errors went unseen unless they faulted
+# (RELIABILITY.md, findings 18 and 19). So, once per fuzz/target: clean cfitsio's objects,
+# rebuild fuzz/target's fitsio-sys (with them, instrumented), and clean them again, so that
+# a later plain build compiles its own.
+stamp="fuzz/target/cfitsio-asan.stamp"
+cfitsio="$(cargo +nightly metadata --format-version 1 --manifest-path fuzz/Cargo.toml 2>/dev/null |
+    grep -o '"manifest_path":"[^"]*/fitsio-sys-[^"]*/Cargo.toml"' | head -n 1 |
+    sed 's/^"manifest_path":"//; s#/Cargo.toml"$#/ext/cfitsio#' || true)"
+clean_cfitsio() { [ -f "$cfitsio/Makefile" ] && make -C "$cfitsio" clean >/dev/null 2>&1 || true; }
+if [ -n "$cfitsio" ] && [ "$(cat "$stamp" 2>/dev/null)" != "$cfitsio" ]; then
+    echo "fuzz: rebuilding cfitsio with AddressSanitizer ($cfitsio)"
+    clean_cfitsio
+    cargo +nightly clean -p fitsio-sys --manifest-path fuzz/Cargo.toml --target-dir fuzz/target \
+        --release --target "$host" >/dev/null 2>&1 || true
+    rebuilt=1
+fi
 echo "fuzz: building the targets (ASan, coverage; fuzz/target)"
 cargo +nightly fuzz build >/dev/null 2>&1 || cargo +nightly fuzz build
+if [ "${rebuilt:-0}" = 1 ]; then
+    clean_cfitsio
+    mkdir -p fuzz/target
+    echo "$cfitsio" >"$stamp"
+fi
 
 # Larger inputs for the file and table targets (their seeds are FITS files and tables).
 max_len() {
@@ -71,7 +98,7 @@ report() { # NAME LOG
 # fuzz/corpus-work/<target>.jobs/fuzz-<i>.log.
 workers="${AIAPREP_FUZZ_WORKERS:-1}"
 root="$PWD"
-bin_dir="fuzz/target/$(rustc +nightly -vV | sed -n 's/^host: //p')/release"
+bin_dir="fuzz/target/$host/release"
 
 printf '%-15s %12s %10s %8s %8s %7s %s\n' target execs exec/s cov ft corpus "last new cov at (share of the run)"
 for t in "${targets[@]}"; do

@@ -597,6 +597,55 @@ fn uncompressed_tiles_larger_than_the_tile_are_refused_before_cfitsio_reads_them
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Cards whose value or comment cfitsio would copy past its 71- and 73-byte buffers
+/// (finding 19, by the `fits_read` and `psf_file` corpora once cfitsio was built with
+/// AddressSanitizer: with an `=` left of column 9, `ffpsvc` copies a string, token or
+/// comment to the card's end, unbounded, onto the stack): refused by both readers before
+/// cfitsio parses the header, naming the HDU and the card. A 68-character string in the
+/// standard place still reads, whole.
+#[test]
+fn cards_cfitsio_would_copy_past_its_buffers_are_refused_before_it_parses_them() {
+    let dir = tmpdir("long_values");
+    let rice = std::fs::read(common::data("rice_int16_64x48.fits")).unwrap();
+    let with_card = |card: &str| {
+        let mut b = rice.clone();
+        let at = b
+            .chunks_exact(80)
+            .position(|c| c.starts_with(b"HISTORY made by"))
+            .unwrap()
+            * 80;
+        b[at..at + 80].copy_from_slice(format!("{card:<80}").as_bytes());
+        b
+    };
+    let string = format!("A='{}'", "x".repeat(76));
+    let comment = format!("A=1 / {}", "y".repeat(74));
+    let token = format!("AB={}", "7".repeat(77));
+    for (name, card) in [
+        ("string", &string),
+        ("comment", &comment),
+        ("token", &token),
+    ] {
+        let p = dir.join(format!("{name}.fits"));
+        std::fs::write(&p, with_card(card)).unwrap();
+        both_readers_refuse(
+            &p,
+            &[
+                "HDU 2: card 52 has a value or comment longer than FITS allows",
+                &card[..20],
+            ],
+        );
+    }
+    let long = "z".repeat(68);
+    let p = dir.join("standard.fits");
+    std::fs::write(&p, with_card(&format!("LONGSTR = '{long}'"))).unwrap();
+    assert_eq!(
+        fits::read(&p).unwrap().header.get_str("LONGSTR"),
+        Some(long.as_str())
+    );
+    fits::read_image_f64(&p).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Table headers whose TFIELDS (10¹⁴, or 1000) or NAXIS1 (not an integer) cfitsio would
 /// mishandle (found by the `psf_file` fuzz target: cfitsio's check of those values does
 /// not stop it, and it allocates its column descriptors from an unset TFIELDS): refused

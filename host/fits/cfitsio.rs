@@ -947,6 +947,89 @@ fn cfitsio_card(card: &[u8]) -> (String, Option<&[u8]>) {
     (name, value)
 }
 
+/// The sizes of cfitsio's value and comment buffers (`FLEN_VALUE`, `FLEN_COMMENT`):
+/// `ffpsvc` copies a card's value and comment into buffers of these many bytes wherever
+/// cfitsio reads a keyword.
+const FLEN_VALUE: usize = 71;
+const FLEN_COMMENT: usize = 73;
+
+/// How many bytes cfitsio's `ffpsvc` writes into its value and its comment buffer for
+/// `card` (what it copies and the NUL after it; 0 where it copies nothing), the card taken
+/// as a C string. With the value indicator in columns 9–10 both fit their buffers; with an
+/// `=` further left (`A='…'`, `A=1 …`) a string, a complex value, a token or the comment
+/// after the value may run to the card's end, and `ffpsvc` does not bound its copies
+/// (finding 19: stack-buffer overflows).
+fn cfitsio_copies(card: &[u8]) -> (usize, usize) {
+    let card = &card[..card.iter().position(|&b| b == 0).unwrap_or(card.len())];
+    let n = card.len();
+    let Some(field) = cfitsio_card(card).1 else {
+        // No value: the comment is the card from column 9.
+        return (0, if n > 8 { n - 8 + 1 } else { 0 });
+    };
+    let mut ii = n - field.len();
+    ii += card[ii..].iter().take_while(|&&b| b == b' ').count();
+    if ii == n {
+        return (0, 0); // no value, and no comment
+    }
+    let value = match card[ii] {
+        b'/' => {
+            ii += 1;
+            0
+        }
+        b'\'' => {
+            // ffpsvc's copy: value[jj] = card[ii] on, a doubled quote copied as two, up to
+            // the closing quote (then a NUL after it) or the card's end (then a quote and a
+            // NUL at index 69 at most, after what the loop wrote).
+            let (mut jj, mut top) = (1, 0);
+            ii += 1;
+            let mut closed = None;
+            while ii < n {
+                if card[ii] == b'\'' {
+                    if card.get(ii + 1) == Some(&b'\'') {
+                        top = top.max(jj);
+                        ii += 1;
+                        jj += 1;
+                    } else {
+                        closed = Some(top.max(jj + 1) + 1);
+                        ii += 1;
+                        break;
+                    }
+                }
+                top = top.max(jj);
+                ii += 1;
+                jj += 1;
+            }
+            closed.unwrap_or(top.max(jj.min(69) + 1) + 1)
+        }
+        b'(' => match card[ii..].iter().position(|&b| b == b')') {
+            Some(close) => {
+                ii += close + 1;
+                close + 2
+            }
+            None => return (0, 0), // refused before any copy
+        },
+        _ => {
+            let token = card[ii..]
+                .iter()
+                .position(|&b| b == b' ' || b == b'/')
+                .unwrap_or(n - ii);
+            ii += token;
+            token + 1
+        }
+    };
+    ii += card[ii..].iter().take_while(|&&b| b == b' ').count();
+    if ii >= 80 {
+        return (value, 0);
+    }
+    if card.get(ii) == Some(&b'/') {
+        ii += 1;
+        if card.get(ii) == Some(&b' ') {
+            ii += 1;
+        }
+    }
+    (value, n - ii + 1)
+}
+
 /// The value of a number or logical as cfitsio's `ffpsvc` takes it from a value field
 /// (as [`cfitsio_card`] finds it): after leading blanks (spaces only), the bytes up to
 /// the next blank or `/`. So `"  \r  1"` is `"\r"`, which cfitsio fails to convert,
@@ -988,8 +1071,10 @@ fn cfitsio_reads_a_table(card: &[u8]) -> bool {
         .any(|t| name.starts_with(t))
 }
 
-/// Check the header `head` (of HDU `hdu`, 1-based, of `file`) before cfitsio parses it: for
-/// a table (as [`cfitsio_reads_a_table`] decides), what cfitsio would otherwise trust:
+/// Check the header `head` (of HDU `hdu`, 1-based, of `file`) before cfitsio parses it: in
+/// any header, that no card's value or comment would overflow cfitsio's buffers as it
+/// parses it ([`cfitsio_copies`]); for a table (as [`cfitsio_reads_a_table`] decides),
+/// what cfitsio would otherwise trust:
 ///
 /// - the mandatory cards the standard puts first, which cfitsio reads by position
 ///   (`BITPIX = 8`, `NAXIS = 2`, `NAXIS1`, `NAXIS2`, `PCOUNT`, `GCOUNT = 1`, `TFIELDS`
@@ -1011,9 +1096,6 @@ fn check_table_header(file: &Source, hdu: c_int, head: &[u8]) -> Result<()> {
     let cards: Vec<&[u8]> = head.chunks_exact(80).collect();
     let blank = [b' '; 80];
     let card = |i: usize| cards.get(i).copied().unwrap_or(&blank);
-    if !cfitsio_reads_a_table(card(0)) {
-        return Ok(());
-    }
     let shown = |c: &[u8]| -> String {
         String::from_utf8_lossy(c)
             .chars()
@@ -1026,6 +1108,21 @@ fn check_table_header(file: &Source, hdu: c_int, head: &[u8]) -> Result<()> {
         file: file.clone(),
         reason: format!("HDU {hdu}: {reason}"),
     };
+    // Any header: no value cfitsio would copy past its value buffer (finding 19).
+    if let Some((i, c)) = cards.iter().enumerate().find(|(_, c)| {
+        let (value, comment) = cfitsio_copies(c);
+        value > FLEN_VALUE || comment > FLEN_COMMENT
+    }) {
+        return Err(bad(format!(
+            "card {} has a value or comment longer than FITS allows (70 and 72 \
+             characters; its value indicator is left of column 9): '{}'",
+            i + 1,
+            shown(c)
+        )));
+    }
+    if !cfitsio_reads_a_table(card(0)) {
+        return Ok(());
+    }
     // The standard's mandatory cards of a table, in order, with their ranges.
     for (i, key, range, what) in [
         (1, "BITPIX", 8..=8, "8"),
@@ -1164,6 +1261,100 @@ mod tests {
             if info.compressed {
                 assert!(!ours.contains("ZIMAGE"));
             }
+        }
+    }
+
+    /// `cfitsio_copies` is the number of bytes cfitsio's own `ffpsvc` writes into its value
+    /// and its comment buffer (measured in 256-byte buffers filled with a sentinel), on
+    /// 4000 seeded cards: value indicators in columns 9–10 and left of them, `HIERARCH`,
+    /// valueless keys, tokens, strings closed, unclosed and with doubled quotes, complex
+    /// values with and without their `)`, comments after them, of every length to the
+    /// card's end, some cut by a NUL. Both sides of FLEN_VALUE and FLEN_COMMENT occur.
+    #[test]
+    fn value_copies_are_sized_as_cfitsio_copies_them() {
+        let heads = [
+            "KEY     = ",
+            "A=",
+            "AB=",
+            "A =",
+            "LONGKEY=",
+            "HIERARCH X=",
+            "HIERARCH LONG.KEY = ",
+            "COMMENT ",
+            "CONTINUE",
+            "",
+        ];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let (mut over, mut under) = ([0; 2], [0; 2]);
+        for _ in 0..4000 {
+            let mut card = heads[next(heads.len())].as_bytes().to_vec();
+            card.extend(std::iter::repeat_n(b' ', next(3)));
+            let body = next(80);
+            match next(4) {
+                0 => card.push(b'\''),
+                1 => card.push(b'('),
+                _ => {}
+            }
+            // Half the cards are letters only: values that run to the card's end.
+            let spread = if next(2) == 0 { 12 } else { 1000 };
+            for _ in 0..body {
+                card.push(match next(spread) {
+                    0 => b'\'',
+                    1 => b' ',
+                    2 => b'/',
+                    3 => b')',
+                    _ => b'a' + next(26) as u8,
+                });
+            }
+            card.truncate(80);
+            card.resize(80, b' ');
+            if next(8) == 0 {
+                let at = next(80);
+                card[at] = 0; // a C string ends there
+            }
+            let (value, comment) = cfitsio_copies(&card);
+            let mut c = card.clone();
+            c.push(0);
+            let mut v = [0x7f as c_char; 256];
+            let mut comm = [0x7f as c_char; 256];
+            let mut status = 0;
+            // SAFETY: `c` is NUL-terminated; both outputs hold 256 bytes, more than a card.
+            unsafe {
+                sys::ffpsvc(
+                    c.as_mut_ptr().cast(),
+                    v.as_mut_ptr(),
+                    comm.as_mut_ptr(),
+                    &mut status,
+                )
+            };
+            drain_messages();
+            // ffpsvc first writes a NUL at value[0] and comm[0], whatever follows.
+            let written = |b: &[c_char]| b.iter().rposition(|&b| b != 0x7f).map_or(0, |i| i + 1);
+            let shown = String::from_utf8_lossy(&card);
+            assert_eq!(value.max(1), written(&v), "value of {shown:?}");
+            assert_eq!(comment.max(1), written(&comm), "comment of {shown:?}");
+            for (i, (bytes, limit)) in [(value, FLEN_VALUE), (comment, FLEN_COMMENT)]
+                .into_iter()
+                .enumerate()
+            {
+                if bytes > limit {
+                    over[i] += 1;
+                } else if bytes > 1 {
+                    under[i] += 1;
+                }
+            }
+        }
+        for i in 0..2 {
+            assert!(
+                over[i] > 100 && under[i] > 100,
+                "{over:?} over, {under:?} within"
+            );
         }
     }
 
