@@ -32,6 +32,11 @@
 //! `X` column, whose elements are bits, a tile's bytes run on into the next rows'), so for
 //! any other column its decoder would get bytes other than the ones checked here.
 //!
+//! A tile whose `COMPRESSED_DATA` is empty is read from an `UNCOMPRESSED_DATA` column where
+//! the table has one: cfitsio reads as many values as its descriptor states into a buffer
+//! of the largest tile's pixels, so each such tile must hold exactly its own pixels
+//! (finding 18, a heap overflow).
+//!
 //! BZIP2_1 is left to cfitsio (its public build has no bzip2 decoder: it refuses the tile
 //! and frees what it allocated).
 //!
@@ -167,8 +172,9 @@ struct TileCheck<'h> {
 impl Layout {
     /// The layout of the current HDU, or `None` when there is no tile cfitsio would decode
     /// unchecked: not a compressed image, keywords cfitsio refuses the HDU for, or an
-    /// algorithm left to cfitsio with no `GZIP_COMPRESSED_DATA` column. Errors: sizes that
-    /// are not positive, a RICE_1 block size that is not.
+    /// algorithm left to cfitsio with neither an `UNCOMPRESSED_DATA` nor a
+    /// `GZIP_COMPRESSED_DATA` column. Errors: sizes that are not positive, a RICE_1 block
+    /// size that is not, a tile column that is not unscaled bytes.
     fn read(f: &mut Fits) -> Result<Option<Layout>> {
         let Some(name) = f.key_str("ZCMPTYPE")? else {
             return Ok(None);
