@@ -443,6 +443,18 @@ fn tiles_cfitsio_would_leak_or_overrun_are_refused_before_it_decodes_them() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `bytes` with its first card that starts with `old` replaced by `card` (padded to 80).
+fn with_card_replaced(bytes: &[u8], old: &[u8], card: &str) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    let at = b
+        .chunks_exact(80)
+        .position(|c| c.starts_with(old))
+        .unwrap_or_else(|| panic!("no card {}", String::from_utf8_lossy(old)))
+        * 80;
+    b[at..at + 80].copy_from_slice(format!("{card:<80}").as_bytes());
+    b
+}
+
 /// A RICE_1 file whose tile column is not the unscaled byte array (`1PB`) that tiled-image
 /// compression prescribes (finding 17, from the `fits_read` header grid: cfitsio reads a
 /// tile's bytes with a conversion from the column's type and scaling, and from an `X`
@@ -474,13 +486,7 @@ fn tile_columns_cfitsio_would_convert_are_refused_before_it_reads_them() {
         ("tzero", "TZERO1  =                 -128", "offset -128"),
         ("tscal", "TSCAL1  =                    2", "scale 2"),
     ] {
-        let mut b = rice.clone();
-        let at = b
-            .chunks_exact(80)
-            .position(|c| c.starts_with(b"COMMENT RICE_1"))
-            .unwrap()
-            * 80;
-        b[at..at + 80].copy_from_slice(format!("{card:<80}").as_bytes());
+        let b = with_card_replaced(&rice, b"COMMENT RICE_1", card);
         both_readers_refuse(
             &write(&format!("{name}.fits"), &b),
             &["the COMPRESSED_DATA column (TFORM1 = '1PB(128)'", shown],
@@ -534,8 +540,7 @@ fn with_uncompressed_tile1(rice: &[u8], len: u32) -> Vec<u8> {
         (&b"HISTORY made by"[..], "TTYPE2  = 'UNCOMPRESSED_DATA'"),
         (&b"COMMENT RICE_1"[..], "TFORM2  = '1PB(200)'"),
     ] {
-        let at = b.chunks_exact(80).position(|c| c.starts_with(old)).unwrap() * 80;
-        b[at..at + 80].copy_from_slice(format!("{card:<80}").as_bytes());
+        b = with_card_replaced(&b, old, card);
     }
     let mut data: Vec<u8> = Vec::new();
     for row in 0..48 {
@@ -607,16 +612,7 @@ fn uncompressed_tiles_larger_than_the_tile_are_refused_before_cfitsio_reads_them
 fn cards_cfitsio_would_copy_past_its_buffers_are_refused_before_it_parses_them() {
     let dir = tmpdir("long_values");
     let rice = std::fs::read(common::data("rice_int16_64x48.fits")).unwrap();
-    let with_card = |card: &str| {
-        let mut b = rice.clone();
-        let at = b
-            .chunks_exact(80)
-            .position(|c| c.starts_with(b"HISTORY made by"))
-            .unwrap()
-            * 80;
-        b[at..at + 80].copy_from_slice(format!("{card:<80}").as_bytes());
-        b
-    };
+    let with_card = |card: &str| with_card_replaced(&rice, b"HISTORY made by", card);
     let string = format!("A='{}'", "x".repeat(76));
     let comment = format!("A=1 / {}", "y".repeat(74));
     let token = format!("AB={}", "7".repeat(77));

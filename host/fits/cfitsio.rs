@@ -1264,6 +1264,16 @@ mod tests {
         }
     }
 
+    /// Seeded draws below `n` (xorshift64).
+    fn draws(mut state: u64) -> impl FnMut(usize) -> usize {
+        move |n| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        }
+    }
+
     /// `cfitsio_copies` is the number of bytes cfitsio's own `ffpsvc` writes into its value
     /// and its comment buffer (measured in 256-byte buffers filled with a sentinel), on
     /// 4000 seeded cards: value indicators in columns 9–10 and left of them, `HIERARCH`,
@@ -1284,13 +1294,7 @@ mod tests {
             "CONTINUE",
             "",
         ];
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut next = draws(0x9e37_79b9_7f4a_7c15u64);
         let (mut over, mut under) = ([0; 2], [0; 2]);
         for _ in 0..4000 {
             let mut card = heads[next(heads.len())].as_bytes().to_vec();
@@ -1395,13 +1399,7 @@ mod tests {
             "+5",
             "3\r",
         ];
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut next = draws(0x2545_f491_4f6c_dd1du64);
         for _ in 0..4000 {
             let key = keys[next(keys.len())];
             let mut card = key.as_bytes().to_vec();
