@@ -1264,6 +1264,27 @@ mod tests {
         }
     }
 
+    /// cfitsio's `ffpsvc` on `card` (a NUL appended) into `value` and `comm`, which must hold
+    /// more than a card (81 bytes); its status.
+    fn cfitsio_psvc(card: &[u8], value: &mut [c_char], comm: &mut [c_char]) -> c_int {
+        assert!(card.len() <= 80 && value.len() > 80 && comm.len() > 80);
+        let mut c = card.to_vec();
+        c.push(0);
+        let mut status = 0;
+        // SAFETY: `c` is NUL-terminated; both outputs hold more than the card's bytes, all
+        // ffpsvc can copy.
+        unsafe {
+            sys::ffpsvc(
+                c.as_mut_ptr().cast(),
+                value.as_mut_ptr(),
+                comm.as_mut_ptr(),
+                &mut status,
+            )
+        };
+        drain_messages();
+        status
+    }
+
     /// Seeded draws below `n` (xorshift64).
     fn draws(mut state: u64) -> impl FnMut(usize) -> usize {
         move |n| {
@@ -1323,21 +1344,9 @@ mod tests {
                 card[at] = 0; // a C string ends there
             }
             let (value, comment) = cfitsio_copies(&card);
-            let mut c = card.clone();
-            c.push(0);
             let mut v = [0x7f as c_char; 256];
             let mut comm = [0x7f as c_char; 256];
-            let mut status = 0;
-            // SAFETY: `c` is NUL-terminated; both outputs hold 256 bytes, more than a card.
-            unsafe {
-                sys::ffpsvc(
-                    c.as_mut_ptr().cast(),
-                    v.as_mut_ptr(),
-                    comm.as_mut_ptr(),
-                    &mut status,
-                )
-            };
-            drain_messages();
+            cfitsio_psvc(&card, &mut v, &mut comm);
             // ffpsvc first writes a NUL at value[0] and comm[0], whatever follows.
             let written = |b: &[c_char]| b.iter().rposition(|&b| b != 0x7f).map_or(0, |i| i + 1);
             let shown = String::from_utf8_lossy(&card);
@@ -1420,17 +1429,12 @@ mod tests {
             let (mut n, mut v, mut comm) =
                 ([0 as c_char; 81], [0 as c_char; 81], [0 as c_char; 81]);
             let (mut len, mut status) = (0, 0);
-            // SAFETY: `c` is NUL-terminated; the outputs hold FLEN_KEYWORD/FLEN_VALUE/FLEN_COMMENT.
-            unsafe {
-                sys::ffgknm(c.as_mut_ptr().cast(), n.as_mut_ptr(), &mut len, &mut status);
-                sys::ffpsvc(
-                    c.as_mut_ptr().cast(),
-                    v.as_mut_ptr(),
-                    comm.as_mut_ptr(),
-                    &mut status,
-                );
-            }
+            // SAFETY: `c` is NUL-terminated; `n` holds FLEN_KEYWORD.
+            unsafe { sys::ffgknm(c.as_mut_ptr().cast(), n.as_mut_ptr(), &mut len, &mut status) };
             drain_messages();
+            if status == 0 {
+                status = cfitsio_psvc(&card, &mut v, &mut comm);
+            }
             let shown = String::from_utf8_lossy(&card).into_owned();
             // SAFETY: cfitsio NUL-terminates its outputs.
             let theirs = |b: &[c_char]| {
