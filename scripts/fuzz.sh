@@ -46,13 +46,13 @@ host="$(rustc +nightly -vV | sed -n 's/^host: //p')"
 # one got an uninstrumented cfitsio, whose memory errors went unseen unless they faulted
 # (RELIABILITY.md, findings 18 and 19). So, once per fuzz/target: clean cfitsio's objects,
 # rebuild fuzz/target's fitsio-sys (with them, instrumented), and clean them again, so that
-# a later plain build compiles its own.
+# a later plain build compiles its own (again when the C flags change).
 stamp="fuzz/target/cfitsio-asan.stamp"
 cfitsio="$(cargo +nightly metadata --format-version 1 --manifest-path fuzz/Cargo.toml 2>/dev/null |
     grep -o '"manifest_path":"[^"]*/fitsio-sys-[^"]*/Cargo.toml"' | head -n 1 |
     sed 's/^"manifest_path":"//; s#/Cargo.toml"$#/ext/cfitsio#' || true)"
 clean_cfitsio() { [ -f "$cfitsio/Makefile" ] && make -C "$cfitsio" clean >/dev/null 2>&1 || true; }
-if [ -n "$cfitsio" ] && [ "$(cat "$stamp" 2>/dev/null)" != "$cfitsio" ]; then
+if [ -n "$cfitsio" ] && [ "$(cat "$stamp" 2>/dev/null)" != "$cfitsio ${CFLAGS:-}" ]; then
     echo "fuzz: rebuilding cfitsio with AddressSanitizer ($cfitsio)"
     clean_cfitsio
     cargo +nightly clean -p fitsio-sys --manifest-path fuzz/Cargo.toml --target-dir fuzz/target \
@@ -64,7 +64,7 @@ cargo +nightly fuzz build >/dev/null 2>&1 || cargo +nightly fuzz build
 if [ "${rebuilt:-0}" = 1 ]; then
     clean_cfitsio
     mkdir -p fuzz/target
-    echo "$cfitsio" >"$stamp"
+    echo "$cfitsio ${CFLAGS:-}" >"$stamp"
 fi
 
 # Larger inputs for the file and table targets (their seeds are FITS files and tables).

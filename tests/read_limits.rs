@@ -642,6 +642,34 @@ fn cards_cfitsio_would_copy_past_its_buffers_are_refused_before_it_parses_them()
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A compressed image whose table header has a keyword cfitsio cannot copy into the image
+/// header (finding 20, from `fits_read` runs with cfitsio under AddressSanitizer: cfitsio's
+/// header copy, on refusing the record, goes on to a loop over a count it never set, up to
+/// 2³¹ iterations, which timed the fuzzer out): refused by both readers before the copy,
+/// naming the card. The same name written as cfitsio's copy wants it still reads.
+#[test]
+fn keywords_cfitsio_cannot_copy_are_refused_before_it_copies_the_header() {
+    let dir = tmpdir("bad_keys");
+    let rice = std::fs::read(common::data("rice_int16_64x48.fits")).unwrap();
+    for (name, card) in [
+        ("caret", "LVL^NUM =                    1"),
+        ("blank", "LVL NUM =                    1"),
+        ("early", "A=1"),
+    ] {
+        let p = dir.join(format!("{name}.fits"));
+        std::fs::write(&p, with_card_replaced(&rice, b"HISTORY made by", card)).unwrap();
+        both_readers_refuse(&p, &["a keyword cfitsio cannot copy", &format!("'{card}'")]);
+    }
+    let p = dir.join("good.fits");
+    let b = with_card_replaced(&rice, b"HISTORY made by", "lvl_num2=                    7");
+    std::fs::write(&p, b).unwrap();
+    assert_eq!(
+        fits::read(&p).unwrap().header.get_f64("LVL_NUM2"),
+        Some(7.0)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Table headers whose TFIELDS (10¹⁴, or 1000) or NAXIS1 (not an integer) cfitsio would
 /// mishandle (found by the `psf_file` fuzz target: cfitsio's check of those values does
 /// not stop it, and it allocates its column descriptors from an unset TFIELDS): refused

@@ -156,6 +156,61 @@ unsafe fn close_emptied(tmp: *mut sys::fitsfile) {
     }
 }
 
+/// A header record for an error message: `?` for each byte that is not printable ASCII,
+/// trailing blanks dropped.
+fn printable(record: &[u8]) -> String {
+    String::from_utf8_lossy(record)
+        .chars()
+        .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
+        .collect::<String>()
+        .trim_end()
+        .to_string()
+}
+
+/// Whether cfitsio's `ffprec` writes `record` (the way `fits_img_decompress_header` copies
+/// a compressed image's records): it replaces bytes outside printable ASCII by blanks,
+/// upper-cases the name (up to an `=`, or 8 characters), and then requires the first 8
+/// characters to be A-Z, 0-9, `-` or `_`, blanks only after them (`fftkey`). cfitsio's
+/// header copy does not stop where a record is refused: it goes on to a loop over a count it
+/// never set, up to 2³¹ iterations (finding 20: seconds of CPU, a minute under the
+/// sanitizer), so such a record is refused before the copy starts.
+fn cfitsio_copies_record(record: &[u8]) -> bool {
+    let mut card = [b' '; 80];
+    let len = record
+        .iter()
+        .take(80)
+        .position(|&b| b == 0)
+        .unwrap_or(record.len().min(80));
+    for (c, &b) in card.iter_mut().zip(&record[..len]) {
+        *c = if (b' '..=b'~').contains(&b) { b } else { b' ' };
+    }
+    let commentary = [&b"COMMENT "[..], b"HISTORY ", b"        ", b"CONTINUE"]
+        .iter()
+        .any(|k| card[..8].eq_ignore_ascii_case(k));
+    let keylength = match card.iter().position(|&b| b == b'=') {
+        Some(n) if !commentary => n,
+        _ => 8,
+    };
+    let mut spaces = false;
+    for (i, &b) in card[..8].iter().enumerate() {
+        let b = if i < keylength {
+            b.to_ascii_uppercase()
+        } else {
+            b
+        };
+        if b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-' || b == b'_' {
+            if spaces {
+                return false;
+            }
+        } else if b == b' ' {
+            spaces = true;
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
 /// The header of the current HDU of `fptr` as one string of 80-character records
 /// (`ffhdr2str`).
 fn header_string(fptr: *mut sys::fitsfile, file: &Source) -> Result<String> {
@@ -447,6 +502,23 @@ impl Fits {
         self.check(status, "check for tile compression")?;
         if !compressed {
             return header_string(self.ptr, &self.file);
+        }
+        // cfitsio copies the table's records into the image header with `ffprec`; where it
+        // refuses one, it then loops over a count it never set (finding 20).
+        let table = header_string(self.ptr, &self.file)?;
+        if let Some(r) = table
+            .as_bytes()
+            .chunks(80)
+            .find(|r| !cfitsio_copies_record(r))
+        {
+            return Err(Error::Fits {
+                file: self.file.clone(),
+                reason: format!(
+                    "the compressed image's header has a keyword cfitsio cannot copy \
+                     (only A-Z, 0-9, '-' and '_', then blanks, in columns 1-8): '{}'",
+                    printable(r)
+                ),
+            });
         }
         let mut tmp: *mut sys::fitsfile = ptr::null_mut();
         let name = c_str("mem://", &self.file)?;
@@ -1096,14 +1168,7 @@ fn check_table_header(file: &Source, hdu: c_int, head: &[u8]) -> Result<()> {
     let cards: Vec<&[u8]> = head.chunks_exact(80).collect();
     let blank = [b' '; 80];
     let card = |i: usize| cards.get(i).copied().unwrap_or(&blank);
-    let shown = |c: &[u8]| -> String {
-        String::from_utf8_lossy(c)
-            .chars()
-            .map(|ch| if (' '..='~').contains(&ch) { ch } else { '?' })
-            .collect::<String>()
-            .trim_end()
-            .to_string()
-    };
+    let shown = printable;
     let bad = |reason: String| Error::Fits {
         file: file.clone(),
         reason: format!("HDU {hdu}: {reason}"),
@@ -1283,6 +1348,65 @@ mod tests {
         };
         drain_messages();
         status
+    }
+
+    /// `cfitsio_copies_record` accepts exactly the records cfitsio's own `ffprec` writes, on
+    /// 4000 seeded records: standard and free-format names, lowercase, digits, `-`, `_`,
+    /// embedded blanks, `=` before column 9, punctuation, control and non-ASCII bytes,
+    /// a NUL, the commentary names in any case.
+    #[test]
+    fn records_are_copied_as_cfitsio_copies_them() {
+        let names = [
+            "NAXIS1", "date-obs", "LVL_NUM", "A B", "LVL^NUM", "A=1", "COMMENT", "comment",
+            "HISTORY", "CONTINUE", "", "ZTILE2", "x.y", "HIERARCH", "T_OBS", "\u{7f}AB",
+        ];
+        let tails = ["= 1", " = 'x'", "=2", "", "  / c", "= 'a=b'", "x = 3"];
+        let mut next = draws(0x5851_f42d_4c95_7f2du64);
+        let mut f: *mut sys::fitsfile = ptr::null_mut();
+        let mut status = 0;
+        let name = CString::new("mem://").unwrap();
+        // SAFETY: out-pointer to a local, C string; then an open handle.
+        unsafe {
+            sys::ffinit(&mut f, name.as_ptr(), &mut status);
+            sys::ffphprll(f, 1, 8, 0, ptr::null_mut(), 0, 1, 1, &mut status);
+        }
+        assert_eq!(status, 0);
+        let (mut yes, mut no) = (0, 0);
+        for _ in 0..4000 {
+            let mut card = names[next(names.len())].as_bytes().to_vec();
+            if next(2) == 0 && card.len() < 8 {
+                card.resize(8, b' ');
+            }
+            card.extend_from_slice(tails[next(tails.len())].as_bytes());
+            card.resize(80, b' ');
+            match next(10) {
+                0 => card[next(8)] = 0,
+                1 => card[next(8)] = [b'\t', 0xe9, b'~', b'a'][next(4)],
+                _ => {}
+            }
+            let ours = cfitsio_copies_record(&card);
+            let mut c = card.clone();
+            c.push(0);
+            let mut status = 0;
+            // SAFETY: open handle; `c` is NUL-terminated.
+            unsafe { sys::ffprec(f, c.as_ptr().cast(), &mut status) };
+            drain_messages();
+            assert_eq!(
+                ours,
+                status == 0,
+                "{:?}: {status}",
+                String::from_utf8_lossy(&card)
+            );
+            if ours {
+                yes += 1;
+            } else {
+                no += 1;
+            }
+        }
+        let mut s2 = 0;
+        // SAFETY: open handle, closed once.
+        unsafe { sys::ffclos(f, &mut s2) };
+        assert!(yes > 500 && no > 500, "{yes} copied, {no} refused");
     }
 
     /// Seeded draws below `n` (xorshift64).
