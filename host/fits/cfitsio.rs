@@ -505,10 +505,9 @@ impl Fits {
         }
         // cfitsio copies the table's records into the image header with `ffprec`; where it
         // refuses one, it then loops over a count it never set (finding 20).
-        let table = header_string(self.ptr, &self.file)?;
-        if let Some(r) = table
-            .as_bytes()
-            .chunks(80)
+        if let Some(r) = self
+            .record_bytes()?
+            .into_iter()
             .find(|r| !cfitsio_copies_record(r))
         {
             return Err(Error::Fits {
@@ -516,7 +515,7 @@ impl Fits {
                 reason: format!(
                     "the compressed image's header has a keyword cfitsio cannot copy \
                      (only A-Z, 0-9, '-' and '_', then blanks, in columns 1-8): '{}'",
-                    printable(r)
+                    printable(&r)
                 ),
             });
         }
@@ -741,6 +740,16 @@ impl Fits {
 
     /// The records now in the current header (80 characters each).
     pub(crate) fn current_records(&mut self) -> Result<Vec<String>> {
+        Ok(self
+            .record_bytes()?
+            .iter()
+            .map(|r| String::from_utf8_lossy(r).into_owned())
+            .collect())
+    }
+
+    /// The records of the current HDU's header as cfitsio reads them (`ffgrec`): the bytes
+    /// of each, up to 80 and up to a NUL.
+    fn record_bytes(&mut self) -> Result<Vec<Vec<u8>>> {
         let mut status = 0;
         let mut nexist: c_int = 0;
         let mut nmore: c_int = 0;
@@ -754,11 +763,7 @@ impl Fits {
             unsafe { sys::ffgrec(self.ptr, i, buf.as_mut_ptr(), &mut status) };
             self.check(status, "read header record")?;
             // SAFETY: NUL-terminated.
-            out.push(
-                unsafe { CStr::from_ptr(buf.as_ptr()) }
-                    .to_string_lossy()
-                    .into_owned(),
-            );
+            out.push(unsafe { CStr::from_ptr(buf.as_ptr()) }.to_bytes().to_vec());
         }
         Ok(out)
     }
