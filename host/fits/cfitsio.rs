@@ -953,9 +953,11 @@ fn read_at(f: &mut std::fs::File, at: u64, n: usize) -> Option<Vec<u8>> {
 }
 
 /// The bytes of the header that starts at byte `start` of a file of `len` bytes, read with
-/// `read(at, n)`: whole 80-byte cards of its blocks up to the one with its `END` card
-/// (cfitsio parses a header cut short too), at most 1000 blocks (36 000 cards). Empty when
-/// nothing can be read.
+/// `read(at, n)`: the 80-byte cards of its blocks up to the one with its `END` card
+/// (cfitsio parses a header cut short too), at most 1000 blocks (36 000 cards). A card the
+/// file ends inside is padded with NULs, as cfitsio reads it (its bytes, then zeros: a
+/// value there may run to the end of the file, finding 19). Empty when nothing can be
+/// read.
 fn header_blocks(
     len: u64,
     start: u64,
@@ -966,7 +968,7 @@ fn header_blocks(
     for b in 0..1000u64 {
         let at = start + b * BLOCK;
         let n = len.saturating_sub(at).min(BLOCK) as usize;
-        if n < 80 {
+        if n == 0 {
             break;
         }
         let Some(block) = read(at, n) else {
@@ -975,7 +977,8 @@ fn header_blocks(
         let ended = block
             .chunks_exact(80)
             .any(|c| c.starts_with(b"END") && c[3..].iter().all(|&x| x == b' '));
-        head.extend_from_slice(&block[..n - n % 80]);
+        head.extend_from_slice(&block[..n]);
+        head.resize(head.len().div_ceil(80) * 80, 0);
         if ended || n < BLOCK as usize {
             break;
         }
