@@ -651,6 +651,15 @@ fn cards_cfitsio_would_copy_past_its_buffers_are_refused_before_it_parses_them()
         &p,
         &["HDU 2: card 4 has a value or comment longer than FITS allows"],
     );
+    // A keyword cfitsio reads as an integer, with a value of 29 characters that does not
+    // convert: cfitsio's message about it overflowed its buffer (finding 21).
+    let dither = format!("ZDITHER0= '{}'", "q".repeat(27));
+    let p = dir.join("dither.fits");
+    std::fs::write(&p, with_card(&dither)).unwrap();
+    both_readers_refuse(
+        &p,
+        &["HDU 2: card 52 has a value longer than an integer may be (28 characters)"],
+    );
     let long = "z".repeat(68);
     let p = dir.join("standard.fits");
     std::fs::write(&p, with_card(&format!("LONGSTR = '{long}'"))).unwrap();

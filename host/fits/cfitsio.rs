@@ -1110,6 +1110,19 @@ fn cfitsio_copies(card: &[u8]) -> (usize, usize) {
     (value, n - ii + 1)
 }
 
+/// Whether cfitsio reads keyword `name` (as [`cfitsio_card`] names it; any case) as an
+/// integer somewhere as it opens an HDU or decodes tiles, or the crate does through it: the
+/// structural keywords of images and tables and every tile-compression keyword (`Z…`).
+fn cfitsio_reads_as_integer(name: &str) -> bool {
+    let name = name.to_ascii_uppercase();
+    matches!(
+        name.as_str(),
+        "BITPIX" | "PCOUNT" | "GCOUNT" | "TFIELDS" | "THEAP" | "BLANK"
+    ) || ["NAXIS", "TNULL", "TBCOL", "Z"]
+        .iter()
+        .any(|p| name.starts_with(p))
+}
+
 /// The value of a number or logical as cfitsio's `ffpsvc` takes it from a value field
 /// (as [`cfitsio_card`] finds it): after leading blanks (spaces only), the bytes up to
 /// the next blank or `/`. So `"  \r  1"` is `"\r"`, which cfitsio fails to convert,
@@ -1189,6 +1202,20 @@ fn check_table_header(file: &Source, hdu: c_int, head: &[u8]) -> Result<()> {
         return Err(bad(format!(
             "card {} has a value or comment longer than FITS allows (70 and 72 \
              characters; its value indicator is left of column 9): '{}'",
+            i + 1,
+            shown(c)
+        )));
+    }
+    // Any header: no keyword cfitsio reads as an integer with a value of 29 characters or
+    // more (finding 21: where such a value does not convert, cfitsio's message about it
+    // overflows its 81-byte buffer, `ffc2j`).
+    if let Some((i, c)) = cards
+        .iter()
+        .enumerate()
+        .find(|(_, c)| cfitsio_reads_as_integer(&cfitsio_card(c).0) && cfitsio_copies(c).0 > 29)
+    {
+        return Err(bad(format!(
+            "card {} has a value longer than an integer may be (28 characters): '{}'",
             i + 1,
             shown(c)
         )));
