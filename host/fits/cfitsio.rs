@@ -1112,13 +1112,25 @@ fn cfitsio_copies(card: &[u8]) -> (usize, usize) {
 
 /// Whether cfitsio reads keyword `name` (as [`cfitsio_card`] names it; any case) as an
 /// integer somewhere as it opens an HDU or decodes tiles, or the crate does through it: the
-/// structural keywords of images and tables and every tile-compression keyword (`Z…`).
+/// structural keywords of images and tables, and the integer keywords of tile compression
+/// (`ZPCOUNT` and `ZGCOUNT` become `PCOUNT` and `GCOUNT` in the image header cfitsio
+/// makes). Other keywords, which cfitsio reads only as the caller asks, keep any value.
 fn cfitsio_reads_as_integer(name: &str) -> bool {
     let name = name.to_ascii_uppercase();
     matches!(
         name.as_str(),
-        "BITPIX" | "PCOUNT" | "GCOUNT" | "TFIELDS" | "THEAP" | "BLANK"
-    ) || ["NAXIS", "TNULL", "TBCOL", "Z"]
+        "BITPIX"
+            | "PCOUNT"
+            | "GCOUNT"
+            | "TFIELDS"
+            | "THEAP"
+            | "BLANK"
+            | "ZBITPIX"
+            | "ZBLANK"
+            | "ZDITHER0"
+            | "ZPCOUNT"
+            | "ZGCOUNT"
+    ) || ["NAXIS", "TNULL", "TBCOL", "ZNAXIS", "ZTILE", "ZVAL"]
         .iter()
         .any(|p| name.starts_with(p))
 }
