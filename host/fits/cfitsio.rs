@@ -1206,31 +1206,28 @@ fn check_table_header(file: &Source, hdu: c_int, head: &[u8]) -> Result<()> {
         file: file.clone(),
         reason: format!("HDU {hdu}: {reason}"),
     };
-    // Any header: no value cfitsio would copy past its value buffer (finding 19).
-    if let Some((i, c)) = cards.iter().enumerate().find(|(_, c)| {
+    // Any header, one pass over its cards (each parsed once, as cfitsio parses it):
+    for (i, c) in cards.iter().enumerate() {
         let (value, comment) = cfitsio_copies(c);
-        value > FLEN_VALUE || comment > FLEN_COMMENT
-    }) {
-        return Err(bad(format!(
-            "card {} has a value or comment longer than FITS allows (70 and 72 \
-             characters; its value indicator is left of column 9): '{}'",
-            i + 1,
-            shown(c)
-        )));
-    }
-    // Any header: no keyword cfitsio reads as an integer with a value of 29 characters or
-    // more (finding 21: where such a value does not convert, cfitsio's message about it
-    // overflows its 81-byte buffer, `ffc2j`).
-    if let Some((i, c)) = cards
-        .iter()
-        .enumerate()
-        .find(|(_, c)| cfitsio_reads_as_integer(&cfitsio_card(c).0) && cfitsio_copies(c).0 > 29)
-    {
-        return Err(bad(format!(
-            "card {} has a value longer than an integer may be (28 characters): '{}'",
-            i + 1,
-            shown(c)
-        )));
+        // no value or comment cfitsio would copy past its buffers (finding 19);
+        if value > FLEN_VALUE || comment > FLEN_COMMENT {
+            return Err(bad(format!(
+                "card {} has a value or comment longer than FITS allows (70 and 72 \
+                 characters; its value indicator is left of column 9): '{}'",
+                i + 1,
+                shown(c)
+            )));
+        }
+        // no keyword cfitsio reads as an integer with a value of 29 characters or more
+        // (finding 21: where such a value does not convert, cfitsio's message about it
+        // overflows its 81-byte buffer, `ffc2j`).
+        if value > 29 && cfitsio_reads_as_integer(&cfitsio_card(c).0) {
+            return Err(bad(format!(
+                "card {} has a value longer than an integer may be (28 characters): '{}'",
+                i + 1,
+                shown(c)
+            )));
+        }
     }
     if !cfitsio_reads_a_table(card(0)) {
         return Ok(());
