@@ -7,7 +7,7 @@ Run from the repository root with numpy and astropy installed:
 
 Deterministic, apart from the time stamp in the header of each gzip tile (GZIP seeds). The
 corpora committed are these seeds plus what the fuzzer found, minimised
-(`cargo fuzz cmin`); see RELIABILITY.md.
+(`bash scripts/fuzz-merge.sh TARGET…`); see RELIABILITY.md.
 """
 import hashlib
 import pathlib
@@ -132,7 +132,7 @@ def main():
         put("cal_tables", p.read_bytes(), p.name)
 
     fits_read_grid()
-    compressed_grid()
+    cfitsio_grid(compressed_grid())
 
 
 # The AIA keywords the pipeline reads, for a 16 × 16 full-disk image (200″ pixels, Sun
@@ -320,7 +320,8 @@ def edit_cards(blob, hdu_start, changes):
 def compressed_grid():
     """Named seeds `grid-rice-*` of `fits_read`: the grid's base image tile-compressed as
     JSOC ships AIA (RICE_1, 16 × 4 tiles, after an empty primary HDU), then one change each to
-    the compression keywords, and the other pixel types and quantisations astropy writes."""
+    the compression keywords, and the other pixel types and quantisations astropy writes.
+    Returns the base file."""
     import io
 
     hdr = fits.Header()
@@ -404,6 +405,80 @@ def compressed_grid():
     }
     for name, blob in others.items():
         put("fits_read", blob, f"grid-rice-{name}")
+    return base
+
+
+def with_records(blob, hdu_start, records):
+    """`blob` with the raw 80-byte `records` (bytes) inserted before the END of the header
+    that starts at byte `hdu_start`, which must keep its number of 2880-byte blocks."""
+    end = blob.index(b"END" + b" " * 77, hdu_start)
+    size = -(-(end + 80 - hdu_start) // 2880) * 2880
+    head = blob[hdu_start:end] + b"".join(r.ljust(80)[:80] for r in records) + b"END".ljust(80)
+    assert len(head) <= size, "the header outgrew its blocks"
+    return blob[:hdu_start] + head.ljust(size) + blob[hdu_start + size:]
+
+
+# The integer keywords cfitsio reads as it opens an HDU or decodes tiles (the crate's
+# `cfitsio_reads_as_integer`), as a card names them (cfitsio's reading: any case, `=` left of
+# column 9, HIERARCH).
+CFITSIO_INTEGER_KEYS = ["BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "PCOUNT", "GCOUNT", "TFIELDS",
+                        "THEAP", "BLANK", "ZBITPIX", "ZBLANK", "ZDITHER0", "ZPCOUNT",
+                        "ZGCOUNT", "ZNAXIS", "ZNAXIS1", "ZTILE1", "ZVAL1", "ZVAL2", "TNULL1",
+                        "TBCOL1"]
+
+
+def cfitsio_grid(rice_base):
+    """Named seeds `grid-cfitsio-*` of `fits_read` and `psf_file`: the records the checks
+    made before cfitsio parses a header stop at (RELIABILITY.md, findings 19–21), on either
+    side of each limit, in the grid's plain image and in its tile-compressed table header.
+    An integer keyword with a value of 28 and of 29 characters, for every keyword cfitsio reads
+    as an integer and in each way cfitsio names one; a string, comment, complex value and
+    token after an `=` left of column 9 around cfitsio's 71- and 73-byte buffers; records
+    cfitsio's header copy (`ffprec`) writes and refuses."""
+    records = {}
+    for key in CFITSIO_INTEGER_KEYS:
+        records[f"int-{key}-29"] = key.ljust(8) + "= " + "0" * 27 + "16"
+    records["int-BLANK-28"] = "BLANK   = " + "0" * 26 + "16"
+    records["int-zval1-lower-29"] = "zval1   = " + "0" * 27 + "16"
+    records["int-ZTILE1-short-eq-29"] = "ZTILE1= " + "0" * 27 + "16"
+    records["int-ZTILE1-hierarch-29"] = "HIERARCH ZTILE1 = " + "0" * 27 + "16"
+    records["int-ZVALUE-29"] = "ZVALUE  = " + "0" * 27 + "16"
+    records["int-NAXISX-29"] = "NAXISX  = " + "0" * 27 + "16"
+    records["int-OBJECT-29"] = "OBJECT  = " + "0" * 27 + "16"
+    records["int-ZTENSION-long-string"] = "ZTENSION= '" + "B" * 40 + "'"
+    for n in (66, 67, 68, 69, 70, 71):
+        records[f"short-eq-string-{n}"] = "A='" + "x" * n + "'"
+        records[f"short-eq-token-{n}"] = "A=" + "1" * (n + 1)
+        records[f"short-eq-complex-{n}"] = "A=(1," + "0" * (n - 2) + ")"
+        records[f"short-eq-comment-{n}"] = "A=1 /" + "c" * (n + 2)
+    records["short-eq-string-quote"] = "A='" + "x''" * 20 + "'"
+    records["short-eq-string-open"] = "A='" + "x" * 76
+    records["short-eq-blank"] = "A="
+    records["short-eq-slash"] = "A=/" + "c" * 76
+    records["no-value-comment"] = "NOVALUE " + "c" * 72
+    records["hierarch-long"] = "HIERARCH A = '" + "x" * 64 + "'"
+    # What the header copy (`ffprec`) writes and refuses.
+    records["rec-caret"] = "LVL^NUM =                    1"
+    records["rec-blank-inside"] = "LVL NUM =                    1"
+    records["rec-lower"] = "lvl_num =                    1"
+    records["rec-long-name"] = "ABCDEFGHI=                   1"
+    records["rec-latin1"] = "LVL\xe9NUM =                    1"
+    records["rec-nul"] = "LVL\0NUM =                    1"
+    records["rec-comment-lower"] = "comment text"
+    records["rec-history"] = "HISTORY =  text"
+    records["rec-continue"] = "CONTINUE  'x'"
+    records["rec-blank-key"] = "        = 1"
+    records["rec-dash"] = "DATE-OBS= '2011-01-01T00:00:00'"
+    plain_base = fits_image(GRID_BASE)
+    for name, record in records.items():
+        raw = record.encode("latin-1")
+        plain = fits_image(GRID_BASE + [(record, None)])
+        rice = with_records(rice_base, 2880, [raw])
+        for target in ("fits_read", "psf_file"):
+            put(target, plain, f"grid-cfitsio-{name}")
+            put(target, rice, f"grid-cfitsio-rice-{name}")
+    put("psf_file", plain_base, "grid-base")
+    put("psf_file", rice_base, "grid-rice-base")
 
 
 if __name__ == "__main__":
