@@ -410,12 +410,12 @@ def compressed_grid():
 
 def with_records(blob, hdu_start, records):
     """`blob` with the raw 80-byte `records` (bytes) inserted before the END of the header
-    that starts at byte `hdu_start`, which must keep its number of 2880-byte blocks."""
+    that starts at byte `hdu_start` (which grows by whole 2880-byte blocks as needed)."""
     end = blob.index(b"END" + b" " * 77, hdu_start)
     size = -(-(end + 80 - hdu_start) // 2880) * 2880
     head = blob[hdu_start:end] + b"".join(r.ljust(80)[:80] for r in records) + b"END".ljust(80)
-    assert len(head) <= size, "the header outgrew its blocks"
-    return blob[:hdu_start] + head.ljust(size) + blob[hdu_start + size:]
+    grown = -(-len(head) // 2880) * 2880
+    return blob[:hdu_start] + head.ljust(grown) + blob[hdu_start + size:]
 
 
 # The integer keywords cfitsio reads as it opens an HDU or decodes tiles (the crate's
@@ -469,6 +469,32 @@ def cfitsio_grid(rice_base):
     records["rec-continue"] = "CONTINUE  'x'"
     records["rec-blank-key"] = "        = 1"
     records["rec-dash"] = "DATE-OBS= '2011-01-01T00:00:00'"
+    # The header copy's character test at each of the 8 name positions (the compiled loop is
+    # unrolled, a branch per position): one file of records it writes (each class at each
+    # position, a name ending in blanks at each length, the commentary keywords in either
+    # case), and a file for each record it refuses (a character outside its classes, a
+    # character after a blank, an `=` inside the name, at each position).
+    name = "LVLNUMXY"
+    passing = []
+    for p in range(8):
+        for ch in "Aa0-_":
+            passing.append(name[:p] + ch + name[p + 1:] + "=                    1")
+        if p > 0:
+            passing.append(name[:p].ljust(8) + "=                    1")
+    passing += ["COMMENT x", "comment x", "HISTORY x", "history x", "CONTINUE  'x'",
+                "continue  'x'", "        x"]
+    refused = {}
+    for p in range(8):
+        refused[f"caret-{p}"] = name[:p] + "^" + name[p + 1:] + "=                    1"
+        refused[f"eq-{p}"] = name[:p] + "=" + " " * (7 - p) + "  1"
+        if p > 0:
+            refused[f"gap-{p}"] = name[:p - 1] + " A" + name[p + 1:] + "=                    1"
+    classes = with_records(rice_base, 2880, [r.encode() for r in passing])
+    for target in ("fits_read", "psf_file"):
+        put(target, classes, "grid-cfitsio-rice-rec-classes")
+        for key, record in refused.items():
+            put(target, with_records(rice_base, 2880, [record.encode()]),
+                f"grid-cfitsio-rice-rec-{key}")
     plain_base = fits_image(GRID_BASE)
     for name, record in records.items():
         raw = record.encode("latin-1")
