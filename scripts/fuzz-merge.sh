@@ -9,7 +9,7 @@
 # finding's `regression-*` input: any name that is not libFuzzer's 40-hex-digit hash). The
 # merge then adds, from both corpora, the inputs that reach coverage the named ones do not.
 # For `fits_read` and `psf_file`, whose inputs are whole FITS files, merged inputs over
-# 16 KiB are left out, which keeps all committed corpora near 20 MB (RELIABILITY.md, the
+# 16 KiB are left out, which keeps all committed corpora near 30 MB (RELIABILITY.md, the
 # committed corpora; the work corpus keeps them). Prints per target the files, bytes and
 # edges the new committed corpus replays, and the same for the full minimised set.
 # Needs the targets built (bash scripts/fuzz.sh builds them; or cargo +nightly fuzz build).
