@@ -294,12 +294,18 @@ def fits_read_grid():
             put("fits_read", fits_image(with_card("T_OBS", value)), f"grid-T_OBS-{p.name[:12]}")
 
 
+def header_span(blob, hdu_start):
+    """The offset of the END card of the header that starts at byte `hdu_start`, and the
+    header's size in bytes (whole 2880-byte blocks)."""
+    end = blob.index(b"END" + b" " * 77, hdu_start)
+    return end, -(-(end + 80 - hdu_start) // 2880) * 2880
+
+
 def edit_cards(blob, hdu_start, changes):
     """`blob` with the header that starts at byte `hdu_start` changed in place: each
     (key, value) replaces that key's card (value None: removes it) or, when absent, is
     inserted before END. The header must keep its number of 2880-byte blocks."""
-    end = blob.index(b"END" + b" " * 77, hdu_start)
-    size = -(-(end + 80 - hdu_start) // 2880) * 2880
+    end, size = header_span(blob, hdu_start)
     cards = [blob[i:i + 80].decode("latin-1") for i in range(hdu_start, end, 80)]
     for key, value in changes:
         card = None if value is None else (key.ljust(8) + "= " + (
@@ -411,8 +417,7 @@ def compressed_grid():
 def with_records(blob, hdu_start, records):
     """`blob` with the raw 80-byte `records` (bytes) inserted before the END of the header
     that starts at byte `hdu_start` (which grows by whole 2880-byte blocks as needed)."""
-    end = blob.index(b"END" + b" " * 77, hdu_start)
-    size = -(-(end + 80 - hdu_start) // 2880) * 2880
+    end, size = header_span(blob, hdu_start)
     head = blob[hdu_start:end] + b"".join(r.ljust(80)[:80] for r in records) + b"END".ljust(80)
     grown = -(-len(head) // 2880) * 2880
     return blob[:hdu_start] + head.ljust(grown) + blob[hdu_start + size:]
