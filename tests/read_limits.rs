@@ -935,3 +935,71 @@ fn both_readers_refuse(p: &Path, texts: &[&str]) {
         }
     }
 }
+
+/// `data` as a gzip file (RFC 1952) of stored deflate blocks, with its CRC-32 and size.
+fn gzipped(data: &[u8]) -> Vec<u8> {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+    let blocks: Vec<&[u8]> = data.chunks(65535).collect();
+    for (i, block) in blocks.iter().enumerate() {
+        let len = block.len() as u16;
+        out.push(u8::from(i + 1 == blocks.len()));
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(block);
+    }
+    out.extend_from_slice(&(!crc).to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out
+}
+
+/// A file compressed as a whole — what cfitsio takes for gzip, zip, pack, compress (LZW),
+/// LZH or bzip2 from its first two bytes — is refused by both readers before cfitsio opens
+/// it, naming the file and the compression (finding 22, from a `fits_read` run: cfitsio
+/// inflates such a file into memory, allocating first the size the file declares, up to
+/// 4 GiB, read from its last four bytes for gzip and from bytes 22–25 for zip, outside
+/// the read limit). A real gzipped FITS file is refused the same way, as is the fuzzer's
+/// 16-byte input, a zip "header" of text; the same FITS file uncompressed reads.
+#[test]
+fn files_compressed_whole_are_refused_before_cfitsio_inflates_them() {
+    let dir = tmpdir("whole_file");
+    let rice = std::fs::read(common::data("rice_int16_64x48.fits")).unwrap();
+    let fuzzed = b"PK2_1C2_1   C = ".to_vec();
+    let mut lying = gzipped(&rice);
+    let n = lying.len();
+    lying[n - 4..].copy_from_slice(&u32::MAX.to_le_bytes());
+    for (name, bytes, kind) in [
+        ("gzip.fits.gz", gzipped(&rice), "gzip"),
+        ("gzip-4gib.fits.gz", lying, "gzip"),
+        ("zip.fits", fuzzed, "zip"),
+        (
+            "lzw.fits",
+            [&[0x1f, 0x9d][..], &rice].concat(),
+            "compress (LZW)",
+        ),
+        ("pack.fits", [&[0x1f, 0x1e][..], &rice].concat(), "pack"),
+        ("lzh.fits", [&[0x1f, 0xa0][..], &rice].concat(), "LZH"),
+        ("bzip2.fits", [&b"BZh9"[..], &rice].concat(), "bzip2"),
+    ] {
+        let p = dir.join(name);
+        std::fs::write(&p, &bytes).unwrap();
+        both_readers_refuse(
+            &p,
+            &[&format!("compressed as a whole ({kind})"), "decompress it"],
+        );
+    }
+    let p = dir.join("plain.fits");
+    std::fs::write(&p, &rice).unwrap();
+    assert_eq!(fits::read(&p).unwrap().data.dim(), (48, 64));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -279,6 +279,17 @@ impl Fits {
         if let Ok(mut f) = std::fs::File::open(path) {
             let len = f.metadata().map_or(0, |m| m.len());
             let head = header_blocks(len, 0, |at, n| read_at(&mut f, at, n));
+            if let Some(kind) = whole_file_compression(&head) {
+                return Err(Error::Fits {
+                    file,
+                    reason: format!(
+                        "the file is compressed as a whole ({kind}), which cfitsio would \
+                         inflate into memory unchecked and unbounded by the read limit; \
+                         decompress it first (tile-compressed FITS, as JSOC serves AIA, \
+                         reads as it is)"
+                    ),
+                });
+            }
             check_table_header(&file, 1, &head)?;
         }
         let mut ptr = ptr::null_mut();
@@ -950,6 +961,25 @@ fn read_at(f: &mut std::fs::File, at: u64, n: usize) -> Option<Vec<u8>> {
     let mut b = vec![0u8; n];
     f.read_exact(&mut b).ok()?;
     Some(b)
+}
+
+/// The compression cfitsio takes a file for from its first two bytes (`file_is_compressed`,
+/// `mem_compress_open`), if any. cfitsio inflates such a file whole into memory before it
+/// parses a header, first allocating the size the file declares (up to 4 GiB: a gzip
+/// file's last four bytes, a zip file's bytes 22–25), then as much as the stream inflates
+/// to; none of that passes the read limit (finding 22). No FITS file starts with these
+/// bytes (it starts with `SIMPLE` or `XTENSION`). `first` is padded with NULs past the
+/// file's end, and no magic ends in one.
+fn whole_file_compression(first: &[u8]) -> Option<&'static str> {
+    match first.get(..2)? {
+        [0x1f, 0x8b] => Some("gzip"),
+        b"PK" => Some("zip"),
+        [0x1f, 0x1e] => Some("pack"),
+        [0x1f, 0x9d] => Some("compress (LZW)"),
+        [0x1f, 0xa0] => Some("LZH"),
+        b"BZ" => Some("bzip2"),
+        _ => None,
+    }
 }
 
 /// The bytes of the header that starts at byte `start` of a file of `len` bytes, read with
