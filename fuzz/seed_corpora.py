@@ -132,7 +132,9 @@ def main():
         put("cal_tables", p.read_bytes(), p.name)
 
     fits_read_grid()
-    cfitsio_grid(compressed_grid())
+    rice_base = compressed_grid()
+    cfitsio_grid(rice_base)
+    whole_file_magics(rice_base)
 
 
 # The AIA keywords the pipeline reads, for a 16 × 16 full-disk image (200″ pixels, Sun
@@ -510,6 +512,20 @@ def cfitsio_grid(rice_base):
             put(target, rice, f"grid-cfitsio-rice-{name}")
     put("psf_file", plain_base, "grid-base")
     put("psf_file", rice_base, "grid-rice-base")
+
+
+# The first two bytes by which cfitsio takes a file for one compressed as a whole (the
+# crate's `whole_file_compression`, finding 22).
+WHOLE_FILE_MAGICS = {"gzip": b"\x1f\x8b", "zip": b"PK", "pack": b"\x1f\x1e",
+                     "lzw": b"\x1f\x9d", "lzh": b"\x1f\xa0", "bzip2": b"BZ"}
+
+
+def whole_file_magics(rice_base):
+    """Named seeds `grid-whole-file-*` of `fits_read` and `psf_file`: the compressed grid
+    image behind each magic, which the crate refuses before cfitsio opens the file."""
+    for name, magic in WHOLE_FILE_MAGICS.items():
+        for target in ("fits_read", "psf_file"):
+            put(target, magic + rice_base[2:], f"grid-whole-file-{name}")
 
 
 if __name__ == "__main__":
