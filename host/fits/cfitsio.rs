@@ -6,7 +6,9 @@
 //!
 //! Files are opened and created with the "disk file" variants (`ffdkopn`, `ffdkinit`),
 //! which do not interpret cfitsio's extended file-name syntax: a path such as
-//! `a[1].fits` means that file, nothing else.
+//! `a[1].fits` means that file, nothing else. The disk open still inflates a file that
+//! starts with a compression magic (gzip, zip, …) into memory, unbounded, so such files are
+//! refused before cfitsio opens them (`whole_file_compression`).
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::path::Path;
@@ -269,7 +271,9 @@ pub(crate) struct ImageInfo {
 }
 
 impl Fits {
-    /// Open an existing file read-only, without extended file-name parsing.
+    /// Open an existing file read-only, without extended file-name parsing. A file
+    /// compressed as a whole, and a first header cfitsio would mishandle, are refused
+    /// before cfitsio opens the file ([`Error::Fits`]).
     pub(crate) fn open_readonly(path: &Path) -> Result<Fits> {
         let file = Source::file(path);
         let name = c_path(path, &file)?;
