@@ -296,11 +296,16 @@ def fits_read_grid():
             put("fits_read", fits_image(with_card("T_OBS", value)), f"grid-T_OBS-{p.name[:12]}")
 
 
+def whole_blocks(n):
+    """`n` bytes rounded up to whole 2880-byte FITS blocks."""
+    return -(-n // 2880) * 2880
+
+
 def header_span(blob, hdu_start):
     """The offset of the END card of the header that starts at byte `hdu_start`, and the
     header's size in bytes (whole 2880-byte blocks)."""
     end = blob.index(b"END" + b" " * 77, hdu_start)
-    return end, -(-(end + 80 - hdu_start) // 2880) * 2880
+    return end, whole_blocks(end + 80 - hdu_start)
 
 
 def edit_cards(blob, hdu_start, changes):
@@ -421,8 +426,7 @@ def with_records(blob, hdu_start, records):
     that starts at byte `hdu_start` (which grows by whole 2880-byte blocks as needed)."""
     end, size = header_span(blob, hdu_start)
     head = blob[hdu_start:end] + b"".join(r.ljust(80)[:80] for r in records) + b"END".ljust(80)
-    grown = -(-len(head) // 2880) * 2880
-    return blob[:hdu_start] + head.ljust(grown) + blob[hdu_start + size:]
+    return blob[:hdu_start] + head.ljust(whole_blocks(len(head))) + blob[hdu_start + size:]
 
 
 # The integer keywords cfitsio reads as it opens an HDU or decodes tiles (the crate's
