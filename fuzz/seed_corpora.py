@@ -213,19 +213,24 @@ def with_card(key, value, base=GRID_BASE):
 
 def fits_read_grid():
     """Named seeds `grid-*` of `fits_read`: the base image, then one change each — every
-    value type in every numeric keyword, the string keywords' cases, the rotation forms
+    value type in every keyword the checks read, the string keywords' cases, the rotation forms
     (PC, CD, CROTA2), geometries the full-disk and register checks refuse, image types, and
     every time of the `time_parse` corpus as `T_OBS`. They start the fuzzer at the checks'
     branches rather than leaving it to find each by mutation."""
     put("fits_read", fits_image(GRID_BASE), "grid-base")
     numeric = ["WAVELNTH", "LVL_NUM", "CRPIX1", "CRPIX2", "CRVAL1", "CRVAL2", "CDELT1",
                "CDELT2", "CROTA2", "RSUN_OBS", "RSUN_REF", "DSUN_OBS"]
-    for key in numeric:
+    # The rotation matrices' entries and the string keywords too: each check names the value
+    # of another type it got (the ninth session's run found a logical T_OBS by mutation).
+    rotation = [f"{m}{i}_{j}" for m in ("PC", "CD") for i in (1, 2) for j in (1, 2)]
+    strings = ["TELESCOP", "INSTRUME", "CUNIT1", "CUNIT2", "T_OBS"]
+    for key in numeric + rotation + strings:
         for name, value in GRID_VALUES.items():
+            if value is None and key not in dict(GRID_BASE):
+                continue  # the base image itself
             put("fits_read", fits_image(with_card(key, value)), f"grid-{key}-{name}")
     special = {
         # The string keywords.
-        "TELESCOP-missing": with_card("TELESCOP", None),
         "TELESCOP-hmi": with_card("TELESCOP", "'SDO/HMI'"),
         "TELESCOP-lower": with_card("TELESCOP", "'sdo/aia'"),
         "TELESCOP-int": with_card("TELESCOP", "5"),
@@ -236,7 +241,6 @@ def fits_read_grid():
         "CUNIT2-upper": with_card("CUNIT2", "' ARCSEC '"),
         "CUNIT1-int": with_card("CUNIT1", "1"),
         "CUNIT-missing": with_card("CUNIT2", None, with_card("CUNIT1", None)),
-        "T_OBS-missing": with_card("T_OBS", None),
         "T_OBS-float": with_card("T_OBS", "2011.5"),
         "WAVELNTH-large": with_card("WAVELNTH", "100000"),
         "WAVELNTH-fraction": with_card("WAVELNTH", "171.4"),
@@ -249,7 +253,6 @@ def fits_read_grid():
         "PC1_2-string": with_card("PC1_2", "'x'"),
         "CD-full": with_card("CD2_2", "200.0", with_card("CD1_2", "10.0", with_card(
             "CD2_1", "-10.0", with_card("CD1_1", "200.0")))),
-        "CD1_1-bool": with_card("CD1_1", "F"),
         "CD-singular": with_card("CD1_1", "0.0", with_card("CROTA2", None)),
         "CROTA2-90": with_card("CROTA2", "90.0"),
         "CROTA2-none": with_card("CROTA2", None),
@@ -361,6 +364,10 @@ def compressed_grid():
         "bytepix-missing": [("ZNAME2", None), ("ZVAL2", None)],
         "old-noisebit": [("ZNAME2", "'NOISEBIT'"), ("ZVAL2", "16")],
         "old-swapped": [("ZVAL1", "2"), ("ZVAL2", "32")],
+        # A block size under 16 with a pixel size of 8 or less: not swapped (the ninth
+        # session's run found it, in an input too large for the committed corpus).
+        "block8": [("ZVAL1", "8")],
+        "old-noisebit-block2": [("ZNAME2", "'NOISEBIT'"), ("ZVAL1", "2"), ("ZVAL2", "16")],
         "tiles-missing": [("ZTILE1", None), ("ZTILE2", None)],
         "tile-rows": [("ZTILE2", "1")],
         "tile-zero": [("ZTILE1", "0")],
