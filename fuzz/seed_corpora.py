@@ -213,7 +213,7 @@ def with_card(key, value, base=GRID_BASE):
 
 def fits_read_grid():
     """Named seeds `grid-*` of `fits_read`: the base image, then one change each — every
-    value type in every keyword the checks read, the string keywords' cases, the rotation forms
+    value type in the keywords the checks read, the string keywords' cases, the rotation forms
     (PC, CD, CROTA2), geometries the full-disk and register checks refuse, image types, and
     every time of the `time_parse` corpus as `T_OBS`. They start the fuzzer at the checks'
     branches rather than leaving it to find each by mutation."""
@@ -364,8 +364,9 @@ def compressed_grid():
         "bytepix-missing": [("ZNAME2", None), ("ZVAL2", None)],
         "old-noisebit": [("ZNAME2", "'NOISEBIT'"), ("ZVAL2", "16")],
         "old-swapped": [("ZVAL1", "2"), ("ZVAL2", "32")],
-        # A block size under 16 with a pixel size of 8 or less: not swapped (the ninth
-        # session's run found it, in an input too large for the committed corpus).
+        # A block size under 16 with a pixel size of 8 or less, not swapped: the shape of
+        # the input (too large for the committed corpus then) with which the ninth session's
+        # run reached a new edge in cfitsio's RICE parameter reading.
         "block8": [("ZVAL1", "8")],
         "old-noisebit-block2": [("ZNAME2", "'NOISEBIT'"), ("ZVAL1", "2"), ("ZVAL2", "16")],
         "tiles-missing": [("ZTILE1", None), ("ZTILE2", None)],
